@@ -1,0 +1,32 @@
+# Python 3.12 where present (pyenv shims answer but may refuse), else python3.
+PYTHON ?= $(shell for p in python3.12 python3; do $$p -c 'import sys' 2>/dev/null && { echo $$p; break; }; done)
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: setup demo test test-slow bench lint clean
+
+$(BIN)/airinfer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --upgrade pip
+	$(BIN)/pip install -e '.[test]'
+	touch $@
+
+setup: $(BIN)/airinfer
+
+demo: setup
+	$(BIN)/airinfer run link_ber --quick --out results/link_ber
+
+test: setup
+	$(BIN)/pytest -q
+
+test-slow: setup
+	$(BIN)/pytest -q -m slow
+
+bench: setup
+	$(BIN)/python -m benchmarks.bridge
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,1 @@
+"""airinfer physical layer."""
