@@ -1,5 +1,6 @@
-# Python 3.12 where present (pyenv shims answer but may refuse), else python3.
-PYTHON ?= $(shell for p in python3.12 python3; do $$p -c 'import sys' 2>/dev/null && { echo $$p; break; }; done)
+# Python 3.12 where present (on PATH, or installed by pyenv but not selected), else python3.
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 python3; do \
+	$$p -c 'import sys' 2>/dev/null && { echo $$p; break; }; done)
 VENV   := .venv
 BIN    := $(VENV)/bin
 
