@@ -1,0 +1,183 @@
+"""The ``airinfer`` command line.
+
+::
+
+    airinfer list                          the experiments, one per line
+    airinfer run NAME [--quick] [--out DIR] [--set KEY=VALUE]... [--overwrite] [--no-progress]
+    airinfer plot DIR                      redraw DIR/NAME.png from DIR/results.csv
+    airinfer train ...                     train models (when experiments.train is present)
+
+``list`` and ``--help`` import neither JAX nor TensorFlow: the experiment table
+names modules without importing them, and the runner is imported only by the
+commands that run or plot something. Bad input (an unknown experiment, a bad
+``--set``, an output folder holding other results) ends with one line
+``airinfer: error: ...`` on stderr and exit status 2.
+"""
+
+import argparse
+import importlib
+import importlib.metadata
+import importlib.util
+import sys
+
+from experiments import registry
+
+__all__ = ["build_parser", "main"]
+
+PROG = "airinfer"
+USAGE_ERROR = 2
+INTERRUPTED = 130
+TRAIN_MODULE = "experiments.train"
+
+
+class UsageError(Exception):
+    """Bad command-line input; ``main`` prints it as one line and returns 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that raises instead of exiting, so ``main`` returns a status."""
+
+    def error(self, message):
+        raise UsageError(f"{message}\n{self.format_usage().rstrip()}")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("airinfer")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _list(args) -> int:
+    """Print each experiment's name and summary, from the table (no imports)."""
+    experiments = registry.EXPERIMENTS
+    width = max((len(name) for name in experiments), default=0)
+    for name, (_, summary) in sorted(experiments.items()):
+        print(f"{name:<{width}}  {summary}")
+    return 0
+
+
+def _known_experiment(name: str) -> str:
+    if name not in registry.EXPERIMENTS:
+        known = ", ".join(sorted(registry.EXPERIMENTS)) or "none"
+        raise UsageError(f"unknown experiment {name!r}; known: {known} (see 'airinfer list')")
+    return name
+
+
+def _run(args) -> int:
+    """Run (or resume) a sweep and print where the results went."""
+    from experiments import runner
+    from experiments.config import ConfigError
+
+    name = _known_experiment(args.name)
+    out_dir = args.out or f"results/{name}"
+    try:
+        result = runner.run(name, out_dir=out_dir, overrides=args.set, quick=args.quick,
+                            progress=args.progress, overwrite=args.overwrite)
+    except (ConfigError, runner.OutputConflict) as error:
+        raise UsageError(str(error)) from None
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; finished points are saved in {out_dir}; "
+              "run the same command again to resume", file=sys.stderr)
+        return INTERRUPTED
+    print(f"{PROG}: {result.computed} points computed, {result.resumed} resumed; "
+          f"results in {result.out_dir}/ (config.json, results.csv, meta.json, "
+          f"{result.plot_path.name})")
+    return 0
+
+
+def _plot(args) -> int:
+    """Redraw a results folder's plot from its CSV."""
+    import json
+    from pathlib import Path
+
+    from experiments import runner
+    from experiments.config import ConfigError
+
+    config_path = Path(args.dir) / runner.CONFIG_FILE
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        name = stored["experiment"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UsageError(f"{args.dir} holds no results config ({config_path.name}: "
+                         f"{type(error).__name__}: {error})") from None
+    _known_experiment(name)
+    try:
+        path = runner.replot(args.dir)
+    except (ConfigError, runner.OutputConflict) as error:
+        raise UsageError(str(error)) from None
+    print(f"{PROG}: plot redrawn in {path}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def _add_train(commands, argv: list[str]) -> None:
+    """Register ``train`` when its module exists; import it only when it is the command.
+
+    The training module pulls in JAX and Flax, which ``list`` and ``--help``
+    must not pay for.
+    """
+    if importlib.util.find_spec(TRAIN_MODULE) is None:
+        return
+    description = "train device and server models (see 'airinfer train --help')"
+    parser = commands.add_parser("train", help=description, description=description)
+    if argv[:1] == ["train"]:
+        train = importlib.import_module(TRAIN_MODULE)
+        train.add_arguments(parser)
+        parser.set_defaults(handler=train.main)
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The ``airinfer`` parser; ``argv`` decides whether ``train``'s options are loaded."""
+    parser = _Parser(prog=PROG, description="Collaborative inference for IoT devices, "
+                     "simulated at the physical layer: run and plot experiments.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = commands.add_parser("list", help="list the experiments")
+    listing.set_defaults(handler=_list)
+
+    running = commands.add_parser("run", help="run or resume an experiment's sweep",
+                                  description="Run an experiment's sweep; re-running into "
+                                  "the same folder resumes it.")
+    running.add_argument("name", metavar="NAME", help="an experiment (see 'airinfer list')")
+    running.add_argument("--quick", action="store_true",
+                         help="a small, fast version of the sweep (the experiment's quick settings)")
+    running.add_argument("--out", metavar="DIR", help="results folder (default: results/NAME)")
+    running.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
+                         help="override a config field, e.g. --set snr_db=[0,5,10] "
+                         "--set channel.kind=rayleigh (repeatable; applied after --quick)")
+    running.add_argument("--overwrite", action="store_true",
+                         help="discard results already in the folder and start afresh")
+    running.add_argument("--no-progress", dest="progress", action="store_false",
+                         help="no progress bar")
+    running.set_defaults(handler=_run)
+
+    plotting = commands.add_parser("plot", help="redraw a results folder's plot from its CSV")
+    plotting.add_argument("dir", metavar="DIR", help="a results folder written by 'airinfer run'")
+    plotting.set_defaults(handler=_plot)
+
+    _add_train(commands, argv or [])
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``airinfer`` command line; returns the exit status."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        args = build_parser(argv).parse_args(argv)
+        return args.handler(args)
+    except SystemExit as exit_:  # --help and --version
+        return exit_.code if isinstance(exit_.code, int) else 0
+    except UsageError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return USAGE_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

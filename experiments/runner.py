@@ -1,0 +1,446 @@
+"""Run an experiment's sweep into a results folder, resumably, and plot it.
+
+A results folder holds four files, each replaced atomically (a temporary file
+in the same folder, then ``os.replace``), so an interrupted run never leaves a
+half-written file behind:
+
+- ``config.json``: the experiment's name, the resolved config, the raw
+  ``--set`` overrides and the ``--quick`` flag;
+- ``results.csv``: one row per finished point, the point's identifying columns
+  first, then the measured ones; rewritten after every point;
+- ``meta.json``: versions, devices, seed, git revision, timings;
+- ``NAME.png``: the experiment's plot, drawn from the rows read back from the CSV.
+
+Running again into the same folder with the same resolved config computes only
+the points missing from ``results.csv``. A folder holding results of another
+config is refused (:class:`OutputConflict`) before any file is touched.
+
+CSV cells are written with ``repr`` for floats (exact round trip) and read back
+by :func:`read_rows`: integers as ``int``, other numbers (``inf``/``nan``
+included) as ``float``, ``True``/``False`` as ``bool``, empty cells as ``None``,
+anything else as ``str``.
+"""
+
+import csv
+import dataclasses
+import datetime
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+from experiments import registry
+from experiments.config import ConfigError, apply_overrides, from_dict, to_dict, to_json_dict
+
+__all__ = ["OutputConflict", "RunResult", "read_rows", "replot", "resolve_config", "run"]
+
+CONFIG_FILE = "config.json"
+RESULTS_FILE = "results.csv"
+META_FILE = "meta.json"
+
+# Distributions whose versions meta.json records (looked up, never imported).
+_VERSIONED = ("jax", "jaxlib", "flax", "tensorflow", "sionna-no-rt", "numpy")
+
+
+class OutputConflict(ValueError):
+    """The output folder holds results that this run must not mix with or overwrite."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RunResult:
+    """What :func:`run` did.
+
+    Attributes:
+        out_dir: the results folder.
+        rows: every row of ``results.csv``, as :func:`read_rows` returns them.
+        computed: how many points this call computed.
+        resumed: how many points were already in ``results.csv``.
+        plot_path: the plot file.
+    """
+
+    out_dir: Path
+    rows: list
+    computed: int
+    resumed: int
+    plot_path: Path
+
+
+# ---------------------------------------------------------------------- atomic files
+
+
+def _temporary_name(path: Path) -> Path:
+    """A fresh hidden name beside ``path``, keeping its suffix (matplotlib reads it)."""
+    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` by ``text`` all at once; readers see the old or the new file."""
+    temporary = _temporary_name(path)
+    try:
+        # os.open with 0o666 honours the umask, unlike tempfile's private 0o600.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _write_json(path: Path, data) -> None:
+    _write_atomic(path, json.dumps(data, indent=2) + "\n")
+
+
+def _draw_atomic(path: Path, draw: Callable[[Path], None]) -> None:
+    """Let ``draw(temporary_path)`` write a file, then move it onto ``path``."""
+    temporary = _temporary_name(path)
+    try:
+        draw(temporary)
+        if not temporary.exists():
+            raise RuntimeError(f"the plot function wrote no file at the path it was given ({path.name})")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------- CSV
+
+
+def _cell(value) -> str:
+    """One CSV cell; floats via ``repr`` so that they read back bit for bit."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _parse_cell(text: str):
+    """The inverse of :func:`_cell` for numbers, booleans and empty cells."""
+    if text == "":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def _scalar(name: str, value):
+    """A measured value as a plain Python scalar (JAX/NumPy 0-d arrays included)."""
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    item = getattr(value, "item", None)
+    shape = getattr(value, "shape", None)
+    if item is None or shape not in ((), None):
+        raise TypeError(f"column {name!r}: expected a scalar, got {type(value).__name__} of shape {shape}")
+    return item()
+
+
+def _read_raw(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a CSV file, cells as text."""
+    with open(path, newline="", encoding="utf-8") as file:
+        reader = csv.DictReader(file)
+        rows = list(reader)
+        return list(reader.fieldnames or []), rows
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """Rows of a ``results.csv`` (or the folder holding one), cells parsed.
+
+    Integers come back as ``int``, other numbers as ``float``, ``True``/``False``
+    as ``bool``, empty cells as ``None`` and everything else as ``str``.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    _, rows = _read_raw(path)
+    return [{name: _parse_cell(text) for name, text in row.items()} for row in rows]
+
+
+def _csv_text(header: list[str], rows: list[dict[str, str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n", restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- configs
+
+
+def resolve_config(experiment: registry.Experiment, config=None, overrides=(), quick=False):
+    """The config a run uses: ``config`` (or the default), ``--quick``'s fields, then ``--set``."""
+    config = experiment.config() if config is None else config
+    if quick:
+        config = apply_overrides(config, experiment.quick)
+    return apply_overrides(config, list(overrides))
+
+
+def _flatten(data, prefix="") -> dict[str, object]:
+    """Nested dicts -> ``{"dotted.key": value}``."""
+    flat = {}
+    for name, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[prefix + name] = value
+    return flat
+
+
+def _config_differences(stored: Mapping, current: Mapping) -> list[str]:
+    """``"key: stored -> current"`` for every field that differs (JSON forms compared)."""
+    old, new = _flatten(stored), _flatten(current)
+    missing = "(absent)"
+    return [
+        f"{key}: {json.dumps(old.get(key, missing))} -> {json.dumps(new.get(key, missing))}"
+        for key in [*old, *(key for key in new if key not in old)]
+        if json.dumps(old.get(key, missing)) != json.dumps(new.get(key, missing))
+    ]
+
+
+# ---------------------------------------------------------------------- the folder
+
+
+def _point_columns(points: list[dict]) -> list[str]:
+    """The identifying columns of a sweep, in first-seen order."""
+    return list(dict.fromkeys(name for point in points for name in point))
+
+
+def _point_id(point: Mapping, columns: list[str]) -> tuple[str, ...]:
+    """What identifies a point in the CSV: its cells as text."""
+    return tuple(_cell(point.get(name)) for name in columns)
+
+
+def _check_folder(out_dir: Path, name: str, config_json: dict, points: list[dict]) -> dict[int, dict]:
+    """Refuse a folder of other results; return the rows already done, by point index.
+
+    Reads only, so that a refused run leaves every file as it was.
+    """
+    config_path, results_path = out_dir / CONFIG_FILE, out_dir / RESULTS_FILE
+    if not config_path.exists():
+        if results_path.exists():
+            raise OutputConflict(f"{out_dir} holds {RESULTS_FILE} but no {CONFIG_FILE}; "
+                                 "choose another --out or pass --overwrite")
+        return {}
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        stored_name, stored_config = stored["experiment"], stored["config"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise OutputConflict(f"{config_path} is not a results config ({error}); "
+                             "choose another --out or pass --overwrite") from None
+    if stored_name != name:
+        raise OutputConflict(f"{out_dir} holds results of experiment {stored_name!r}, not {name!r}; "
+                             "choose another --out or pass --overwrite")
+    differences = _config_differences(stored_config, config_json)
+    if differences:
+        raise OutputConflict(f"{out_dir} holds results of a different config ({'; '.join(differences)}); "
+                             "choose another --out or pass --overwrite")
+    if not results_path.exists():
+        return {}
+    columns = _point_columns(points)
+    index_of = {_point_id(point, columns): index for index, point in enumerate(points)}
+    done = {}
+    for row in _read_raw(results_path)[1]:
+        row_id = tuple(row.get(name) or "" for name in columns)
+        if row_id not in index_of:
+            shown = ", ".join(f"{name}={cell}" for name, cell in zip(columns, row_id, strict=True))
+            raise OutputConflict(f"{results_path} has a row that is no point of this sweep "
+                                 f"({shown}); choose another --out or pass --overwrite")
+        done[index_of[row_id]] = row
+    return done
+
+
+def _clear_folder(out_dir: Path, name: str) -> None:
+    """Remove the files of an earlier run (``--overwrite``): only files this module writes."""
+    names = {RESULTS_FILE, META_FILE, CONFIG_FILE, f"{name}.png"}
+    try:
+        names.add(f"{json.loads((out_dir / CONFIG_FILE).read_text(encoding='utf-8'))['experiment']}.png")
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    for file_name in names:
+        (out_dir / file_name).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------------------ meta
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _git_revision(source: Path) -> dict | None:
+    """Commit and dirty flag of the checkout holding ``source``, or None if there is none."""
+
+    def git(*args):
+        return subprocess.run(["git", "-C", str(source), *args], capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        # Like `git describe --dirty`: changes to tracked files count, untracked files do not.
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": commit, "dirty": dirty}
+
+
+def _utc(timestamp: float) -> str:
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
+
+
+def _meta(seed: int, started: float, finished: float, first_point_s: float | None,
+          computed: int, resumed: int) -> dict:
+    import jax
+
+    return {
+        "versions": {"python": platform.python_version(),
+                     **{name: _version(name) for name in _VERSIONED}},
+        "jax_backend": jax.default_backend(),
+        "jax_devices": [str(device) for device in jax.devices()],
+        "seed": seed,
+        "git": _git_revision(Path(__file__).resolve().parent),
+        "started_utc": _utc(started),
+        "finished_utc": _utc(finished),
+        "wall_time_s": round(finished - started, 3),
+        # The first point computed in this process includes JIT compilation.
+        "first_point_s": None if first_point_s is None else round(first_point_s, 3),
+        "points_computed": computed,
+        "points_resumed": resumed,
+        "platform": {"system": platform.system(), "release": platform.release(),
+                     "machine": platform.machine(),
+                     "python_implementation": platform.python_implementation(),
+                     "cpu_count": os.cpu_count()},
+    }
+
+
+# ---------------------------------------------------------------------------- runs
+
+
+def _progress_bar(name: str, total: int, done: int, enabled: bool):
+    from tqdm import tqdm
+
+    # smoothing=0: the ETA is the plain average over the points timed so far,
+    # which _after_first_point restarts once compilation is behind us.
+    return tqdm(total=total, initial=done, desc=name, unit="pt", file=sys.stderr,
+                disable=not enabled, smoothing=0, dynamic_ncols=True)
+
+
+def _after_first_point(bar, seconds: float) -> None:
+    """Show the first point's time (JIT compilation included) apart, and keep it out of the ETA."""
+    bar.set_postfix_str(f"compile+first: {seconds:.1f}s", refresh=False)
+    if not bar.disable:
+        bar.initial = bar.n
+        bar.start_t = bar.last_print_t = bar._time()
+    bar.refresh()
+
+
+def _as_experiment(experiment) -> registry.Experiment:
+    return registry.load(experiment) if isinstance(experiment, str) else experiment
+
+
+def run(experiment: registry.Experiment | str, config=None, out_dir: str | os.PathLike | None = None,
+        overrides: Sequence[str] = (), quick: bool = False, progress: bool = True,
+        overwrite: bool = False) -> RunResult:
+    """Run a sweep into ``out_dir``, skipping points already saved there.
+
+    Args:
+        experiment: an :class:`~experiments.registry.Experiment` or its name.
+        config: the base config (default: the experiment's defaults).
+        out_dir: the results folder (default ``results/NAME``); created if needed.
+        overrides: ``"dotted.key=value"`` items, applied after ``--quick``'s.
+        quick: apply the experiment's quick overrides first.
+        progress: show a progress bar over points on stderr.
+        overwrite: delete an earlier run's files in ``out_dir`` and start afresh.
+
+    Returns:
+        A :class:`RunResult`.
+
+    Raises:
+        ConfigError: a bad override.
+        OutputConflict: ``out_dir`` holds results of another experiment or config
+            (and ``overwrite`` is false); no file was touched.
+    """
+    import jax
+
+    started = time.time()
+    experiment = _as_experiment(experiment)
+    overrides = list(overrides)
+    config = resolve_config(experiment, config, overrides, quick)
+    if not hasattr(config, "seed"):
+        raise TypeError(f"{experiment.name}: its config has no 'seed' field")
+    out_dir = Path("results", experiment.name) if out_dir is None else Path(out_dir)
+    config_json = to_json_dict(config)
+    points = [dict(point) for point in experiment.points(config)]
+    if not points:
+        raise ConfigError(f"{experiment.name}: this config gives no points to run")
+
+    if overwrite:
+        _clear_folder(out_dir, experiment.name)
+    done = _check_folder(out_dir, experiment.name, config_json, points)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_json(out_dir / CONFIG_FILE, {"experiment": experiment.name, "config": config_json,
+                                        "overrides": overrides, "quick": quick})
+
+    header = list(_read_raw(out_dir / RESULTS_FILE)[0]) if done else []
+    resumed, computed = len(done), 0
+    root = jax.random.key(config.seed)
+    first_point_s = None
+    with _progress_bar(experiment.name, len(points), len(done), progress) as bar:
+        for index, point in enumerate(points):
+            if index in done:
+                continue
+            tick = time.perf_counter()
+            measured = experiment.run_point(jax.random.fold_in(root, index), config, point)
+            clashes = sorted(set(point) & set(measured))
+            if clashes:
+                raise ValueError(f"{experiment.name}: run_point returned point columns {clashes}")
+            row = {name: _cell(_scalar(name, value)) for name, value in {**point, **measured}.items()}
+            header += [name for name in row if name not in header]
+            done[index] = row
+            _write_atomic(out_dir / RESULTS_FILE, _csv_text(header, [done[i] for i in sorted(done)]))
+            if first_point_s is None:
+                first_point_s = time.perf_counter() - tick
+                _after_first_point(bar, first_point_s)
+            computed += 1
+            bar.update(1)
+
+    plot_path = replot(out_dir, experiment)
+    finished = time.time()
+    _write_json(out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s,
+                                           computed, resumed))
+    return RunResult(out_dir, read_rows(out_dir / RESULTS_FILE), computed, resumed, plot_path)
+
+
+def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | None = None) -> Path:
+    """Redraw ``NAME.png`` from ``results.csv`` and ``config.json``, without running anything.
+
+    ``experiment`` defaults to the one named in ``config.json``. Returns the plot's path.
+    """
+    out_dir = Path(out_dir)
+    config_path = out_dir / CONFIG_FILE
+    if not config_path.exists() or not (out_dir / RESULTS_FILE).exists():
+        raise OutputConflict(f"{out_dir} holds no results ({CONFIG_FILE} and {RESULTS_FILE} needed)")
+    stored = json.loads(config_path.read_text(encoding="utf-8"))
+    experiment = _as_experiment(stored["experiment"] if experiment is None else experiment)
+    config = from_dict(experiment.config, stored["config"])
+    rows = read_rows(out_dir / RESULTS_FILE)
+    path = out_dir / f"{experiment.name}.png"
+    _draw_atomic(path, lambda temporary: experiment.plot(rows, config, temporary))
+    return path
