@@ -1,0 +1,477 @@
+"""A digital link made of Sionna blocks, run inside jit-compiled JAX programs.
+
+Transmitter, channel and receiver of one point-to-point link::
+
+    info bits [batch, k] -> LDPC5GEncoder(k, n) -> Mapper("qam", m)
+      -> AWGN | Rayleigh flat fading i.i.d. per symbol (FlatFadingChannel 1x1)
+      -> one-tap equaliser with h or an estimate h + CN(0, csi_error_var)
+      -> Demapper("app", "qam", m) with noise variance no / |h_est|^2
+      -> LDPC5GDecoder -> bits [batch, k]
+
+The uncoded link skips encoder and decoder and decides each bit by the sign
+of its LLR. SNR is **Es/N0 per complex symbol in dB**; symbols have unit
+energy, so the noise is CN(0, no) with ``no = 10 ** (-snr_db / 10)`` (``no/2``
+per real dimension). LLRs follow Sionna 1.2: ``log(p(b=1) / p(b=0))``, so a
+positive LLR means "1" (the LDPC decoder takes the same convention).
+
+Two bridged functions serve each configuration: the front end (encoder to
+demapper) compiles to XLA inside the JAX program; the belief-propagation
+decoder runs through the bridge's host callback, because its ``while`` loop
+becomes v1 control flow (``Enter``/``Exit``) once the graph is frozen, which
+XLA cannot compile. Sionna blocks are built once per configuration, eagerly,
+outside the traced functions, and cached together with the bridged functions.
+"""
+
+import dataclasses
+import functools
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from phy import theory
+from phy._tf import sionna_phy, tensorflow
+from phy.bridge import bridge
+
+__all__ = [
+    "MODULATIONS",
+    "CHANNELS",
+    "CODINGS",
+    "LinkConfig",
+    "ErrorCounts",
+    "channel_llrs",
+    "decode",
+    "transmit",
+    "count_errors",
+    "error_counts",
+    "simulate_ber",
+    "achievable_rate",
+    "nominal_rate",
+    "goodput",
+]
+
+MODULATIONS = dict(theory.BITS_PER_SYMBOL)
+CHANNELS = ("awgn", "rayleigh")
+CODINGS = ("uncoded", "ldpc")
+
+# Limits of Sionna's 5G NR LDPC code (38.212): info bits and mother code length.
+_LDPC_K_RANGE = (12, 8448)
+_LDPC_N_MAX = 316 * 384
+# |h_est|^2 is floored here before dividing: a deep fade or a zero estimate gives
+# near-zero LLRs instead of inf/NaN.
+_MIN_CHANNEL_POWER = 1e-12
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkConfig:
+    """Configuration of one digital link; hashable, so a static ``jax.jit`` argument.
+
+    Parameters:
+        modulation: ``"qpsk"`` | ``"16qam"`` | ``"64qam"``, Gray-mapped QAM.
+        channel: ``"awgn"`` | ``"rayleigh"`` (flat, i.i.d. per symbol, ``h ~ CN(0, 1)``).
+        coding: ``"ldpc"`` (5G NR LDPC, rate ``k / n``) | ``"uncoded"``.
+        k: info bits per block.
+        n: coded bits per block. ``None``: ``2 k`` for LDPC (rate 1/2), ``k``
+            uncoded. Must be a multiple of the bits per symbol.
+        csi_error_var: variance of the receiver's channel-estimation error: it
+            equalises with ``h + e``, ``e ~ CN(0, csi_error_var)``, and computes
+            LLRs as if that estimate were exact (mismatched receiver). 0: perfect CSI.
+        num_iter: belief-propagation iterations of the LDPC decoder.
+    """
+
+    modulation: str = "qpsk"
+    channel: str = "awgn"
+    coding: str = "ldpc"
+    k: int = 512
+    n: int | None = None
+    csi_error_var: float = 0.0
+    num_iter: int = 20
+
+    def __post_init__(self):
+        if self.modulation not in MODULATIONS:
+            raise ValueError(
+                f"modulation must be one of {sorted(MODULATIONS)}, got {self.modulation!r}"
+            )
+        if self.channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {list(CHANNELS)}, got {self.channel!r}")
+        if self.coding not in CODINGS:
+            raise ValueError(f"coding must be one of {list(CODINGS)}, got {self.coding!r}")
+        if not _is_int(self.k) or self.k < 1:
+            raise ValueError(f"k must be a positive int, got {self.k!r}")
+        if self.n is not None and (not _is_int(self.n) or self.n < 1):
+            raise ValueError(f"n must be a positive int or None, got {self.n!r}")
+        n = self.codeword_length
+        if self.coding == "uncoded" and n != self.k:
+            raise ValueError(f"n must equal k={self.k} (or be None) when uncoded, got {self.n!r}")
+        if self.coding == "ldpc":
+            low, high = _LDPC_K_RANGE
+            if not low <= self.k <= high:
+                raise ValueError(f"k must be in [{low}, {high}] for 5G LDPC, got {self.k}")
+            if not self.k < n <= _LDPC_N_MAX:
+                raise ValueError(
+                    f"n must satisfy k={self.k} < n <= {_LDPC_N_MAX} for LDPC, got {n}"
+                )
+        if n % self.bits_per_symbol:
+            raise ValueError(
+                f"n={n} must be a multiple of the {self.bits_per_symbol} bits per "
+                f"{self.modulation} symbol"
+            )
+        try:
+            csi = float(self.csi_error_var)
+        except (TypeError, ValueError):
+            csi = float("nan")
+        if not (math.isfinite(csi) and csi >= 0):
+            raise ValueError(f"csi_error_var must be finite and >= 0, got {self.csi_error_var!r}")
+        if not _is_int(self.num_iter) or self.num_iter < 1:
+            raise ValueError(f"num_iter must be an int >= 1, got {self.num_iter!r}")
+
+    @property
+    def bits_per_symbol(self):
+        """Bits per QAM symbol: 2, 4 or 6."""
+        return MODULATIONS[self.modulation]
+
+    @property
+    def codeword_length(self):
+        """Coded bits per block, ``n`` with its default resolved."""
+        if self.n is not None:
+            return self.n
+        return 2 * self.k if self.coding == "ldpc" else self.k
+
+    @property
+    def code_rate(self):
+        """``k / n``: info bits per coded bit (1 uncoded)."""
+        return self.k / self.codeword_length
+
+    @property
+    def num_symbols(self):
+        """Channel symbols per block, ``n / bits_per_symbol``."""
+        return self.codeword_length // self.bits_per_symbol
+
+
+# ---------------------------------------------------------------------------
+# Sionna blocks and the bridged functions, one set per configuration
+
+
+class _Blocks(NamedTuple):
+    encoder: object  # LDPC5GEncoder or None
+    decoder: object  # LDPC5GDecoder or None
+    mapper: object
+    demapper: object
+    channel: object  # AWGN or FlatFadingChannel(1, 1, return_channel=True)
+
+
+@functools.cache
+def _blocks(config):
+    sn = sionna_phy()
+    tf = tensorflow()
+    encoder = decoder = None
+    if config.coding == "ldpc":
+        try:
+            encoder = sn.fec.ldpc.LDPC5GEncoder(config.k, config.codeword_length)
+        except (ValueError, AssertionError) as err:
+            raise ValueError(
+                f"k={config.k}, n={config.codeword_length}: not a valid 5G LDPC code ({err})"
+            ) from err
+        # The encoder checks that its first input is binary with a tensor assert,
+        # which XLA cannot compile; running it once eagerly spends that check.
+        encoder(tf.zeros([1, config.k], tf.float32))
+        decoder = sn.fec.ldpc.LDPC5GDecoder(encoder, num_iter=config.num_iter, hard_out=True)
+    m = config.bits_per_symbol
+    mapper = sn.mapping.Mapper("qam", m)
+    demapper = sn.mapping.Demapper("app", "qam", m)
+    if config.channel == "awgn":
+        channel = sn.channel.AWGN()
+    else:
+        channel = sn.channel.FlatFadingChannel(1, 1, return_channel=True)
+    return _Blocks(encoder, decoder, mapper, demapper, channel)
+
+
+def _front_end_tf(config, blocks, bits, no):
+    """TF body: info bits ``[batch, k]``, ``no`` ``[batch]`` -> LLRs ``[batch, n]``."""
+    tf = tensorflow()
+    sn = sionna_phy()
+    codeword = blocks.encoder(bits) if blocks.encoder is not None else bits
+    x = blocks.mapper(codeword)  # [batch, num_symbols] complex64
+    no_per_symbol = tf.broadcast_to(no[:, None], tf.shape(x))
+    if config.channel == "awgn":
+        y = blocks.channel(x, no_per_symbol)
+        h = tf.ones_like(x)
+    else:
+        # FlatFadingChannel draws one 1x1 matrix per batch row: make every
+        # symbol a row so that the fading is i.i.d. per symbol.
+        y, h = blocks.channel(tf.reshape(x, [-1, 1]), tf.reshape(no_per_symbol, [-1]))
+        y = tf.reshape(y, tf.shape(x))
+        h = tf.reshape(h, tf.shape(x))
+    h_est = h
+    if config.csi_error_var > 0:
+        h_est = h + sn.utils.complex_normal(tf.shape(x), var=config.csi_error_var)
+    power = tf.maximum(tf.abs(h_est) ** 2, _MIN_CHANNEL_POWER)
+    y_eq = y * tf.math.conj(h_est) / tf.cast(power, y.dtype)
+    return blocks.demapper(y_eq, no_per_symbol / power)
+
+
+def _decoder_tf(blocks, llr):
+    return blocks.decoder(llr)
+
+
+@functools.cache
+def _bridged(config):
+    """The bridged front end (XLA) and decoder (host callback) of ``config``."""
+    blocks = _blocks(config)
+    front = bridge(functools.partial(_front_end_tf, config, blocks))
+    back = None
+    if blocks.decoder is not None:
+        back = bridge(functools.partial(_decoder_tf, blocks), mode="callback")
+    return front, back
+
+
+# ---------------------------------------------------------------------------
+# Input checks (only on concrete values: under jit the data are tracers)
+
+
+def _concrete(x):
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _check_bits(bits, config):
+    shape = jnp.shape(bits)
+    if len(shape) != 2 or shape[1] != config.k:
+        raise ValueError(f"bits must have shape [batch, k={config.k}], got {tuple(shape)}")
+    if shape[0] < 1:
+        raise ValueError(f"bits must hold at least one block, got shape {tuple(shape)}")
+    return jnp.asarray(bits, jnp.float32)
+
+
+def _per_block(name, value, batch):
+    """A scalar or ``[batch]`` array as float32 ``[batch]``."""
+    value = jnp.asarray(value, jnp.float32)
+    if value.ndim > 1 or (value.ndim == 1 and value.shape[0] not in (1, batch)):
+        raise ValueError(f"{name} must be a scalar or have shape [{batch}], got {value.shape}")
+    return jnp.broadcast_to(value, (batch,))
+
+
+def _check_no(no):
+    if _concrete(no):
+        values = np.asarray(no, dtype=np.float64)
+        if np.any(np.isnan(values)) or np.any(values < 0):
+            raise ValueError(f"no must be >= 0 and not NaN, got {values}")
+
+
+def _check_snr_db(snr_db):
+    if _concrete(snr_db) and np.any(np.isnan(np.asarray(snr_db, dtype=np.float64))):
+        raise ValueError(f"snr_db must not be NaN, got {snr_db}")
+
+
+# ---------------------------------------------------------------------------
+# The link
+
+
+def channel_llrs(key, bits, no, config):
+    """Encode, map, send through the channel and demap: the decoder's input.
+
+    Parameters:
+        key: JAX PRNG key seeding the channel and noise draws.
+        bits: ``[batch, k]`` float32 (or int/bool) info bits of 0/1.
+        no: scalar or ``[batch]`` float, noise power per complex symbol
+            (noise CN(0, no); ``no = 10**(-snr_db/10)`` for Es/N0 ``snr_db`` dB).
+        config: :class:`LinkConfig`.
+
+    Output:
+        ``[batch, n]`` float32 LLRs ``log(p(b=1)/p(b=0))`` of the coded bits
+        (of the info bits when uncoded), computed with the post-equalisation
+        noise variance ``no / |h_est|^2``.
+    """
+    bits = _check_bits(bits, config)
+    _check_no(no)
+    no = _per_block("no", no, bits.shape[0])
+    front, _ = _bridged(config)
+    return front(key, bits, no)
+
+
+def decode(llr, config):
+    """Info-bit decisions from LLRs: LDPC belief propagation, or their signs uncoded.
+
+    Parameters:
+        llr: ``[batch, n]`` float32 LLRs ``log(p(b=1)/p(b=0))``.
+        config: :class:`LinkConfig`.
+
+    Output:
+        ``[batch, k]`` float32 of 0/1.
+    """
+    n = config.codeword_length
+    if jnp.ndim(llr) != 2 or jnp.shape(llr)[1] != n:
+        raise ValueError(f"llr must have shape [batch, n={n}], got {tuple(jnp.shape(llr))}")
+    llr = jnp.asarray(llr, jnp.float32)
+    _, back = _bridged(config)
+    if back is None:
+        return (llr > 0).astype(jnp.float32)
+    # The decoder draws nothing random; the bridge still wants a key.
+    return back(jax.random.PRNGKey(0), llr)
+
+
+def transmit(key, bits, snr_db, config):
+    """Send info bits over the link and decide them at the receiver.
+
+    Parameters:
+        key: JAX PRNG key; the same key gives the same output bit for bit.
+        bits: ``[batch, k]`` info bits of 0/1.
+        snr_db: scalar or ``[batch]``, Es/N0 per complex symbol in dB (average
+            Es/N0 for Rayleigh); noise CN(0, no), ``no = 10**(-snr_db/10)``.
+        config: :class:`LinkConfig` (static under ``jax.jit``).
+
+    Output:
+        bits_hat: ``[batch, k]`` float32 of 0/1, the decided info bits.
+        llr: ``[batch, n]`` float32 channel LLRs ``log(p(b=1)/p(b=0))``.
+    """
+    _check_snr_db(snr_db)
+    no = jnp.power(10.0, -jnp.asarray(snr_db, jnp.float32) / 10.0)
+    llr = channel_llrs(key, bits, no, config)
+    return decode(llr, config), llr
+
+
+def count_errors(bits, bits_hat):
+    """Bit errors and block errors per block.
+
+    Input ``bits`` and ``bits_hat``: ``[batch, k]`` of 0/1 (any dtype).
+
+    Output:
+        bit_errors: ``[batch]`` int32, wrong bits per block.
+        block_error: ``[batch]`` bool, whether the block has any wrong bit.
+    """
+    wrong = jnp.asarray(bits) != jnp.asarray(bits_hat)
+    bit_errors = jnp.sum(wrong, axis=-1, dtype=jnp.int32)
+    return bit_errors, bit_errors > 0
+
+
+class ErrorCounts(NamedTuple):
+    """Error counts of a batch of blocks (int32 scalars, or Python ints once summed)."""
+
+    bit_errors: object
+    bits: object
+    block_errors: object
+    blocks: object
+
+
+@functools.partial(jax.jit, static_argnames=("config", "num_blocks"))
+def _error_counts(key, snr_db, config, num_blocks):
+    key_bits, key_link = jax.random.split(key)
+    bits = jax.random.bernoulli(key_bits, 0.5, (num_blocks, config.k)).astype(jnp.float32)
+    bits_hat, _ = transmit(key_link, bits, snr_db, config)
+    bit_errors, block_error = count_errors(bits, bits_hat)
+    return jnp.sum(bit_errors), jnp.sum(block_error, dtype=jnp.int32)
+
+
+def error_counts(key, config, snr_db, num_blocks):
+    """Draw ``num_blocks`` random blocks, send them, count the errors: one jitted call.
+
+    Parameters:
+        key: JAX PRNG key (info bits, channel and noise all derive from it).
+        config: :class:`LinkConfig`.
+        snr_db: scalar, Es/N0 per complex symbol in dB (traced: changing it
+            does not recompile).
+        num_blocks: int, blocks in this batch (static).
+
+    Output:
+        :class:`ErrorCounts` with int32 ``bit_errors`` and ``block_errors``
+        arrays and the Python ints ``bits = num_blocks * k``, ``blocks``.
+    """
+    if not isinstance(config, LinkConfig):
+        raise ValueError(f"config must be a LinkConfig, got {type(config).__name__}")
+    if not _is_int(num_blocks) or num_blocks < 1:
+        raise ValueError(f"num_blocks must be an int >= 1, got {num_blocks!r}")
+    if num_blocks * config.codeword_length >= 2**31:
+        raise ValueError(f"num_blocks={num_blocks} too large: counts would overflow int32")
+    if jnp.ndim(snr_db) != 0:
+        raise ValueError(f"snr_db must be a scalar, got shape {jnp.shape(snr_db)}")
+    _check_snr_db(snr_db)
+    bit_errors, block_errors = _error_counts(
+        key, jnp.asarray(snr_db, jnp.float32), config, int(num_blocks)
+    )
+    return ErrorCounts(bit_errors, num_blocks * config.k, block_errors, num_blocks)
+
+
+def simulate_ber(
+    key, config, snr_db, *, min_bit_errors=100, max_bits=1_000_000, blocks_per_batch=100
+):
+    """Monte-Carlo bit and block errors at one SNR, with Sionna's ``sim_ber`` stopping rule.
+
+    Batches of ``blocks_per_batch`` blocks (one jitted call each, batch ``i``
+    keyed by ``fold_in(key, i)``) run until ``min_bit_errors`` bit errors are
+    seen or ``max_bits`` info bits are sent, whichever comes first.
+
+    Parameters:
+        key: JAX PRNG key.
+        config: :class:`LinkConfig`.
+        snr_db: float, Es/N0 per complex symbol in dB.
+        min_bit_errors: int >= 1.
+        max_bits: int >= 1; at least one batch always runs.
+        blocks_per_batch: int >= 1.
+
+    Output:
+        :class:`ErrorCounts` of Python ints, summed over the batches.
+    """
+    for name, value in (
+        ("min_bit_errors", min_bit_errors),
+        ("max_bits", max_bits),
+        ("blocks_per_batch", blocks_per_batch),
+    ):
+        if not _is_int(value) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    bit_errors = bits = block_errors = blocks = 0
+    batch = 0
+    while True:
+        counts = error_counts(jax.random.fold_in(key, batch), config, snr_db, blocks_per_batch)
+        bit_errors += int(counts.bit_errors)
+        block_errors += int(counts.block_errors)
+        bits += counts.bits
+        blocks += counts.blocks
+        batch += 1
+        if bit_errors >= min_bit_errors or bits >= max_bits:
+            return ErrorCounts(bit_errors, bits, block_errors, blocks)
+
+
+# ---------------------------------------------------------------------------
+# Rates for latency models
+
+
+def achievable_rate(bandwidth_hz, snr_db, channel="awgn"):
+    """Shannon rate of a link in bit/s: ``bandwidth * capacity(snr)``.
+
+    Parameters:
+        bandwidth_hz: float or array, > 0 (one complex symbol per second per Hz).
+        snr_db: float or array, Es/N0 per complex symbol in dB (average for Rayleigh).
+        channel: ``"awgn"`` (``log2(1 + snr)``) or ``"rayleigh"`` (ergodic capacity).
+
+    Output:
+        float64 array (broadcast of the inputs), bit/s.
+    """
+    bandwidth_hz = np.asarray(bandwidth_hz, dtype=np.float64)
+    if np.any(np.isnan(bandwidth_hz)) or np.any(bandwidth_hz <= 0):
+        raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz}")
+    return bandwidth_hz * theory.capacity(snr_db, channel)
+
+
+def nominal_rate(config, bandwidth_hz):
+    """Info bit rate of ``config`` at one symbol per second per Hz: ``B m k / n`` bit/s."""
+    bandwidth_hz = np.asarray(bandwidth_hz, dtype=np.float64)
+    if np.any(np.isnan(bandwidth_hz)) or np.any(bandwidth_hz <= 0):
+        raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz}")
+    return bandwidth_hz * config.bits_per_symbol * config.code_rate
+
+
+def goodput(config, bandwidth_hz, bler):
+    """Rate of correctly received info bits, ``nominal_rate * (1 - bler)``, bit/s.
+
+    ``bler`` is the block error rate in ``[0, 1]`` (measured, e.g. by
+    :func:`simulate_ber`, at the SNR of interest).
+    """
+    bler = np.asarray(bler, dtype=np.float64)
+    if np.any(np.isnan(bler)) or np.any((bler < 0) | (bler > 1)):
+        raise ValueError(f"bler must be in [0, 1], got {bler}")
+    return nominal_rate(config, bandwidth_hz) * (1.0 - bler)
