@@ -75,17 +75,28 @@ def _run(args) -> int:
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
     try:
-        result = runner.run(name, out_dir=out_dir, overrides=args.set, quick=args.quick,
-                            progress=args.progress, overwrite=args.overwrite)
+        result = runner.run(
+            name,
+            out_dir=out_dir,
+            overrides=args.set,
+            quick=args.quick,
+            progress=args.progress,
+            overwrite=args.overwrite,
+        )
     except (ConfigError, runner.OutputConflict) as error:
         raise UsageError(str(error)) from None
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; finished points are saved in {out_dir}; "
-              "run the same command again to resume", file=sys.stderr)
+        print(
+            f"{PROG}: interrupted; finished points are saved in {out_dir}; "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
         return INTERRUPTED
-    print(f"{PROG}: {result.computed} points computed, {result.resumed} resumed; "
-          f"results in {result.out_dir}/ (config.json, results.csv, meta.json, "
-          f"{result.plot_path.name})")
+    print(
+        f"{PROG}: {result.computed} points computed, {result.resumed} resumed; "
+        f"results in {result.out_dir}/ (config.json, results.csv, meta.json, "
+        f"{result.plot_path.name})"
+    )
     return 0
 
 
@@ -102,8 +113,10 @@ def _plot(args) -> int:
         stored = json.loads(config_path.read_text(encoding="utf-8"))
         name = stored["experiment"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UsageError(f"{args.dir} holds no results config ({config_path.name}: "
-                         f"{type(error).__name__}: {error})") from None
+        raise UsageError(
+            f"{args.dir} holds no results config ({config_path.name}: "
+            f"{type(error).__name__}: {error})"
+        ) from None
     _known_experiment(name)
     try:
         path = runner.replot(args.dir)
@@ -134,28 +147,45 @@ def _add_train(commands, argv: list[str]) -> None:
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``airinfer`` parser; ``argv`` decides whether ``train``'s options are loaded."""
-    parser = _Parser(prog=PROG, description="Collaborative inference for IoT devices, "
-                     "simulated at the physical layer: run and plot experiments.")
+    parser = _Parser(
+        prog=PROG,
+        description="Collaborative inference for IoT devices, "
+        "simulated at the physical layer: run and plot experiments.",
+    )
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     listing = commands.add_parser("list", help="list the experiments")
     listing.set_defaults(handler=_list)
 
-    running = commands.add_parser("run", help="run or resume an experiment's sweep",
-                                  description="Run an experiment's sweep; re-running into "
-                                  "the same folder resumes it.")
+    running = commands.add_parser(
+        "run",
+        help="run or resume an experiment's sweep",
+        description="Run an experiment's sweep; re-running into the same folder resumes it.",
+    )
     running.add_argument("name", metavar="NAME", help="an experiment (see 'airinfer list')")
-    running.add_argument("--quick", action="store_true",
-                         help="a small, fast version of the sweep (the experiment's quick settings)")
+    running.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small, fast version of the sweep (the experiment's quick settings)",
+    )
     running.add_argument("--out", metavar="DIR", help="results folder (default: results/NAME)")
-    running.add_argument("--set", metavar="KEY=VALUE", action="append", default=[],
-                         help="override a config field, e.g. --set snr_db=[0,5,10] "
-                         "--set channel.kind=rayleigh (repeatable; applied after --quick)")
-    running.add_argument("--overwrite", action="store_true",
-                         help="discard results already in the folder and start afresh")
-    running.add_argument("--no-progress", dest="progress", action="store_false",
-                         help="no progress bar")
+    running.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override a config field, e.g. --set snr_db=[0,5,10] "
+        "--set channel.kind=rayleigh (repeatable; applied after --quick)",
+    )
+    running.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="discard results already in the folder and start afresh",
+    )
+    running.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
     running.set_defaults(handler=_run)
 
     plotting = commands.add_parser("plot", help="redraw a results folder's plot from its CSV")

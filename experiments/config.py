@@ -263,12 +263,15 @@ def _replace(config, key: str, raw, from_text: bool, source: str, root_type: typ
     tp = field_types[name]
     if depth + 1 < len(parts):
         if not _is_config_type(tp):
-            raise ConfigError(f"{source}: {here!r} has no sub-fields; valid keys: "
-                              f"{', '.join(leaf_keys(root_type))}")
+            raise ConfigError(
+                f"{source}: {here!r} has no sub-fields; valid keys: "
+                f"{', '.join(leaf_keys(root_type))}"
+            )
         value = _replace(getattr(config, name), key, raw, from_text, source, root_type, depth + 1)
     elif _is_config_type(tp):
-        raise ConfigError(f"{source}: {key!r} is a group; set one of "
-                          f"{', '.join(leaf_keys(tp, key + '.'))}")
+        raise ConfigError(
+            f"{source}: {key!r} is a group; set one of {', '.join(leaf_keys(tp, key + '.'))}"
+        )
     else:
         try:
             value = _parse_text(raw, tp) if from_text else _check_value(raw, tp)
@@ -296,7 +299,9 @@ def apply_overrides(config, overrides: Sequence[str] | Mapping[str, object]):
             allowed, e.g. ``--set snr_db=abc: expected float, got 'abc'``.
     """
     if isinstance(overrides, Mapping):
-        items = [(f"override {key}={value!r}", key, value, False) for key, value in overrides.items()]
+        items = [
+            (f"override {key}={value!r}", key, value, False) for key, value in overrides.items()
+        ]
     elif isinstance(overrides, str):
         raise TypeError("overrides must be a sequence of 'key=value' strings, not one string")
     else:

@@ -33,8 +33,15 @@ def group_rows(rows: Sequence[dict], by: Sequence[str]) -> dict[tuple, list[dict
     return groups
 
 
-def plot_lines(axes, rows: Sequence[dict], x: str, y: str, by: Sequence[str] = (),
-               ci: str | None = None, label_format: str = "{}={}") -> None:
+def plot_lines(
+    axes,
+    rows: Sequence[dict],
+    x: str,
+    y: str,
+    by: Sequence[str] = (),
+    ci: str | None = None,
+    label_format: str = "{}={}",
+) -> None:
     """One line per group of ``by`` columns, points sorted by ``x``.
 
     ``ci`` names a column holding the half-width of a confidence interval,
@@ -42,10 +49,18 @@ def plot_lines(axes, rows: Sequence[dict], x: str, y: str, by: Sequence[str] = (
     """
     for values, group in group_rows(rows, by).items():
         group = sorted((row for row in group if row[y] is not None), key=lambda row: row[x])
-        label = ", ".join(label_format.format(name, value) for name, value in zip(by, values, strict=True))
-        axes.errorbar([row[x] for row in group], [row[y] for row in group],
-                      yerr=None if ci is None else [row[ci] or 0.0 for row in group],
-                      marker="o", markersize=3, capsize=2, label=label or None)
+        label = ", ".join(
+            label_format.format(name, value) for name, value in zip(by, values, strict=True)
+        )
+        axes.errorbar(
+            [row[x] for row in group],
+            [row[y] for row in group],
+            yerr=None if ci is None else [row[ci] or 0.0 for row in group],
+            marker="o",
+            markersize=3,
+            capsize=2,
+            label=label or None,
+        )
     axes.set_xlabel(x)
     axes.set_ylabel(y)
     if by:

@@ -37,7 +37,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from experiments import registry
-from experiments.config import ConfigError, apply_overrides, from_dict, to_dict, to_json_dict
+from experiments.config import ConfigError, apply_overrides, from_dict, to_json_dict
 
 __all__ = ["OutputConflict", "RunResult", "read_rows", "replot", "resolve_config", "run"]
 
@@ -105,7 +105,9 @@ def _draw_atomic(path: Path, draw: Callable[[Path], None]) -> None:
     try:
         draw(temporary)
         if not temporary.exists():
-            raise RuntimeError(f"the plot function wrote no file at the path it was given ({path.name})")
+            raise RuntimeError(
+                f"the plot function wrote no file at the path it was given ({path.name})"
+            )
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
@@ -146,7 +148,9 @@ def _scalar(name: str, value):
     item = getattr(value, "item", None)
     shape = getattr(value, "shape", None)
     if item is None or shape not in ((), None):
-        raise TypeError(f"column {name!r}: expected a scalar, got {type(value).__name__} of shape {shape}")
+        raise TypeError(
+            f"column {name!r}: expected a scalar, got {type(value).__name__} of shape {shape}"
+        )
     return item()
 
 
@@ -225,7 +229,9 @@ def _point_id(point: Mapping, columns: list[str]) -> tuple[str, ...]:
     return tuple(_cell(point.get(name)) for name in columns)
 
 
-def _check_folder(out_dir: Path, name: str, config_json: dict, points: list[dict]) -> dict[int, dict]:
+def _check_folder(
+    out_dir: Path, name: str, config_json: dict, points: list[dict]
+) -> dict[int, dict]:
     """Refuse a folder of other results; return the rows already done, by point index.
 
     Reads only, so that a refused run leaves every file as it was.
@@ -233,22 +239,30 @@ def _check_folder(out_dir: Path, name: str, config_json: dict, points: list[dict
     config_path, results_path = out_dir / CONFIG_FILE, out_dir / RESULTS_FILE
     if not config_path.exists():
         if results_path.exists():
-            raise OutputConflict(f"{out_dir} holds {RESULTS_FILE} but no {CONFIG_FILE}; "
-                                 "choose another --out or pass --overwrite")
+            raise OutputConflict(
+                f"{out_dir} holds {RESULTS_FILE} but no {CONFIG_FILE}; "
+                "choose another --out or pass --overwrite"
+            )
         return {}
     try:
         stored = json.loads(config_path.read_text(encoding="utf-8"))
         stored_name, stored_config = stored["experiment"], stored["config"]
     except (ValueError, KeyError, TypeError) as error:
-        raise OutputConflict(f"{config_path} is not a results config ({error}); "
-                             "choose another --out or pass --overwrite") from None
+        raise OutputConflict(
+            f"{config_path} is not a results config ({error}); "
+            "choose another --out or pass --overwrite"
+        ) from None
     if stored_name != name:
-        raise OutputConflict(f"{out_dir} holds results of experiment {stored_name!r}, not {name!r}; "
-                             "choose another --out or pass --overwrite")
+        raise OutputConflict(
+            f"{out_dir} holds results of experiment {stored_name!r}, not {name!r}; "
+            "choose another --out or pass --overwrite"
+        )
     differences = _config_differences(stored_config, config_json)
     if differences:
-        raise OutputConflict(f"{out_dir} holds results of a different config ({'; '.join(differences)}); "
-                             "choose another --out or pass --overwrite")
+        raise OutputConflict(
+            f"{out_dir} holds results of a different config ({'; '.join(differences)}); "
+            "choose another --out or pass --overwrite"
+        )
     if not results_path.exists():
         return {}
     columns = _point_columns(points)
@@ -258,8 +272,10 @@ def _check_folder(out_dir: Path, name: str, config_json: dict, points: list[dict
         row_id = tuple(row.get(name) or "" for name in columns)
         if row_id not in index_of:
             shown = ", ".join(f"{name}={cell}" for name, cell in zip(columns, row_id, strict=True))
-            raise OutputConflict(f"{results_path} has a row that is no point of this sweep "
-                                 f"({shown}); choose another --out or pass --overwrite")
+            raise OutputConflict(
+                f"{results_path} has a row that is no point of this sweep "
+                f"({shown}); choose another --out or pass --overwrite"
+            )
         done[index_of[row_id]] = row
     return done
 
@@ -268,7 +284,9 @@ def _clear_folder(out_dir: Path, name: str) -> None:
     """Remove the files of an earlier run (``--overwrite``): only files this module writes."""
     names = {RESULTS_FILE, META_FILE, CONFIG_FILE, f"{name}.png"}
     try:
-        names.add(f"{json.loads((out_dir / CONFIG_FILE).read_text(encoding='utf-8'))['experiment']}.png")
+        names.add(
+            f"{json.loads((out_dir / CONFIG_FILE).read_text(encoding='utf-8'))['experiment']}.png"
+        )
     except (OSError, ValueError, KeyError, TypeError):
         pass
     for file_name in names:
@@ -289,8 +307,13 @@ def _git_revision(source: Path) -> dict | None:
     """Commit and dirty flag of the checkout holding ``source``, or None if there is none."""
 
     def git(*args):
-        return subprocess.run(["git", "-C", str(source), *args], capture_output=True,
-                              text=True, timeout=10, check=True).stdout.strip()
+        return subprocess.run(
+            ["git", "-C", str(source), *args],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
 
     try:
         commit = git("rev-parse", "HEAD")
@@ -305,13 +328,21 @@ def _utc(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
 
 
-def _meta(seed: int, started: float, finished: float, first_point_s: float | None,
-          computed: int, resumed: int) -> dict:
+def _meta(
+    seed: int,
+    started: float,
+    finished: float,
+    first_point_s: float | None,
+    computed: int,
+    resumed: int,
+) -> dict:
     import jax
 
     return {
-        "versions": {"python": platform.python_version(),
-                     **{name: _version(name) for name in _VERSIONED}},
+        "versions": {
+            "python": platform.python_version(),
+            **{name: _version(name) for name in _VERSIONED},
+        },
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(device) for device in jax.devices()],
         "seed": seed,
@@ -323,10 +354,13 @@ def _meta(seed: int, started: float, finished: float, first_point_s: float | Non
         "first_point_s": None if first_point_s is None else round(first_point_s, 3),
         "points_computed": computed,
         "points_resumed": resumed,
-        "platform": {"system": platform.system(), "release": platform.release(),
-                     "machine": platform.machine(),
-                     "python_implementation": platform.python_implementation(),
-                     "cpu_count": os.cpu_count()},
+        "platform": {
+            "system": platform.system(),
+            "release": platform.release(),
+            "machine": platform.machine(),
+            "python_implementation": platform.python_implementation(),
+            "cpu_count": os.cpu_count(),
+        },
     }
 
 
@@ -338,8 +372,16 @@ def _progress_bar(name: str, total: int, done: int, enabled: bool):
 
     # smoothing=0: the ETA is the plain average over the points timed so far,
     # which _after_first_point restarts once compilation is behind us.
-    return tqdm(total=total, initial=done, desc=name, unit="pt", file=sys.stderr,
-                disable=not enabled, smoothing=0, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=done,
+        desc=name,
+        unit="pt",
+        file=sys.stderr,
+        disable=not enabled,
+        smoothing=0,
+        dynamic_ncols=True,
+    )
 
 
 def _after_first_point(bar, seconds: float) -> None:
@@ -355,9 +397,56 @@ def _as_experiment(experiment) -> registry.Experiment:
     return registry.load(experiment) if isinstance(experiment, str) else experiment
 
 
-def run(experiment: registry.Experiment | str, config=None, out_dir: str | os.PathLike | None = None,
-        overrides: Sequence[str] = (), quick: bool = False, progress: bool = True,
-        overwrite: bool = False) -> RunResult:
+def _measure(experiment: registry.Experiment, key, config, point: dict) -> dict[str, str]:
+    """One point's CSV row (cells as text): its identifying columns, then the measured ones."""
+    measured = experiment.run_point(key, config, point)
+    clashes = sorted(set(point) & set(measured))
+    if clashes:
+        raise ValueError(f"{experiment.name}: run_point returned point columns {clashes}")
+    return {name: _cell(_scalar(name, value)) for name, value in {**point, **measured}.items()}
+
+
+def _sweep(
+    experiment, config, points: list[dict], done: dict[int, dict], out_dir: Path, progress: bool
+) -> tuple[int, float | None]:
+    """Compute the points not in ``done``, saving the CSV after each one.
+
+    Returns how many points were computed and the first one's time in seconds
+    (None if none was computed).
+    """
+    import jax
+
+    results_path = out_dir / RESULTS_FILE
+    header = _read_raw(results_path)[0] if done else []
+    root = jax.random.key(config.seed)
+    computed, first_point_s = 0, None
+    with _progress_bar(experiment.name, len(points), len(done), progress) as bar:
+        for index, point in enumerate(points):
+            if index in done:
+                continue
+            started = time.perf_counter()
+            # The key depends on the point's index only, not on what ran before.
+            row = _measure(experiment, jax.random.fold_in(root, index), config, point)
+            header += [name for name in row if name not in header]
+            done[index] = row
+            _write_atomic(results_path, _csv_text(header, [done[i] for i in sorted(done)]))
+            computed += 1
+            if first_point_s is None:
+                first_point_s = time.perf_counter() - started
+                _after_first_point(bar, first_point_s)
+            bar.update(1)
+    return computed, first_point_s
+
+
+def run(
+    experiment: registry.Experiment | str,
+    config=None,
+    out_dir: str | os.PathLike | None = None,
+    overrides: Sequence[str] = (),
+    quick: bool = False,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> RunResult:
     """Run a sweep into ``out_dir``, skipping points already saved there.
 
     Args:
@@ -377,8 +466,6 @@ def run(experiment: registry.Experiment | str, config=None, out_dir: str | os.Pa
         OutputConflict: ``out_dir`` holds results of another experiment or config
             (and ``overwrite`` is false); no file was touched.
     """
-    import jax
-
     started = time.time()
     experiment = _as_experiment(experiment)
     overrides = list(overrides)
@@ -395,36 +482,23 @@ def run(experiment: registry.Experiment | str, config=None, out_dir: str | os.Pa
         _clear_folder(out_dir, experiment.name)
     done = _check_folder(out_dir, experiment.name, config_json, points)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(out_dir / CONFIG_FILE, {"experiment": experiment.name, "config": config_json,
-                                        "overrides": overrides, "quick": quick})
+    _write_json(
+        out_dir / CONFIG_FILE,
+        {
+            "experiment": experiment.name,
+            "config": config_json,
+            "overrides": overrides,
+            "quick": quick,
+        },
+    )
 
-    header = list(_read_raw(out_dir / RESULTS_FILE)[0]) if done else []
-    resumed, computed = len(done), 0
-    root = jax.random.key(config.seed)
-    first_point_s = None
-    with _progress_bar(experiment.name, len(points), len(done), progress) as bar:
-        for index, point in enumerate(points):
-            if index in done:
-                continue
-            tick = time.perf_counter()
-            measured = experiment.run_point(jax.random.fold_in(root, index), config, point)
-            clashes = sorted(set(point) & set(measured))
-            if clashes:
-                raise ValueError(f"{experiment.name}: run_point returned point columns {clashes}")
-            row = {name: _cell(_scalar(name, value)) for name, value in {**point, **measured}.items()}
-            header += [name for name in row if name not in header]
-            done[index] = row
-            _write_atomic(out_dir / RESULTS_FILE, _csv_text(header, [done[i] for i in sorted(done)]))
-            if first_point_s is None:
-                first_point_s = time.perf_counter() - tick
-                _after_first_point(bar, first_point_s)
-            computed += 1
-            bar.update(1)
-
+    resumed = len(done)
+    computed, first_point_s = _sweep(experiment, config, points, done, out_dir, progress)
     plot_path = replot(out_dir, experiment)
     finished = time.time()
-    _write_json(out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s,
-                                           computed, resumed))
+    _write_json(
+        out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s, computed, resumed)
+    )
     return RunResult(out_dir, read_rows(out_dir / RESULTS_FILE), computed, resumed, plot_path)
 
 
@@ -436,7 +510,9 @@ def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | N
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE
     if not config_path.exists() or not (out_dir / RESULTS_FILE).exists():
-        raise OutputConflict(f"{out_dir} holds no results ({CONFIG_FILE} and {RESULTS_FILE} needed)")
+        raise OutputConflict(
+            f"{out_dir} holds no results ({CONFIG_FILE} and {RESULTS_FILE} needed)"
+        )
     stored = json.loads(config_path.read_text(encoding="utf-8"))
     experiment = _as_experiment(stored["experiment"] if experiment is None else experiment)
     config = from_dict(experiment.config, stored["config"])

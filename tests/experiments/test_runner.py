@@ -32,7 +32,9 @@ class Tiny:
         self.fail_at = fail_at
 
     def points(self, config):
-        return [{"scheme": scheme, "snr_db": snr} for scheme in config.schemes for snr in config.snr_db]
+        return [
+            {"scheme": scheme, "snr_db": snr} for scheme in config.schemes for snr in config.snr_db
+        ]
 
     def run_point(self, key, config, point):
         if self.fail_at is not None and len(self.calls) == self.fail_at:
@@ -51,9 +53,15 @@ class Tiny:
         save_figure(figure, path)
 
     def experiment(self) -> Experiment:
-        return Experiment(name="tiny", summary="a test sweep", config=TinyConfig,
-                          quick={"snr_db": (0.0,)}, points=self.points,
-                          run_point=self.run_point, plot=self.plot)
+        return Experiment(
+            name="tiny",
+            summary="a test sweep",
+            config=TinyConfig,
+            quick={"snr_db": (0.0,)},
+            points=self.points,
+            run_point=self.run_point,
+            plot=self.plot,
+        )
 
 
 def _run(out_dir, tiny=None, **kwargs):
@@ -73,19 +81,37 @@ def test_run_writes_the_four_files_and_a_tidy_csv(tmp_path):
     assert header == "scheme,snr_db,mse,ci,n"
     rows = runner.read_rows(out)
     assert [(row["scheme"], row["snr_db"]) for row in rows] == [
-        ("a", 0.0), ("a", 5.0), ("a", 10.0), ("b", 0.0), ("b", 5.0), ("b", 10.0)]
+        ("a", 0.0),
+        ("a", 5.0),
+        ("a", 10.0),
+        ("b", 0.0),
+        ("b", 5.0),
+        ("b", 10.0),
+    ]
     assert all(isinstance(row["mse"], float) and isinstance(row["n"], int) for row in rows)
     assert rows[0]["mse"] > rows[2]["mse"]  # noise power falls with SNR
     assert result.rows == rows and result.computed == 6 and result.resumed == 0
     assert (out / "tiny.png").read_bytes().startswith(b"\x89PNG")
 
     stored = json.loads((out / "config.json").read_text())
-    assert stored == {"experiment": "tiny", "overrides": ["seed=3"], "quick": False,
-                      "config": {"seed": 3, "snr_db": [0.0, 5.0, 10.0], "schemes": ["a", "b"]}}
+    assert stored == {
+        "experiment": "tiny",
+        "overrides": ["seed=3"],
+        "quick": False,
+        "config": {"seed": 3, "snr_db": [0.0, 5.0, 10.0], "schemes": ["a", "b"]},
+    }
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seed"] == 3
     assert meta["versions"]["jax"] == jax.__version__
-    assert set(meta["versions"]) >= {"python", "jax", "jaxlib", "flax", "tensorflow", "sionna-no-rt", "numpy"}
+    assert set(meta["versions"]) >= {
+        "python",
+        "jax",
+        "jaxlib",
+        "flax",
+        "tensorflow",
+        "sionna-no-rt",
+        "numpy",
+    }
     assert meta["jax_backend"] == jax.default_backend() and meta["jax_devices"]
     assert meta["first_point_s"] <= meta["wall_time_s"]
     assert meta["points_computed"] == 6 and meta["points_resumed"] == 0
@@ -114,7 +140,9 @@ def test_interrupted_run_resumes_only_missing_points(tmp_path):
     result, _ = _run(out, resumed)
     assert resumed.calls == [{"scheme": "b", "snr_db": 5.0}, {"scheme": "b", "snr_db": 10.0}]
     assert (result.computed, result.resumed) == (2, 4)
-    assert (out / "results.csv").read_bytes() == (tmp_path / "reference" / "results.csv").read_bytes()
+    assert (out / "results.csv").read_bytes() == (
+        tmp_path / "reference" / "results.csv"
+    ).read_bytes()
 
     again = Tiny()
     _run(out, again)
@@ -139,13 +167,18 @@ def test_a_different_config_into_the_same_folder_is_refused_untouched(tmp_path):
     _run(tmp_path, overrides=["seed=1"])
     before = _snapshot(tmp_path)
     tiny = Tiny()
-    with pytest.raises(runner.OutputConflict, match=r"seed: 1 -> 2.*snr_db: \[0.0, 5.0, 10.0\] -> \[1.0\]"):
+    with pytest.raises(
+        runner.OutputConflict, match=r"seed: 1 -> 2.*snr_db: \[0.0, 5.0, 10.0\] -> \[1.0\]"
+    ):
         _run(tmp_path, tiny, overrides=["seed=2", "snr_db=1"])
     assert tiny.calls == []
     assert _snapshot(tmp_path) == before
 
     result, tiny = _run(tmp_path, overrides=["seed=2"], overwrite=True)
-    assert len(tiny.calls) == 6 and json.loads((tmp_path / "config.json").read_text())["config"]["seed"] == 2
+    assert (
+        len(tiny.calls) == 6
+        and json.loads((tmp_path / "config.json").read_text())["config"]["seed"] == 2
+    )
 
 
 def test_results_without_their_config_are_refused(tmp_path):
@@ -208,6 +241,13 @@ def test_cells_read_back_with_their_types(tmp_path):
     path = tmp_path / "results.csv"
     path.write_text("i,x,big,flag,label,empty,inf\n3,0.1,1e-300,True,qpsk,,inf\n")
     (row,) = runner.read_rows(path)
-    assert row == {"i": 3, "x": 0.1, "big": 1e-300, "flag": True, "label": "qpsk",
-                   "empty": None, "inf": float("inf")}
+    assert row == {
+        "i": 3,
+        "x": 0.1,
+        "big": 1e-300,
+        "flag": True,
+        "label": "qpsk",
+        "empty": None,
+        "inf": float("inf"),
+    }
     assert type(row["i"]) is int and type(row["x"]) is float
