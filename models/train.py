@@ -1,0 +1,424 @@
+"""Training of ensemble members with optax, in the formulation fastest on the backend.
+
+Members of one architecture (a :class:`~models.ensemble.MemberGroup`) can be
+trained two ways that give the same result for the same seeds:
+
+* ``"loop"``: one jitted single-member step, called for each member in turn.
+* ``"vmap"``: one jitted step vmapped over the member axis, all members at once.
+
+Which is faster depends on the backend and the model (:func:`choose_formulation`):
+
+* On an accelerator one small model leaves the device mostly idle, so the
+  vmapped step, which fills it with K models' work in one launch, wins by
+  several times: ``vmap``.
+* On a CPU one small model's step already keeps every core busy. For
+  convolutional models vmap loses: XLA lowers vmapped convolutions to grouped
+  convolutions, which its CPU backend runs poorly (measured on 2 cores: a
+  vmapped step of 8 small CNNs 379 ms against 118 ms for 8 single-member
+  steps): ``loop``. For dense models (MLP) both run batched GEMMs and the
+  benchmark (``python -m benchmarks.train``) measured vmap no slower than the
+  loop: ``vmap``.
+* With one member there is nothing to vmap: ``loop``.
+
+Both formulations read batches by index from the whole training set, which is
+put on the device once; each step gathers its ``[B]`` (or ``[K, B]``) rows inside
+the jitted function. Member ``k`` in epoch ``e`` shuffles its own index set
+with ``fold_in(fold_in(batch_key, k), e)``, so it sees the same batches in
+either formulation and whatever the number of members.
+"""
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from models.datasets import Dataset, bootstrap_indices, disjoint_shards, epoch_batches
+from models.ensemble import Ensemble, EnsembleConfig, MemberGroup, init_group, stochastic_quantize
+from models.zoo import ModelConfig
+
+__all__ = [
+    "FORMULATIONS",
+    "TrainConfig",
+    "Distillation",
+    "choose_formulation",
+    "make_optimizer",
+    "cross_entropy_loss",
+    "distillation_loss",
+    "make_train_step",
+    "train_group",
+    "group_logits",
+    "ensemble_logits",
+    "TrainReport",
+    "train_ensemble",
+]
+
+FORMULATIONS = ("auto", "loop", "vmap")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How members are trained.
+
+    Attributes:
+        epochs: passes over each member's index set.
+        batch_size: samples per member per step.
+        learning_rate: peak learning rate of AdamW, cosine-decayed to 0.
+        weight_decay: AdamW's decoupled weight decay.
+        seed: root of every key: initialisation, bagging/shards, batch order,
+            quantisation.
+    """
+
+    epochs: int = 3
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 1):
+                raise ValueError(f"{name}: {getattr(self, name)!r} is not an int >= 1")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate: {self.learning_rate} is not > 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class Distillation:
+    """Soft targets from a teacher: ``loss = (1-w)·CE(labels) + w·T²·KL(teacher_T ‖ student_T)``."""
+
+    temperature: float = 4.0
+    weight: float = 0.7
+
+
+def choose_formulation(kind: str, num_members: int, backend: str | None = None) -> str:
+    """The faster way to train ``num_members`` members of model kind ``kind``.
+
+    Rule: ``"loop"`` for a single member, and on CPU for convolutional models
+    (``cnn``, ``mobilenet_v2``), whose vmapped convolutions XLA's CPU backend
+    runs as slow grouped convolutions; ``"vmap"`` otherwise (any accelerator,
+    and dense models on CPU). See the module docstring for the measurements.
+
+    Args:
+        kind: the model kind (``ModelConfig.kind``).
+        num_members: members trained together.
+        backend: ``"cpu"``, ``"gpu"``, ``"tpu"``…; default ``jax.default_backend()``.
+    """
+    backend = backend or jax.default_backend()
+    if num_members == 1:
+        return "loop"
+    if backend == "cpu" and kind != "mlp":
+        return "loop"
+    return "vmap"
+
+
+def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
+    """AdamW with a cosine decay of the learning rate over ``total_steps``."""
+    schedule = optax.cosine_decay_schedule(config.learning_rate, max(1, total_steps))
+    return optax.adamw(schedule, weight_decay=config.weight_decay)
+
+
+def cross_entropy_loss(logits, labels):
+    """Mean softmax cross-entropy of ``logits [B, C]`` against int ``labels [B]``."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def distillation_loss(logits, teacher_logits, temperature: float):
+    """Mean KL(teacher ‖ student) of the temperature-softened outputs, scaled by T².
+
+    The T² keeps the soft-target gradients on the scale of the hard-label ones
+    as T changes (Hinton et al.).
+    """
+    teacher = jax.nn.softmax(teacher_logits / temperature)
+    student_log = jax.nn.log_softmax(logits / temperature)
+    kl = jnp.sum(teacher * (jnp.log(jnp.clip(teacher, 1e-12)) - student_log), axis=-1)
+    return temperature**2 * kl.mean()
+
+
+def make_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, distillation: Distillation | None = None) -> Callable:
+    """One optimisation step of one member, as a pure function (not jitted).
+
+    Returns:
+        ``step(params, rest, opt_state, images, labels, soft_logits, batch) ->
+        (params, rest, opt_state, loss)`` where ``params`` are the member's
+        ``nnx.Param`` state, ``rest`` its other state (BatchNorm statistics),
+        ``images [N, H, W, C]`` / ``labels [N]`` the whole training set,
+        ``soft_logits [N, C]`` the teacher's logits (ignored without
+        distillation) and ``batch [B]`` the row indices of this step.
+    """
+
+    def loss_fn(params, rest, images, labels, soft_logits):
+        model = nnx.merge(graphdef, params, rest)
+        model.train()
+        logits = model(images)
+        loss = cross_entropy_loss(logits, labels)
+        if distillation is not None:
+            soft = distillation_loss(logits, soft_logits, distillation.temperature)
+            loss = (1 - distillation.weight) * loss + distillation.weight * soft
+        return loss, nnx.state(model, nnx.Not(nnx.Param))
+
+    def step(params, rest, opt_state, images, labels, soft_logits, batch):
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            params, rest, images[batch], labels[batch], soft_logits[batch]
+        )
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    return step
+
+
+def _member_batches(batch_key, index_sets: np.ndarray, member_ids, epoch: int, batch_size: int) -> np.ndarray:
+    """``[K, steps, B]`` row indices of one epoch for members ``member_ids``."""
+    return np.stack(
+        [
+            epoch_batches(jax.random.fold_in(jax.random.fold_in(batch_key, k), epoch), index_set, batch_size)
+            for k, index_set in zip(member_ids, index_sets, strict=True)
+        ]
+    )
+
+
+def train_group(
+    group: MemberGroup,
+    images,
+    labels,
+    index_sets: np.ndarray,
+    config: TrainConfig,
+    batch_key,
+    *,
+    member_ids=None,
+    formulation: str = "auto",
+    soft_logits=None,
+    distillation: Distillation | None = None,
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[MemberGroup, np.ndarray, str]:
+    """Train every member of ``group`` on its own index set.
+
+    Args:
+        group: the members, stacked ``[K, ...]``.
+        images: ``[N, H, W, C]`` float32 training images (numpy or jax).
+        labels: ``[N]`` int32.
+        index_sets: ``[K, M]`` int32 rows each member trains on.
+        config: epochs, batch size, optimiser settings.
+        batch_key: key of the batch order; member ``k`` uses ``fold_in(batch_key, member_ids[k])``.
+        member_ids: global member numbers of the group (default ``0..K-1``).
+        formulation: ``"auto"`` (:func:`choose_formulation`), ``"loop"`` or ``"vmap"``.
+        soft_logits: ``[N, C]`` teacher logits, with ``distillation``.
+        distillation: soft-target loss settings, or None.
+        on_step: called with the number of member-steps just done (K for a
+            vmapped step, 1 for a looped one), e.g. to tick a progress bar.
+
+    Returns:
+        ``(trained group, losses [K, epochs * steps], formulation used)``.
+    """
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"formulation: unknown {formulation!r}; allowed: {', '.join(FORMULATIONS)}")
+    num_members = group.size
+    if formulation == "auto":
+        formulation = choose_formulation(group.config.kind, num_members)
+    member_ids = list(range(num_members)) if member_ids is None else list(member_ids)
+    index_sets = np.asarray(index_sets)
+    batch_size = min(config.batch_size, index_sets.shape[1])
+    steps_per_epoch = index_sets.shape[1] // batch_size
+    optimizer = make_optimizer(config, config.epochs * steps_per_epoch)
+    step = make_train_step(group.graphdef, optimizer, distillation)
+
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+    # a 1-column placeholder keeps one step signature with and without a teacher
+    soft_logits = jnp.zeros((labels.shape[0], 1), jnp.float32) if soft_logits is None else jnp.asarray(soft_logits)
+    params, rest = nnx.split_state(group.state, nnx.Param, ...)
+    opt_state = jax.vmap(optimizer.init)(params)
+    batches = [_member_batches(batch_key, index_sets, member_ids, e, batch_size) for e in range(config.epochs)]
+    losses = np.zeros((num_members, config.epochs * steps_per_epoch), np.float32)
+
+    if formulation == "vmap":
+        vmapped_step = jax.jit(jax.vmap(step, in_axes=(0, 0, 0, None, None, None, 0)))
+        loss_log = []
+        for epoch_batches_ in batches:
+            for s in range(steps_per_epoch):
+                params, rest, opt_state, loss = vmapped_step(
+                    params, rest, opt_state, images, labels, soft_logits, jnp.asarray(epoch_batches_[:, s])
+                )
+                loss_log.append(loss)
+                if on_step:
+                    on_step(num_members)
+        losses[:] = np.stack([np.asarray(loss) for loss in loss_log], axis=1)
+    else:
+        single_step = jax.jit(step)
+        trained = []
+        for k in range(num_members):
+            member = jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest, opt_state))
+            member_params, member_rest, member_opt = member
+            loss_log = []
+            for epoch_batches_ in batches:
+                for s in range(steps_per_epoch):
+                    member_params, member_rest, member_opt, loss = single_step(
+                        member_params, member_rest, member_opt, images, labels, soft_logits,
+                        jnp.asarray(epoch_batches_[k, s]),
+                    )
+                    loss_log.append(loss)
+                    if on_step:
+                        on_step(1)
+            losses[k] = np.asarray(jnp.stack(loss_log))
+            trained.append((member_params, member_rest))
+        params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[p for p, _ in trained])
+        rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[r for _, r in trained])
+
+    state = nnx.merge_state(params, rest)
+    return MemberGroup(group.config, group.graphdef, state), losses, formulation
+
+
+def group_logits(group: MemberGroup, images, *, formulation: str = "auto", chunk_size: int = 1000) -> np.ndarray:
+    """Inference-mode logits of every member of ``group``.
+
+    Args:
+        group: the members.
+        images: ``[N, H, W, C]`` float32.
+        formulation: as in :func:`train_group` (same rule for ``"auto"``).
+        chunk_size: images per jitted call; the last chunk is padded to this
+            size so that one compilation serves every chunk.
+
+    Returns:
+        ``[K, N, num_classes]`` float32.
+    """
+    if formulation == "auto":
+        formulation = choose_formulation(group.config.kind, group.size)
+    images = np.asarray(images, np.float32)
+    n = images.shape[0]
+    chunk_size = min(chunk_size, n)
+
+    def apply(state, x):
+        model = nnx.merge(group.graphdef, state)
+        model.eval()
+        return model(x)
+
+    if formulation == "vmap":
+        apply_members = jax.jit(jax.vmap(apply, in_axes=(0, None)))
+
+        def run(x):
+            return apply_members(group.state, x)
+    else:
+        apply_one = jax.jit(apply)
+        member_states = [group.member_state(k) for k in range(group.size)]
+
+        def run(x):
+            return jnp.stack([apply_one(state, x) for state in member_states])
+
+    outputs = []
+    for start in range(0, n, chunk_size):
+        chunk = images[start : start + chunk_size]
+        padded = np.concatenate([chunk, np.zeros((chunk_size - len(chunk), *chunk.shape[1:]), np.float32)])
+        outputs.append(np.asarray(run(padded))[:, : len(chunk)])
+    return np.concatenate(outputs, axis=1)
+
+
+def ensemble_logits(ensemble: Ensemble, images, *, formulation: str = "auto", chunk_size: int = 1000) -> np.ndarray:
+    """Inference-mode logits ``[K, N, C]`` of every member, in member order."""
+    return np.concatenate(
+        [group_logits(g, images, formulation=formulation, chunk_size=chunk_size) for g in ensemble.groups]
+    )
+
+
+@dataclasses.dataclass
+class TrainReport:
+    """What happened while training an ensemble.
+
+    Attributes:
+        losses: per member, the training loss of every step (list of K arrays).
+        formulations: the formulation used for each group.
+        train_seconds: wall time of the training, compilation included.
+        teacher_config: the teacher's architecture (distillation only).
+    """
+
+    losses: list
+    formulations: list
+    train_seconds: float
+    teacher_config: ModelConfig | None = None
+
+
+def train_ensemble(
+    dataset: Dataset,
+    config: EnsembleConfig,
+    train_config: TrainConfig,
+    *,
+    formulation: str = "auto",
+    on_step: Callable[[int], None] | None = None,
+) -> tuple[Ensemble, TrainReport]:
+    """Train a diverse ensemble on ``dataset``'s training split.
+
+    Keys: ``root = key(train_config.seed)``; member ``k`` is initialised with
+    ``fold_in(fold_in(root, 0), k)``; bagging/shards draw with
+    ``fold_in(root, 1)``; batch order uses ``fold_in(root, 2)``; the teacher
+    ``fold_in(root, 3)``; quantisation ``fold_in(fold_in(root, 4), k)``.
+
+    Args:
+        dataset: the data; training uses ``train_images``/``train_labels``.
+        config: members, architecture, diversity kind.
+        train_config: optimisation settings and seed.
+        formulation: ``"auto"``, ``"loop"`` or ``"vmap"`` (see :func:`choose_formulation`).
+        on_step: progress callback, called with member-steps done.
+
+    Returns:
+        ``(ensemble, report)``.
+    """
+    start = time.perf_counter()
+    root = jax.random.key(train_config.seed)
+    init_key, data_key, batch_key = (jax.random.fold_in(root, i) for i in range(3))
+    n = len(dataset.train_labels)
+    members = config.members
+    all_rows = np.broadcast_to(np.arange(n, dtype=np.int32), (members, n))
+    index_sets = {
+        "bagging": lambda: bootstrap_indices(data_key, n, members),
+        "shards": lambda: disjoint_shards(data_key, n, members),
+    }.get(config.diversity, lambda: all_rows)()
+
+    member_configs = config.member_configs()
+    groups, losses, formulations = [], [], []
+    soft_logits, distillation, teacher_config = None, None, None
+    if config.diversity == "distillation":
+        teacher_config = dataclasses.replace(config.model, width=config.teacher_width)
+        teacher = init_group(teacher_config, jax.random.fold_in(root, 3)[None])
+        teacher, teacher_losses, _ = train_group(
+            teacher, dataset.train_images, dataset.train_labels, all_rows[:1], train_config,
+            jax.random.fold_in(batch_key, members), member_ids=[members], formulation="loop", on_step=on_step,
+        )
+        soft_logits = group_logits(teacher, dataset.train_images)[0]
+        distillation = Distillation(config.distillation_temperature, config.distillation_weight)
+
+    if config.diversity == "quantization":
+        base = init_group(config.model, jax.random.fold_in(init_key, 0)[None])
+        base, base_losses, used = train_group(
+            base, dataset.train_images, dataset.train_labels, all_rows[:1], train_config, batch_key,
+            formulation="loop", on_step=on_step,
+        )
+        base_state = base.member_state(0)
+        quantize_keys = jax.random.split(jax.random.fold_in(root, 4), members)
+        params, rest = nnx.split_state(base_state, nnx.Param, ...)
+        stacked_params = jax.vmap(lambda key: stochastic_quantize(key, params, config.quantization_bits))(quantize_keys)
+        stacked_rest = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (members, *leaf.shape)), rest)
+        groups = [MemberGroup(config.model, base.graphdef, nnx.merge_state(stacked_params, stacked_rest))]
+        losses = [base_losses[0]] * members
+        formulations = [used]
+    else:
+        first = 0
+        while first < members:
+            last = first
+            while last < members and member_configs[last] == member_configs[first]:
+                last += 1
+            ids = list(range(first, last))
+            keys = jnp.stack([jax.random.fold_in(init_key, k) for k in ids])
+            group = init_group(member_configs[first], keys)
+            group, group_losses, used = train_group(
+                group, dataset.train_images, dataset.train_labels, index_sets[first:last], train_config,
+                batch_key, member_ids=ids, formulation=formulation, soft_logits=soft_logits,
+                distillation=distillation, on_step=on_step,
+            )
+            groups.append(group)
+            losses.extend(group_losses)
+            formulations.append(used)
+            first = last
+    report = TrainReport(losses, formulations, time.perf_counter() - start, teacher_config)
+    return Ensemble(tuple(groups)), report
