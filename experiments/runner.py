@@ -388,6 +388,7 @@ def _after_first_point(bar, seconds: float) -> None:
     """Show the first point's time (JIT compilation included) apart, and keep it out of the ETA."""
     bar.set_postfix_str(f"compile+first: {seconds:.1f}s", refresh=False)
     if not bar.disable:
+        # The rate (and so the ETA) counts only points finished from now on.
         bar.initial = bar.n
         bar.start_t = bar.last_print_t = bar._time()
     bar.refresh()
@@ -431,10 +432,10 @@ def _sweep(
             done[index] = row
             _write_atomic(results_path, _csv_text(header, [done[i] for i in sorted(done)]))
             computed += 1
+            bar.update(1)
             if first_point_s is None:
                 first_point_s = time.perf_counter() - started
                 _after_first_point(bar, first_point_s)
-            bar.update(1)
     return computed, first_point_s
 
 
