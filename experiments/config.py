@@ -277,7 +277,10 @@ def _replace(config, key: str, raw, from_text: bool, source: str, root_type: typ
             value = _parse_text(raw, tp) if from_text else _check_value(raw, tp)
         except _Mismatch as mismatch:
             raise ConfigError(f"{source}: expected {mismatch.expected}, got {raw!r}") from None
-    return dataclasses.replace(config, **{name: value})
+    try:
+        return dataclasses.replace(config, **{name: value})
+    except ValueError as error:  # the config's own checks (__post_init__) refused it
+        raise ConfigError(f"{source}: {error}") from None
 
 
 def apply_overrides(config, overrides: Sequence[str] | Mapping[str, object]):
@@ -356,4 +359,7 @@ def from_dict(config_type: type, data: Mapping, prefix: str = ""):
                 values[name] = _check_value(value, tp)
         except _Mismatch as mismatch:
             raise ConfigError(f"field {key}: expected {mismatch.expected}, got {value!r}") from None
-    return config_type(**values)
+    try:
+        return config_type(**values)
+    except ValueError as error:  # the config's own checks (__post_init__) refused it
+        raise ConfigError(f"{prefix.rstrip('.') or config_type.__name__}: {error}") from None

@@ -170,3 +170,27 @@ def test_string_annotations_resolve():
         namespace,
     )
     assert apply_overrides(namespace["Late"](), ["snr_db=1,2"]).snr_db == (1.0, 2.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class Checked:
+    low: float = 0.0
+    high: float = 1.0
+
+    def __post_init__(self):
+        if not self.low < self.high:
+            raise ValueError(f"low must be below high, got {self.low} >= {self.high}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outer:
+    band: Checked = Checked()
+
+
+def test_the_configs_own_checks_are_reported_with_the_item():
+    with pytest.raises(
+        ConfigError, match=r"^--set band.low=2: low must be below high, got 2.0 >= 1.0$"
+    ):
+        apply_overrides(Outer(), ["band.low=2"])
+    with pytest.raises(ConfigError, match=r"^band: low must be below high"):
+        from_dict(Outer, {"band": {"low": 5}})
