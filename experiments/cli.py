@@ -21,6 +21,7 @@ import importlib.util
 import sys
 
 from experiments import registry
+from experiments.config import ConfigError
 
 __all__ = ["build_parser", "main"]
 
@@ -70,7 +71,6 @@ def _known_experiment(name: str) -> str:
 def _run(args) -> int:
     """Run (or resume) a sweep and print where the results went."""
     from experiments import runner
-    from experiments.config import ConfigError
 
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
@@ -83,7 +83,7 @@ def _run(args) -> int:
             progress=args.progress,
             overwrite=args.overwrite,
         )
-    except (ConfigError, runner.OutputConflict) as error:
+    except runner.OutputConflict as error:
         raise UsageError(str(error)) from None
     except KeyboardInterrupt:
         print(
@@ -106,7 +106,6 @@ def _plot(args) -> int:
     from pathlib import Path
 
     from experiments import runner
-    from experiments.config import ConfigError
 
     config_path = Path(args.dir) / runner.CONFIG_FILE
     try:
@@ -120,7 +119,7 @@ def _plot(args) -> int:
     _known_experiment(name)
     try:
         path = runner.replot(args.dir)
-    except (ConfigError, runner.OutputConflict) as error:
+    except runner.OutputConflict as error:
         raise UsageError(str(error)) from None
     print(f"{PROG}: plot redrawn in {path}")
     return 0
@@ -202,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser(argv).parse_args(argv)
         return args.handler(args)
-    except SystemExit as exit_:  # --help and --version
-        return exit_.code if isinstance(exit_.code, int) else 0
-    except UsageError as error:
+    except SystemExit as exit_:  # --help, --version, or a command's own sys.exit
+        if exit_.code is None or isinstance(exit_.code, int):
+            return exit_.code or 0
+        print(exit_.code, file=sys.stderr)
+        return 1
+    except (UsageError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
 

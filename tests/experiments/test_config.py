@@ -194,3 +194,12 @@ def test_the_configs_own_checks_are_reported_with_the_item():
         apply_overrides(Outer(), ["band.low=2"])
     with pytest.raises(ConfigError, match=r"^band: low must be below high"):
         from_dict(Outer, {"band": {"low": 5}})
+
+
+def test_module_example_runs():
+    import doctest
+
+    import experiments.config
+
+    result = doctest.testmod(experiments.config)
+    assert result.attempted > 0 and result.failed == 0

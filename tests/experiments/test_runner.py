@@ -251,3 +251,12 @@ def test_cells_read_back_with_their_types(tmp_path):
         "inf": float("inf"),
     }
     assert type(row["i"]) is int and type(row["x"]) is float
+
+
+def test_plotting_example_runs():
+    import doctest
+
+    import experiments.plotting
+
+    result = doctest.testmod(experiments.plotting)
+    assert result.attempted > 0 and result.failed == 0
