@@ -121,7 +121,7 @@ def _cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return repr(value)
+        return repr(float(value))  # float(): NumPy's repr would add "np.float64(...)"
     return str(value)
 
 
@@ -143,7 +143,7 @@ def _parse_cell(text: str):
 
 def _scalar(name: str, value):
     """A measured value as a plain Python scalar (JAX/NumPy 0-d arrays included)."""
-    if isinstance(value, (bool, int, float, str)) or value is None:
+    if value is None or type(value) in (bool, int, float, str):
         return value
     item = getattr(value, "item", None)
     shape = getattr(value, "shape", None)
@@ -226,7 +226,7 @@ def _point_columns(points: list[dict]) -> list[str]:
 
 def _point_id(point: Mapping, columns: list[str]) -> tuple[str, ...]:
     """What identifies a point in the CSV: its cells as text."""
-    return tuple(_cell(point.get(name)) for name in columns)
+    return tuple(_cell(_scalar(name, point.get(name))) for name in columns)
 
 
 def _check_folder(

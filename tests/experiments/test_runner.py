@@ -260,3 +260,37 @@ def test_plotting_example_runs():
 
     result = doctest.testmod(experiments.plotting)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_numpy_and_jax_scalars_are_written_as_plain_numbers(tmp_path):
+    def points(config):
+        return [
+            {"snr_db": np.float64(snr), "index": np.int64(i)} for i, snr in enumerate(config.snr_db)
+        ]
+
+    def run_point(key, config, point):
+        return {"a": np.float32(0.5), "b": jax.numpy.int32(7), "c": np.bool_(True), "d": None}
+
+    def plot(rows, config, path):
+        path.write_bytes(b"no figure needed here")
+
+    experiment = dataclasses.replace(
+        Tiny().experiment(), points=points, run_point=run_point, plot=plot
+    )
+    runner.run(experiment, out_dir=tmp_path, progress=False)
+    lines = (tmp_path / "results.csv").read_text().splitlines()
+    assert lines[:2] == ["snr_db,index,a,b,c,d", "0.0,0,0.5,7,True,"]
+    runner.run(experiment, out_dir=tmp_path, progress=False)  # resumes: every point matches
+    assert (tmp_path / "results.csv").read_text().splitlines() == lines
+
+    def vector(key, config, point):
+        return {"a": np.zeros(2)}
+
+    with pytest.raises(
+        TypeError, match=r"column 'a': expected a scalar, got ndarray of shape \(2,\)"
+    ):
+        runner.run(
+            dataclasses.replace(experiment, run_point=vector),
+            out_dir=tmp_path / "v",
+            progress=False,
+        )
