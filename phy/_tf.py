@@ -39,8 +39,8 @@ def tensorflow():
     for name, value in _NATIVE_LOG_ENV.items():
         os.environ.setdefault(name, value)
     with _native_stderr_silenced():
-        import tensorflow as tf
         import sionna.phy  # noqa: F401  (its import also initialises TF's runtime)
+        import tensorflow as tf
 
         tf.get_logger().setLevel("ERROR")
         # Share an accelerator with JAX instead of grabbing all its memory.

@@ -18,7 +18,9 @@ applies the four fixes that naive use of ``jax2tf.call_tf`` needs:
 
 ``mode="callback"`` is the fallback for blocks that do not lower to XLA: the
 graph runs on the host through ``jax.pure_callback`` with a ``custom_vjp``
-whose backward pass asks TensorFlow for the vector-Jacobian product.
+whose backward pass asks TensorFlow for the vector-Jacobian product. Its random
+draws are as reproducible, but not the same numbers as in ``"xla"`` mode: TF's
+kernels and XLA implement the stateless generators differently.
 
 ``vmap`` cannot cross ``call_tf``: put Monte-Carlo trials and SNR points in the
 batch dimension instead (Sionna's ``no`` broadcasts over leading dimensions).
@@ -59,19 +61,27 @@ class StatelessGenerator:
         self._seed = seed
         self._count = 0
 
+    # One named algorithm: "auto_select" picks different generators in TF's
+    # kernels and under XLA, so eager and jitted runs would draw differently.
+    _ALGORITHM = "philox"
+
     def _next_seed(self):
-        seed = self._tf.random.experimental.stateless_fold_in(self._seed, self._count)
+        seed = self._tf.random.experimental.stateless_fold_in(
+            self._seed, self._count, alg=self._ALGORITHM
+        )
         self._count += 1
         return seed
 
     def normal(self, shape, mean=0.0, stddev=1.0, dtype=None, name=None):
         dtype = dtype or self._tf.float32
-        return self._tf.random.stateless_normal(shape, self._next_seed(), mean, stddev, dtype)
+        return self._tf.random.stateless_normal(
+            shape, self._next_seed(), mean, stddev, dtype, alg=self._ALGORITHM
+        )
 
     def uniform(self, shape, minval=0, maxval=None, dtype=None, name=None):
         dtype = dtype or self._tf.float32
         return self._tf.random.stateless_uniform(
-            shape, self._next_seed(), minval=minval, maxval=maxval, dtype=dtype
+            shape, self._next_seed(), minval=minval, maxval=maxval, dtype=dtype, alg=self._ALGORITHM
         )
 
 
@@ -101,9 +111,10 @@ class _Leaf(NamedTuple):
 
 
 def _real_dtype(dtype):
-    return {np.dtype("complex64"): np.dtype("float32"), np.dtype("complex128"): np.dtype("float64")}.get(
-        np.dtype(dtype), np.dtype(dtype)
-    )
+    return {
+        np.dtype("complex64"): np.dtype("float32"),
+        np.dtype("complex128"): np.dtype("float64"),
+    }.get(np.dtype(dtype), np.dtype(dtype))
 
 
 def _split(x):
@@ -148,7 +159,9 @@ def _freeze(tf_fn, in_leaves):
     for leaf in in_leaves:
         signature += [tf.TensorSpec(leaf.shape, leaf.dtype)] * (2 if leaf.is_complex else 1)
     concrete = tf.function(real_boundary, autograph=True).get_concrete_function(*signature)
-    frozen = convert_variables_to_constants_v2(concrete)
+    # Keep functional While/If: the v1 control flow the default lowering emits
+    # (Enter/Exit/Switch) does not compile with XLA.
+    frozen = convert_variables_to_constants_v2(concrete, lower_control_flow=False)
     for leaf in record["leaves"]:
         if None in leaf.shape:
             raise ValueError(f"bridge: output shape {leaf.shape} is not static")
@@ -172,16 +185,20 @@ def _out_specs(frozen):
     return specs
 
 
-def _through_xla(frozen, seed, flat):
+def _through_xla(frozen):
     from jax.experimental import jax2tf
 
     call = jax2tf.call_tf(
-        lambda *a: frozen.function(*a), has_side_effects=False, output_shape_dtype=_out_specs(frozen)
+        lambda *a: frozen.function(*a),
+        has_side_effects=False,
+        output_shape_dtype=_out_specs(frozen),
     )
-    return call(seed, *flat)
+    # Always through XLA, even when called eagerly: TF's own kernels draw
+    # different stateless random numbers than XLA does for the same seed.
+    return jax.jit(call)
 
 
-def _through_callback(frozen, seed, flat):
+def _through_callback(frozen):
     tf = tensorflow()
     specs = _out_specs(frozen)
     run = tf.function(lambda *a: frozen.function(*a))
@@ -194,9 +211,7 @@ def _through_callback(frozen, seed, flat):
         with tf.GradientTape() as tape:
             tape.watch(flat)
             outs = frozen.function(seed, *flat)
-        return tape.gradient(
-            outs, flat, output_gradients=cotangents, unconnected_gradients="zero"
-        )
+        return tape.gradient(outs, flat, output_gradients=cotangents, unconnected_gradients="zero")
 
     @jax.custom_vjp
     def call(seed, *flat):
@@ -218,7 +233,7 @@ def _through_callback(frozen, seed, flat):
         return (None, *grads)
 
     call.defvjp(forward, backward)
-    return call(seed, *flat)
+    return call
 
 
 def bridge(tf_fn, *, mode="xla"):
@@ -255,9 +270,10 @@ def bridge(tf_fn, *, mode="xla"):
             _Leaf(tuple(a.shape), _real_dtype(a.dtype).name, jnp.iscomplexobj(a)) for a in arrays
         )
         if in_leaves not in cache:
-            cache[in_leaves] = _freeze(tf_fn, in_leaves)
-        frozen = cache[in_leaves]
+            frozen = _freeze(tf_fn, in_leaves)
+            cache[in_leaves] = frozen, through(frozen)
+        frozen, call = cache[in_leaves]
         flat = [part for a in arrays for part in _split(a)]
-        return _pack(frozen, through(frozen, key_to_tf_seed(key), flat))
+        return _pack(frozen, call(key_to_tf_seed(key), *flat))
 
     return jax_fn
