@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -294,3 +295,10 @@ def test_numpy_and_jax_scalars_are_written_as_plain_numbers(tmp_path):
             out_dir=tmp_path / "v",
             progress=False,
         )
+
+
+def test_git_revision_is_optional(tmp_path):
+    assert runner._git_revision(tmp_path) is None  # not a checkout: no failure, no revision
+    revision = runner._git_revision(Path(runner.__file__).parent)
+    if revision is not None:  # this source tree is a git checkout
+        assert len(revision["commit"]) == 40 and isinstance(revision["dirty"], bool)
