@@ -32,7 +32,10 @@ TRAIN_MODULE = "experiments.train"
 
 
 class UsageError(Exception):
-    """Bad command-line input; ``main`` prints it as one line and returns 2."""
+    """Bad command-line input; ``main`` prints ``airinfer: error: ...`` and returns 2.
+
+    Our own messages are one line; argparse's syntax errors add the usage line.
+    """
 
 
 class _Parser(argparse.ArgumentParser):

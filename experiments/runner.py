@@ -236,6 +236,8 @@ def _check_folder(
 
     Reads only, so that a refused run leaves every file as it was.
     """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputConflict(f"{out_dir} is a file, not a folder; choose another --out")
     config_path, results_path = out_dir / CONFIG_FILE, out_dir / RESULTS_FILE
     if not config_path.exists():
         if results_path.exists():

@@ -182,6 +182,12 @@ def test_a_different_config_into_the_same_folder_is_refused_untouched(tmp_path):
     )
 
 
+def test_a_file_in_place_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "out").write_text("not a folder")
+    with pytest.raises(runner.OutputConflict, match="is a file, not a folder"):
+        _run(tmp_path / "out")
+
+
 def test_results_without_their_config_are_refused(tmp_path):
     (tmp_path / "results.csv").write_text("scheme,snr_db,mse\n")
     with pytest.raises(runner.OutputConflict, match="no config.json"):
