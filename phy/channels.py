@@ -140,7 +140,7 @@ def _imperfect_csi(key, h, csi_error_var):
 
 
 def exponential_correlation(num_antennas, rho):
-    """Exponential spatial correlation matrix ``R[i, j] = rho ** |i - j|`` (real ``rho`` in [0, 1))."""
+    """Exponential correlation matrix ``R[i, j] = rho ** |i - j|``, real ``rho`` in [0, 1)."""
     if not 0 <= rho < 1:
         raise ValueError(f"rx_correlation must be in [0, 1), got {rho}")
     idx = np.arange(num_antennas)
