@@ -26,7 +26,7 @@ class Experiment:
             maps column names to the values that identify the point (they
             become the leading CSV columns and the key for resuming).
         run_point: ``run_point(key, config, point) -> dict``: the measured
-            columns of one point. ``key`` is ``fold_in(PRNGKey(seed), index)``
+            columns of one point. ``key`` is ``fold_in(jax.random.key(seed), index)``
             so a result does not depend on which points ran before it.
         plot: ``plot(rows, config, path)`` draws the figure from the CSV rows
             (dicts of column values, numbers already parsed) into ``path``.
