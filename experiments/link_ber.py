@@ -238,7 +238,8 @@ EXPERIMENT = Experiment(
     name="link_ber",
     summary="BER and BLER vs Es/N0 of QPSK/16QAM, uncoded and 5G LDPC, over AWGN and Rayleigh",
     config=LinkBerConfig,
-    # 9 SNR points x 8 curves (the LDPC waterfalls lie below 10 dB); 1e5 bits resolve a BER of 1e-3 with ~100 errors.
+    # 9 SNR points x 8 curves (the LDPC waterfalls lie below 10 dB); 1e5 bits
+    # resolve a BER of 1e-3 with ~100 errors.
     quick={
         "snr_db": (0.0, 2.0, 4.0, 6.0, 10.0, 15.0, 20.0, 25.0, 30.0),
         "min_bit_errors": 100,

@@ -329,8 +329,10 @@ def transmit(key, bits, snr_db, config):
         bits_hat: ``[batch, k]`` float32 of 0/1, the decided info bits.
         llr: ``[batch, n]`` float32 channel LLRs ``log(p(b=1)/p(b=0))``.
     """
+    bits = _check_bits(bits, config)
     _check_snr_db(snr_db)
-    no = jnp.power(10.0, -jnp.asarray(snr_db, jnp.float32) / 10.0)
+    snr_db = _per_block("snr_db", snr_db, bits.shape[0])
+    no = jnp.power(10.0, -snr_db / 10.0)
     llr = channel_llrs(key, bits, no, config)
     return decode(llr, config), llr
 

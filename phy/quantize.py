@@ -41,7 +41,7 @@ def _check_bits(bits):
 def _check_clip(clip):
     try:
         value = float(clip)
-    except (TypeError, jax.errors.ConcretizationTypeError):
+    except (TypeError, ValueError, jax.errors.ConcretizationTypeError):
         raise ValueError(f"clip must be a positive Python number, got {clip!r}") from None
     if not value > 0 or value == float("inf"):
         raise ValueError(f"clip must be a finite number > 0, got {clip!r}")

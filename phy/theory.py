@@ -47,9 +47,7 @@ CHANNELS = ("awgn", "rayleigh")
 def bits_per_symbol(modulation):
     """Bits per symbol of ``modulation`` (``"qpsk"``, ``"16qam"`` or ``"64qam"``)."""
     if modulation not in BITS_PER_SYMBOL:
-        raise ValueError(
-            f"modulation must be one of {sorted(BITS_PER_SYMBOL)}, got {modulation!r}"
-        )
+        raise ValueError(f"modulation must be one of {sorted(BITS_PER_SYMBOL)}, got {modulation!r}")
     return BITS_PER_SYMBOL[modulation]
 
 
