@@ -123,7 +123,10 @@ def wilson_interval(errors, trials, z=_Z95):
     denominator = 1.0 + z * z / trials
     centre = (p + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or `trials` errors the bound is exactly 0 or 1; rounding would leave ~1e-18.
+    low = 0.0 if errors == 0 else max(0.0, centre - half)
+    high = 1.0 if errors == trials else min(1.0, centre + half)
+    return low, high
 
 
 def run_point(key, config, point):

@@ -77,8 +77,9 @@ class LinkConfig:
         channel: ``"awgn"`` | ``"rayleigh"`` (flat, i.i.d. per symbol, ``h ~ CN(0, 1)``).
         coding: ``"ldpc"`` (5G NR LDPC, rate ``k / n``) | ``"uncoded"``.
         k: info bits per block.
-        n: coded bits per block. ``None``: ``2 k`` for LDPC (rate 1/2), ``k``
-            uncoded. Must be a multiple of the bits per symbol.
+        n: coded bits per block. ``None`` (resolved at construction): ``2 k``
+            for LDPC (rate 1/2), ``k`` uncoded. Must be a multiple of the bits
+            per symbol.
         csi_error_var: variance of the receiver's channel-estimation error: it
             equalises with ``h + e``, ``e ~ CN(0, csi_error_var)``, and computes
             LLRs as if that estimate were exact (mismatched receiver). 0: perfect CSI.
@@ -106,7 +107,11 @@ class LinkConfig:
             raise ValueError(f"k must be a positive int, got {self.k!r}")
         if self.n is not None and (not _is_int(self.n) or self.n < 1):
             raise ValueError(f"n must be a positive int or None, got {self.n!r}")
-        n = self.codeword_length
+        if self.n is None:
+            # Resolve the default, so that n=None and the explicit n are the same
+            # configuration (equal hashes: one compiled link, not two).
+            object.__setattr__(self, "n", 2 * self.k if self.coding == "ldpc" else self.k)
+        n = self.n
         if self.coding == "uncoded" and n != self.k:
             raise ValueError(f"n must equal k={self.k} (or be None) when uncoded, got {self.n!r}")
         if self.coding == "ldpc":
@@ -138,10 +143,8 @@ class LinkConfig:
 
     @property
     def codeword_length(self):
-        """Coded bits per block, ``n`` with its default resolved."""
-        if self.n is not None:
-            return self.n
-        return 2 * self.k if self.coding == "ldpc" else self.k
+        """Coded bits per block, ``n`` (resolved: never ``None`` after construction)."""
+        return self.n
 
     @property
     def code_rate(self):

@@ -161,7 +161,8 @@ def test_config_properties_and_defaults():
     assert coded.codeword_length == 2 * K and coded.code_rate == 0.5
     assert coded.num_symbols == 2 * K // 4
     assert LinkConfig("qpsk", coding="uncoded", k=K).codeword_length == K
-    assert hash(coded) == hash(LinkConfig("16qam", "awgn", "ldpc", k=K))
+    explicit = LinkConfig("16qam", "awgn", "ldpc", k=K, n=2 * K)
+    assert coded == explicit and hash(coded) == hash(explicit)  # one cache entry
 
 
 @pytest.mark.parametrize(
