@@ -248,6 +248,11 @@ def _check_bits(bits, config):
         raise ValueError(f"bits must have shape [batch, k={config.k}], got {tuple(shape)}")
     if shape[0] < 1:
         raise ValueError(f"bits must hold at least one block, got shape {tuple(shape)}")
+    if _concrete(bits):
+        values = np.asarray(bits)
+        if not np.all((values == 0) | (values == 1)):
+            # The mapper would index past its constellation with anything else.
+            raise ValueError(f"bits must be 0 or 1, got values {np.unique(values)[:8]}")
     return jnp.asarray(bits, jnp.float32)
 
 

@@ -147,6 +147,20 @@ def test_imperfect_csi_hurts():
     assert errors_noisy > 2 * errors_perfect > 0
 
 
+def test_llrs_are_differentiable_in_the_noise_power():
+    # The front end compiles to XLA through the bridge, so jax.grad reaches `no`:
+    # more noise, less confident LLRs.
+    config = LinkConfig("qpsk", "awgn", "uncoded", k=K)
+    bits = _bits(9)
+
+    def mean_confidence(no):
+        llr = digital.channel_llrs(jax.random.key(9), bits, jnp.full((BLOCKS,), no), config)
+        return jnp.mean(jnp.abs(llr))
+
+    grad = jax.grad(mean_confidence)(0.5)
+    assert np.isfinite(grad) and grad < 0
+
+
 def test_per_block_snr_broadcasts():
     config = LinkConfig("qpsk", "awgn", "uncoded", k=K)
     bits = jnp.zeros((BLOCKS, K), jnp.float32)
@@ -193,6 +207,8 @@ def test_bad_inputs_raise_naming_the_argument():
         digital.transmit(key, jnp.zeros((2, K + 1)), 0.0, config)
     with pytest.raises(ValueError, match=r"^bits\b"):
         digital.transmit(key, jnp.zeros((K,)), 0.0, config)
+    with pytest.raises(ValueError, match=r"^bits must be 0 or 1"):
+        digital.transmit(key, jnp.full((2, K), 2.0), 0.0, config)
     with pytest.raises(ValueError, match=r"^snr_db\b"):
         digital.transmit(key, jnp.zeros((2, K)), float("nan"), config)
     with pytest.raises(ValueError, match=r"^snr_db\b"):
