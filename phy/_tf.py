@@ -36,8 +36,8 @@ def _native_stderr_silenced():
 @functools.cache
 def tensorflow():
     """Import TensorFlow and Sionna once, quietly; return the ``tensorflow`` module."""
-    for name, value in _NATIVE_LOG_ENV.items():
-        os.environ.setdefault(name, value)
+    # Not setdefault: importing JAX already sets TF_CPP_MIN_LOG_LEVEL=1.
+    os.environ.update(_NATIVE_LOG_ENV)
     with _native_stderr_silenced():
         import sionna.phy  # noqa: F401  (its import also initialises TF's runtime)
         import tensorflow as tf
