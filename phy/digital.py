@@ -14,12 +14,11 @@ energy, so the noise is CN(0, no) with ``no = 10 ** (-snr_db / 10)`` (``no/2``
 per real dimension). LLRs follow Sionna 1.2: ``log(p(b=1) / p(b=0))``, so a
 positive LLR means "1" (the LDPC decoder takes the same convention).
 
-Two bridged functions serve each configuration: the front end (encoder to
-demapper) compiles to XLA inside the JAX program; the belief-propagation
-decoder runs through the bridge's host callback, because its ``while`` loop
-becomes v1 control flow (``Enter``/``Exit``) once the graph is frozen, which
-XLA cannot compile. Sionna blocks are built once per configuration, eagerly,
-outside the traced functions, and cached together with the bridged functions.
+Two bridged functions serve each configuration, both compiled to XLA inside
+the JAX program: the front end (encoder to demapper) and the belief-propagation
+decoder (kept apart so that callers can inspect or perturb the LLRs). Sionna
+blocks are built once per configuration, eagerly, outside the traced
+functions, and cached together with the bridged functions.
 """
 
 import dataclasses
@@ -225,12 +224,12 @@ def _decoder_tf(blocks, llr):
 
 @functools.cache
 def _bridged(config):
-    """The bridged front end (XLA) and decoder (host callback) of ``config``."""
+    """The bridged front end and decoder of ``config``."""
     blocks = _blocks(config)
     front = bridge(functools.partial(_front_end_tf, config, blocks))
     back = None
     if blocks.decoder is not None:
-        back = bridge(functools.partial(_decoder_tf, blocks), mode="callback")
+        back = bridge(functools.partial(_decoder_tf, blocks))
     return front, back
 
 
