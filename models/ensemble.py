@@ -155,16 +155,17 @@ class Ensemble:
 def init_group(config: ModelConfig, keys) -> MemberGroup:
     """Initialise ``len(keys)`` members of architecture ``config``, one per key.
 
-    Member ``k`` is initialised exactly as ``build_model(config, keys[k])``;
-    all members are built in one jitted, vmapped call.
+    Member ``k`` is initialised exactly as ``build_model(config, keys[k])``,
+    by one jitted initialiser compiled once and called per member.
 
     Args:
         config: the architecture.
         keys: ``[K]`` ``jax.random`` keys.
     """
     graphdef = nnx.graphdef(abstract_model(config))
-    state = jax.jit(jax.vmap(lambda key: nnx.state(build_model(config, key))))(keys)
-    return MemberGroup(config, graphdef, state)
+    initialise = jax.jit(lambda key: nnx.state(build_model(config, key)))
+    states = [initialise(key) for key in keys]
+    return MemberGroup(config, graphdef, jax.tree.map(lambda *leaves: jnp.stack(leaves), *states))
 
 
 def stack_models(config: ModelConfig, models) -> MemberGroup:

@@ -54,6 +54,7 @@ __all__ = [
     "group_logits",
     "ensemble_logits",
     "TrainReport",
+    "planned_member_steps",
     "train_ensemble",
 ]
 
@@ -152,7 +153,8 @@ def make_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformat
     """
 
     def loss_fn(params, rest, images, labels, soft_logits):
-        model = nnx.merge(graphdef, params, rest)
+        # a copy: the statistics were created outside this trace and cannot be updated in place
+        model = nnx.merge(graphdef, params, rest, copy=True)
         model.train()
         logits = model(images)
         loss = cross_entropy_loss(logits, labels)
@@ -337,6 +339,21 @@ class TrainReport:
     formulations: list
     train_seconds: float
     teacher_config: ModelConfig | None = None
+
+
+def planned_member_steps(num_train: int, config: EnsembleConfig, train_config: TrainConfig) -> int:
+    """Member-steps :func:`train_ensemble` will take (the total for a progress bar)."""
+    members = config.members
+
+    def steps(rows: int, count: int) -> int:
+        batch_size = min(train_config.batch_size, rows)
+        return count * train_config.epochs * (rows // batch_size)
+
+    if config.diversity == "quantization":
+        return steps(num_train, 1)
+    rows = num_train // members if config.diversity == "shards" else num_train
+    teacher = steps(num_train, 1) if config.diversity == "distillation" else 0
+    return teacher + steps(rows, members)
 
 
 def train_ensemble(
