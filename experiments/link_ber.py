@@ -17,16 +17,14 @@ import numpy as np
 
 from experiments.config import ConfigError
 from experiments.registry import Experiment
+from experiments.stats import wilson_interval
 from phy import digital, theory
 
-__all__ = ["LinkBerConfig", "EXPERIMENT", "points", "run_point", "plot", "wilson_interval"]
+__all__ = ["LinkBerConfig", "EXPERIMENT", "points", "run_point", "plot"]
 
 Modulation = Literal["qpsk", "16qam"]
 Channel = Literal["awgn", "rayleigh"]
 Coding = Literal["uncoded", "ldpc"]
-
-# z of a two-sided 95 % normal interval.
-_Z95 = 1.959963984540054
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,24 +107,6 @@ def points(config):
                         }
                     )
     return sweep
-
-
-def wilson_interval(errors, trials, z=_Z95):
-    """Wilson score interval ``(low, high)`` of a binomial proportion ``errors / trials``.
-
-    Unlike the normal approximation it stays inside [0, 1] and is not empty at
-    zero errors (then ``high ≈ z² / trials``).
-    """
-    if trials <= 0:
-        return 0.0, 1.0
-    p = errors / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    # At 0 or `trials` errors the bound is exactly 0 or 1; rounding would leave ~1e-18.
-    low = 0.0 if errors == 0 else max(0.0, centre - half)
-    high = 1.0 if errors == trials else min(1.0, centre + half)
-    return low, high
 
 
 def run_point(key, config, point):

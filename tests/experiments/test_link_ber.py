@@ -72,13 +72,6 @@ def test_zero_error_point_runs_to_max_bits():
     assert row["ber"] == 0.0 and 0 < row["ber_ci_high"] < 4 / TINY.max_bits
 
 
-def test_wilson_interval_known_values():
-    low, high = link_ber.wilson_interval(0, 100)
-    assert low == 0.0 and high == pytest.approx(1.959964**2 / (100 + 1.959964**2), rel=1e-6)
-    low, high = link_ber.wilson_interval(50, 100)
-    assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
-
-
 def test_bad_configs_raise_config_error_naming_the_field():
     with pytest.raises(ConfigError, match="min_bit_errors"):
         link_ber.LinkBerConfig(min_bit_errors=0)

@@ -1,0 +1,108 @@
+"""Trained ensemble members for the experiments, from the model cache.
+
+An experiment names its members with an :class:`EnsembleSpec` (a nested field
+of its config, so ``--set ensemble.epochs=5`` works). The first run trains them
+and stores them in the model cache (``$AIRINFER_CACHE``, by default
+``~/.cache/airinfer/models``); later runs, and every other experiment asking
+for the same members, load them instead.
+"""
+
+import dataclasses
+import functools
+import sys
+from typing import Literal, NamedTuple
+
+import numpy as np
+
+__all__ = ["EnsembleSpec", "MemberOutputs", "member_outputs"]
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleSpec:
+    """Which members to train (or load from the cache).
+
+    Attributes:
+        dataset: ``digits`` (embedded), ``fashion_mnist`` or ``cifar10``.
+        model: ``cnn``, ``mobilenet_v2`` or ``mlp``.
+        width: the members' width multiplier.
+        members: how many members K.
+        diversity: how they differ (``bagging``, ``init``, ``shards``, …).
+        epochs: training epochs per member.
+        seed: seeds the data split and the training.
+    """
+
+    dataset: Literal["digits", "fashion_mnist", "cifar10"] = "digits"
+    model: Literal["cnn", "mobilenet_v2", "mlp"] = "cnn"
+    width: float = 1.0
+    members: int = 16
+    diversity: Literal["init", "bagging", "shards", "widths", "distillation", "quantization"] = (
+        "bagging"
+    )
+    epochs: int = 3
+    seed: int = 0
+
+    def __post_init__(self):
+        if not (isinstance(self.members, int) and self.members >= 1):
+            raise ValueError(f"ensemble.members: {self.members!r} is not an int >= 1")
+        if not 0 < self.width <= 4:
+            raise ValueError(f"ensemble.width: {self.width!r} is not in (0, 4]")
+        if not (isinstance(self.epochs, int) and self.epochs >= 1):
+            raise ValueError(f"ensemble.epochs: {self.epochs!r} is not an int >= 1")
+
+
+class MemberOutputs(NamedTuple):
+    """What the members say about the held-out images.
+
+    Attributes:
+        test_logits: ``[K, N, C]`` float32, the members' logits on the test split.
+        test_labels: ``[N]`` int32.
+        val_logits: ``[K, N_val, C]`` float32, on the validation split (to pick
+            the best single member without looking at the test split).
+        val_labels: ``[N_val]`` int32.
+        params_per_member: parameter count of each member.
+    """
+
+    test_logits: np.ndarray
+    test_labels: np.ndarray
+    val_logits: np.ndarray
+    val_labels: np.ndarray
+    params_per_member: tuple
+
+
+@functools.cache
+def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
+    """Train or load the members of ``spec`` and return their logits on validation and test."""
+    from tqdm import tqdm
+
+    from models.cache import cached_train_ensemble
+    from models.datasets import load_dataset
+    from models.ensemble import EnsembleConfig
+    from models.train import TrainConfig, ensemble_logits, planned_member_steps
+    from models.zoo import ModelConfig
+
+    dataset = load_dataset(spec.dataset, seed=spec.seed)
+    model = ModelConfig(spec.model, dataset.image_shape, dataset.num_classes, spec.width)
+    config = EnsembleConfig(model, spec.members, spec.diversity)
+    train_config = TrainConfig(epochs=spec.epochs, seed=spec.seed)
+    total = planned_member_steps(len(dataset.train_labels), config, train_config)
+    description = f"members: {spec.members} x {spec.model} w{spec.width:g} on {spec.dataset}"
+    with tqdm(
+        total=total, unit="step", desc=description, disable=not progress, file=sys.stderr
+    ) as bar:
+        ensemble, _, _ = cached_train_ensemble(
+            dataset, spec.seed, config, train_config, on_step=bar.update
+        )
+        bar.update(total - bar.n)  # loaded from the cache: nothing to train
+    return MemberOutputs(
+        test_logits=ensemble_logits(ensemble, dataset.test_images),
+        test_labels=dataset.test_labels,
+        val_logits=ensemble_logits(ensemble, dataset.val_images),
+        val_labels=dataset.val_labels,
+        params_per_member=tuple(_parameter_counts(ensemble)),
+    )
+
+
+def _parameter_counts(ensemble):
+    from models.zoo import count_params
+
+    return [count_params(ensemble.member(k)) for k in range(ensemble.size)]
