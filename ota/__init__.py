@@ -1,0 +1,99 @@
+"""Over-the-air computation for edge ensembles: analog aggregation over the MAC,
+digital orthogonal baselines, partial connectivity, differential privacy, cost.
+
+A typical over-the-air belief sum::
+
+    import jax, jax.numpy as jnp
+    import ota
+
+    probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (1000, 8, 10)))  # [N, K, C]
+    config = ota.AirCompConfig(channel="rayleigh", precoding="truncated", backend="jax")
+    estimate = ota.over_the_air_average(
+        jax.random.key(1), probs, 10.0, config, ota.Normalization.simplex(10))
+    labels = ota.decide(estimate.average)  # [N]
+
+Majority vote: send ``ota.one_hot_votes(probs)`` with the same normalisation;
+sign vote: ``ota.sign_votes(probs)`` with ``ota.Normalization.signs(10)``.
+``ota`` imports only ``phy`` (and jax, numpy, scipy).
+"""
+
+from ota.aircomp import (
+    CHANNELS,
+    FLAT_CHANNELS,
+    OFDM_CHANNELS,
+    AirCompConfig,
+    AirCompEstimate,
+    noise_power,
+    over_the_air_average,
+    receiver_estimate,
+)
+from ota.connectivity import participation_mask
+from ota.cost import OVER_THE_AIR_SCHEMES, SCHEMES, Cost, channel_uses
+from ota.encoding import (
+    Normalization,
+    decide,
+    denormalize,
+    normalize,
+    num_channel_uses,
+    one_hot_votes,
+    sign_votes,
+    symbols_to_values,
+    values_to_symbols,
+)
+from ota.orthogonal import (
+    DEFAULT_BLER_GRID_DB,
+    MODES,
+    ORTHOGONAL_CHANNELS,
+    BlerTable,
+    OrthogonalConfig,
+    OrthogonalEstimate,
+    bler_at,
+    channel_power_gains,
+    measure_bler_table,
+    orthogonal_average,
+)
+from ota.precoding import (
+    PRECODINGS,
+    Precoding,
+    effective_channel,
+    full_channel_inversion,
+    phase_compensation,
+    precode,
+    receive_combiner,
+    truncated_channel_inversion,
+)
+from ota.privacy import (
+    SOFTMAX_SENSITIVITY,
+    add_gaussian_noise,
+    aggregate_channel_noise_variance,
+    analytic_gaussian_delta,
+    analytic_gaussian_epsilon,
+    analytic_gaussian_sigma,
+    classical_gaussian_sigma,
+    orthogonal_dp_noise_variance,
+    over_the_air_dp_noise_variance,
+)
+
+__all__ = [
+    # aggregation over the air
+    "CHANNELS", "FLAT_CHANNELS", "OFDM_CHANNELS", "AirCompConfig", "AirCompEstimate",
+    "noise_power", "over_the_air_average", "receiver_estimate",
+    # what devices send
+    "Normalization", "normalize", "denormalize", "num_channel_uses", "values_to_symbols",
+    "symbols_to_values", "one_hot_votes", "sign_votes", "decide",
+    # device pre-processing
+    "PRECODINGS", "Precoding", "truncated_channel_inversion", "full_channel_inversion",
+    "phase_compensation", "precode", "receive_combiner", "effective_channel",
+    # connectivity
+    "participation_mask",
+    # orthogonal digital baseline
+    "MODES", "ORTHOGONAL_CHANNELS", "DEFAULT_BLER_GRID_DB", "OrthogonalConfig",
+    "OrthogonalEstimate", "BlerTable", "measure_bler_table", "bler_at", "channel_power_gains",
+    "orthogonal_average",
+    # cost
+    "SCHEMES", "OVER_THE_AIR_SCHEMES", "Cost", "channel_uses",
+    # privacy
+    "SOFTMAX_SENSITIVITY", "analytic_gaussian_delta", "analytic_gaussian_sigma",
+    "analytic_gaussian_epsilon", "classical_gaussian_sigma", "aggregate_channel_noise_variance",
+    "over_the_air_dp_noise_variance", "orthogonal_dp_noise_variance", "add_gaussian_noise",
+]  # fmt: skip

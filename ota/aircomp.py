@@ -1,0 +1,385 @@
+"""Analog over-the-air aggregation (AirComp) of device values over the K-user MAC.
+
+The chain, for every inference (one fading block)::
+
+    values [..., K, C] -> normalize (ota.encoding) -> complex symbols [..., K, n]
+      -> precoding from the devices' channel estimates (ota.precoding)
+      -> MAC of phy.channels: AWGN, Rayleigh/Rician block fading, or TDL/CDL over OFDM
+      -> receive combining (several antennas) -> scaling (zero-forcing or MMSE)
+      -> de-normalisation -> estimated average [..., C] -> decision = argmax
+
+What the receiver knows: the normalisation, who transmitted (the participation
+mask and, for truncated inversion, who was above the threshold) and the
+amplitude it should expect of each of them. It divides the received sum by
+the sum of those amplitudes: with channel inversion that is the number of
+active devices times ``sqrt(rho)``, so the estimate is the plain average over
+the devices that transmitted.
+
+``local_device=True`` models the survey's edge ensemble: device 0 is the
+inferring device and the receiver itself; its own values enter the average
+exactly, with the weight of one device, and never cross the channel. With
+``False`` (the over-the-air-ensemble setting) all K devices transmit to an
+access point. In both, if nobody got through the estimate falls back to
+device 0's values, exactly.
+
+SNR: ``snr_db`` is the received Es/N0 per complex symbol of one device
+sending at full power ``P`` through a channel of unit average gain,
+``P E|h|^2 / no``, so ``no = P 10^(-snr_db/10)`` (noise CN(0, no), ``no/2``
+per real dimension). ``repetitions = R`` sends the block R times and averages:
+the noise variance becomes ``no / R`` (drawn that way: one draw per symbol).
+"""
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ota._checks import (
+    check_choice,
+    check_nonnegative,
+    check_positive,
+    check_positive_int,
+)
+from ota.encoding import Normalization, denormalize, normalize, num_channel_uses
+from ota.precoding import PRECODINGS, effective_channel, precode, receive_combiner
+from phy import channels
+from phy.conventions import reals_to_symbols, snr_db_to_no, symbols_to_reals
+
+__all__ = [
+    "FLAT_CHANNELS",
+    "OFDM_CHANNELS",
+    "CHANNELS",
+    "AirCompConfig",
+    "AirCompEstimate",
+    "noise_power",
+    "over_the_air_average",
+    "receiver_estimate",
+]
+
+FLAT_CHANNELS = ("awgn", "rayleigh", "rician")
+OFDM_CHANNELS = tuple(channels.OFDM_MODELS)
+CHANNELS = FLAT_CHANNELS + OFDM_CHANNELS
+BACKENDS = ("sionna", "jax")
+
+
+@dataclasses.dataclass(frozen=True)
+class AirCompConfig:
+    """Configuration of analog over-the-air aggregation; hashable (a static jit argument).
+
+    Parameters:
+        channel: ``"awgn"``, ``"rayleigh"``, ``"rician"`` (flat block fading,
+            one draw per inference) or an OFDM model of ``phy.channels``
+            (``"tdl-a"`` … ``"cdl-e"``; values on subcarriers, precoding per
+            resource element).
+        precoding: ``"truncated"`` (truncated channel inversion), ``"full"``
+            (inversion aligned to the weakest device) or ``"phase"`` (phase-only
+            compensation). Ignored on AWGN, where everybody sends at full power.
+        power: P > 0, per-device average energy per complex symbol over the block.
+        threshold: > 0, gain threshold on ``|g|^2`` of truncated inversion.
+        num_rx_ant: receive antennas M >= 1 (combined with :func:`ota.precoding.receive_combiner`).
+        k_factor: Rician K-factor (linear).
+        csi_error_var: variance of the devices' channel-estimation error: they
+            precode with ``g + e``, ``e ~ CN(0, csi_error_var)`` (the receiver
+            attributes to each the amplitude it meant to deliver).
+        repetitions: R >= 1, the block is sent R times and averaged (noise ``no / R``).
+        mmse: scale the noisy sum by the LMMSE factor instead of zero-forcing.
+        mmse_prior_energy: the receiver's prior energy per complex symbol of the
+            normalised average (1 = the bound every device meets).
+        local_device: device 0 is the receiver (its values never cross the channel).
+        backend: ``"sionna"`` (Sionna's channels through the bridge) or ``"jax"``
+            (the JAX twins; OFDM models always run in Sionna).
+        num_ofdm_symbols, fft_size: the OFDM grid; ``fft_size=None`` takes the
+            fewest subcarriers that hold the block. Values fill resource
+            elements in order (OFDM symbol-major); the rest of the grid is empty.
+        subcarrier_spacing, delay_spread, carrier_frequency, speed: OFDM channel
+            parameters (Hz, s, Hz, m/s), as in ``phy.channels.ofdm_mac``.
+    """
+
+    channel: str = "rayleigh"
+    precoding: str = "truncated"
+    power: float = 1.0
+    threshold: float = 0.1
+    num_rx_ant: int = 1
+    k_factor: float = 0.0
+    csi_error_var: float = 0.0
+    repetitions: int = 1
+    mmse: bool = False
+    mmse_prior_energy: float = 1.0
+    local_device: bool = False
+    backend: str = "sionna"
+    num_ofdm_symbols: int = 1
+    fft_size: int | None = None
+    subcarrier_spacing: float = 30e3
+    delay_spread: float = 100e-9
+    carrier_frequency: float = 3.5e9
+    speed: float = 0.0
+
+    def __post_init__(self):
+        check_choice("channel", self.channel, CHANNELS)
+        check_choice("precoding", self.precoding, PRECODINGS)
+        check_positive("power", self.power)
+        check_positive("threshold", self.threshold)
+        check_positive_int("num_rx_ant", self.num_rx_ant)
+        check_nonnegative("k_factor", self.k_factor)
+        check_nonnegative("csi_error_var", self.csi_error_var)
+        check_positive_int("repetitions", self.repetitions)
+        check_positive("mmse_prior_energy", self.mmse_prior_energy)
+        check_choice("backend", self.backend, BACKENDS)
+        check_positive_int("num_ofdm_symbols", self.num_ofdm_symbols)
+        if self.fft_size is not None:
+            check_positive_int("fft_size", self.fft_size)
+        for name in ("subcarrier_spacing", "delay_spread", "carrier_frequency"):
+            check_positive(name, getattr(self, name))
+        check_nonnegative("speed", self.speed)
+
+    @property
+    def is_ofdm(self):
+        return self.channel in OFDM_CHANNELS
+
+
+class AirCompEstimate(NamedTuple):
+    """What the receiver makes of one over-the-air block.
+
+    Attributes:
+        average: ``[..., C]`` float32, the estimated average of the devices' values.
+        num_active: ``[...]`` float32, devices whose values entered the average
+            (the local device included; averaged over resource elements on OFDM).
+    """
+
+    average: jax.Array
+    num_active: jax.Array
+
+
+def noise_power(snr_db, config):
+    """Noise power per complex symbol after averaging R repetitions: ``P 10^(-snr_db/10) / R``."""
+    return snr_db_to_no(snr_db, config.power) / config.repetitions
+
+
+def receiver_estimate(received, amplitude_sum, local_values, local_weight, no, config):
+    """Scale the received sum into an estimate of the normalised average.
+
+    All arrays are per real dimension of the normalised block:
+
+    Input:
+        received: ``[..., 2n]`` float, real and imaginary parts of the combined
+            received block ``sum_k g_k b_k x_k + noise``.
+        amplitude_sum: ``[..., 1 | 2n]`` ``sum_k a_k`` over devices that transmitted.
+        local_values: ``[..., 2n]`` normalised values held by the receiver.
+        local_weight: ``[..., 1 | 2n]`` their weight (0 without a local device).
+        no: ``[...]`` noise power per complex symbol (after repetitions).
+        config: :class:`AirCompConfig` (``mmse`` and ``mmse_prior_energy``).
+
+    Output:
+        ``[..., 2n]`` float32: ``(A u_air + w u_local) / (A + w)`` with ``u_air =
+        y / A`` (zero-forcing) or ``y A E / (A^2 E + no)`` (LMMSE, prior energy
+        ``E``); where ``A + w = 0`` (nobody transmitted) the local values.
+    """
+    no = jnp.asarray(no, jnp.float32)[..., None]
+    if config.mmse:
+        energy = config.mmse_prior_energy
+        denominator = amplitude_sum**2 * energy + no
+        ok = denominator > 0
+        gain = jnp.where(ok, amplitude_sum * energy / jnp.where(ok, denominator, 1.0), 0.0)
+        weighted_air = amplitude_sum * gain * received
+    else:
+        weighted_air = received  # A * (y / A)
+    total = amplitude_sum + local_weight
+    ok = total > 0
+    estimate = (weighted_air + local_weight * local_values) / jnp.where(ok, total, 1.0)
+    return jnp.where(ok, estimate, local_values)
+
+
+def _padded_reals(normalized, n):
+    if normalized.shape[-1] == 2 * n:
+        return normalized
+    return jnp.pad(normalized, [(0, 0)] * (normalized.ndim - 1) + [(0, 1)])
+
+
+def _per_real(per_symbol):
+    """``[..., 1]`` stays; ``[..., n]`` (per resource element) becomes ``[..., 2n]``."""
+    if per_symbol.shape[-1] == 1:
+        return per_symbol
+    return jnp.concatenate([per_symbol, per_symbol], axis=-1)
+
+
+def _device_estimates(key, g, config):
+    if config.csi_error_var == 0:
+        return g
+    return g + channels.complex_normal(key, g.shape, config.csi_error_var)
+
+
+def _awgn_block(key, reals, transmit, no, config):
+    amplitude = jnp.sqrt(jnp.float32(config.power))
+    superposed = amplitude * jnp.einsum("...k,...kr->...r", transmit, reals)
+    y = channels.awgn(key, reals_to_symbols(superposed), no, backend=config.backend)
+    amplitude_sum = amplitude * jnp.sum(transmit, axis=-1, keepdims=True)
+    reference = jnp.full(amplitude_sum.shape, amplitude)
+    return symbols_to_reals(y), amplitude_sum, reference, jnp.sum(transmit, axis=-1)
+
+
+def _uses_gain_shortcut(config):
+    """Rayleigh, one antenna, perfect CSI, truncated inversion, JAX twin: after
+    inversion the phase cancels and only the event ``|h|^2 >= threshold`` matters."""
+    return (
+        config.backend == "jax"
+        and config.channel == "rayleigh"
+        and config.precoding == "truncated"
+        and config.num_rx_ant == 1
+        and config.csi_error_var == 0
+    )
+
+
+def _rayleigh_truncated_block(key, reals, transmit, no, config):
+    key_gain, key_noise = jax.random.split(key)
+    batch_shape = reals.shape[:-2]
+    num_devices = reals.shape[-2]
+    # |h|^2 ~ Exp(1): P(|h|^2 >= threshold) = exp(-threshold). One 32-bit word per
+    # device and block decides it; nothing else of h reaches the receiver.
+    above = math.exp(-config.threshold)
+    word = jax.random.bits(key_gain, batch_shape + (num_devices,), jnp.uint32)
+    active = transmit * (word < np.uint32(min(above * 2.0**32, 2.0**32 - 1))).astype(jnp.float32)
+    amplitude = jnp.sqrt(jnp.float32(config.power * config.threshold))
+    noise = jax.random.normal(key_noise, batch_shape + reals.shape[-1:], jnp.float32)
+    received = amplitude * jnp.einsum("...k,...kr->...r", active, reals)
+    received = received + jnp.sqrt(no / 2)[..., None] * noise
+    num_active = jnp.sum(active, axis=-1)
+    amplitude_sum = amplitude * num_active[..., None]
+    return received, amplitude_sum, jnp.full(amplitude_sum.shape, amplitude), num_active
+
+
+def _flat_fading_block(key, reals, transmit, no, config):
+    key_channel, key_csi, key_noise = jax.random.split(key, 3)
+    batch_shape = reals.shape[:-2]
+    num_devices = reals.shape[-2]
+    h = channels.draw_flat_fading(
+        key_channel, batch_shape, num_devices, num_rx_ant=config.num_rx_ant,
+        fading=config.channel, k_factor=config.k_factor, backend=config.backend,
+    )  # fmt: skip
+    h = h[..., None]  # [..., M, K, 1]: one gain per block
+    w = receive_combiner(h)  # [..., M, 1]
+    g = effective_channel(h, w)  # [..., K, 1]
+    pre = precode(
+        _device_estimates(key_csi, g, config), config.precoding, config.power,
+        config.threshold, transmit[..., None],
+    )  # fmt: skip
+    x = pre.coefficients * reals_to_symbols(reals)  # [..., K, n]
+    y = channels.apply_mac(key_noise, x, h[..., 0], no, backend=config.backend)  # [..., M, n]
+    y = jnp.einsum("...m,...mn->...n", jnp.conj(w[..., 0]), y)
+    amplitude_sum = jnp.sum(pre.amplitudes, axis=-2)  # [..., 1]
+    num_active = jnp.sum(pre.amplitudes > 0, axis=-2)[..., 0].astype(jnp.float32)
+    return symbols_to_reals(y), amplitude_sum, pre.reference, num_active
+
+
+def _ofdm_block(key, reals, transmit, no, config):
+    key_channel, key_csi = jax.random.split(key)
+    batch_shape, (num_devices, num_reals) = reals.shape[:-2], reals.shape[-2:]
+    n = num_reals // 2
+    batch = math.prod(batch_shape)
+    num_symbols = config.num_ofdm_symbols
+    fft_size = config.fft_size or -(-n // num_symbols)
+    if num_symbols * fft_size < n:
+        raise ValueError(
+            f"the OFDM grid {num_symbols} x {fft_size} holds fewer than the n={n} symbols "
+            "of a block"
+        )
+    # The channel is linear and its noise additive: one Sionna call with silent
+    # devices returns the channel and the noise alone; the precoded superposition
+    # is then formed here, with the devices knowing their channels beforehand.
+    silent = jnp.zeros((batch, num_devices, num_symbols, fft_size), jnp.complex64)
+    out = channels.ofdm_mac(
+        key_channel, silent, jnp.broadcast_to(no, batch_shape).reshape(-1),
+        model=config.channel, num_rx_ant=config.num_rx_ant,
+        subcarrier_spacing=config.subcarrier_spacing, delay_spread=config.delay_spread,
+        carrier_frequency=config.carrier_frequency, speed=config.speed,
+    )  # fmt: skip
+    num_rx_ant = config.num_rx_ant
+    h = out.h.reshape(batch, num_rx_ant, num_devices, -1)[..., :n]  # [B, M, K, n]
+    noise = out.y.reshape(batch, num_rx_ant, -1)[..., :n]  # [B, M, n]
+    w = receive_combiner(h)  # [B, M, n]
+    g = effective_channel(h, w)  # [B, K, n]
+    pre = precode(
+        _device_estimates(key_csi, g, config), config.precoding, config.power,
+        config.threshold, transmit.reshape(batch, num_devices)[..., None],
+    )  # fmt: skip
+    x = reals_to_symbols(reals.reshape(batch, num_devices, num_reals))
+    y = jnp.sum(g * pre.coefficients * x, axis=-2) + jnp.sum(jnp.conj(w) * noise, axis=-2)
+    amplitude_sum = jnp.sum(pre.amplitudes, axis=-2)  # [B, n]
+    num_active = jnp.mean(jnp.sum(pre.amplitudes > 0, axis=-2), axis=-1, dtype=jnp.float32)
+
+    def unflatten(a):
+        return a.reshape(batch_shape + a.shape[1:])
+
+    return (
+        unflatten(symbols_to_reals(y)),
+        unflatten(_per_real(amplitude_sum)),
+        unflatten(_per_real(pre.reference)),
+        unflatten(num_active),
+    )
+
+
+def over_the_air_average(key, values, snr_db, config, normalization, participation=None):
+    """Estimate the average of the devices' values from one over-the-air block.
+
+    Input:
+        key: JAX PRNG key (fading, CSI error and noise derive from it).
+        values: ``[..., K, C]`` float, device k's values in row k (softmax,
+            one-hot or sign votes, logits, features). Every leading dimension is
+            a batch dimension (SNR points × channel draws × samples): each batch
+            entry is one inference and one independent fading block.
+        snr_db: broadcastable to ``values.shape[:-2]``; the received Es/N0 per
+            complex symbol in dB of one device at full power through a
+            unit-average-gain channel: ``no = P 10^(-snr_db/10)``.
+        config: :class:`AirCompConfig` (static under ``jax.jit``).
+        normalization: :class:`ota.encoding.Normalization` (static), known to all.
+        participation: optional ``[..., K]`` 0/1 mask of the devices that join
+            this inference (see :func:`ota.connectivity.participation_mask`);
+            all by default.
+
+    Output:
+        :class:`AirCompEstimate`: ``average`` ``[..., C]`` float32 (de-normalised)
+        and ``num_active`` ``[...]``. Differentiable in ``values``.
+    """
+    values = jnp.asarray(values, jnp.float32)
+    if values.ndim < 2:
+        raise ValueError(f"values must have shape [..., K, C], got {values.shape}")
+    num_devices, num_values = values.shape[-2:]
+    check_positive_int("num_devices (K, values.shape[-2])", num_devices)
+    check_positive_int("num_values (C, values.shape[-1])", num_values)
+    if not isinstance(normalization, Normalization):
+        raise ValueError(f"normalization must be a Normalization, got {normalization!r}")
+    batch_shape = values.shape[:-2]
+    n = num_channel_uses(num_values)
+    transmit = jnp.ones(batch_shape + (num_devices,), jnp.float32)
+    if participation is not None:
+        transmit = transmit * (jnp.asarray(participation) > 0)
+    if config.local_device:
+        transmit = transmit.at[..., 0].set(0.0)  # the receiver does not transmit to itself
+    no = jnp.broadcast_to(noise_power(snr_db, config), batch_shape)
+    reals = _padded_reals(normalize(values, normalization), n)  # [..., K, 2n]
+
+    if config.channel == "awgn":
+        block = _awgn_block
+    elif config.is_ofdm:
+        block = _ofdm_block
+    elif _uses_gain_shortcut(config):
+        block = _rayleigh_truncated_block
+    else:
+        block = _flat_fading_block
+    received, amplitude_sum, reference, num_active = block(key, reals, transmit, no, config)
+
+    local_weight = reference if config.local_device else jnp.zeros_like(reference)
+    estimate = receiver_estimate(
+        received, amplitude_sum, reals[..., 0, :], local_weight, no, config
+    )[..., :num_values]
+    average = denormalize(estimate, normalization)
+    # Nobody else got through: the receiver has exactly device 0's values.
+    alone = (amplitude_sum == 0)[..., :num_values] if amplitude_sum.shape[-1] > 1 else (
+        amplitude_sum == 0
+    )
+    average = jnp.where(alone, values[..., 0, :], average)
+    if config.local_device:
+        num_active = num_active + 1.0
+    return AirCompEstimate(average, num_active)
