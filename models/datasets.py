@@ -120,6 +120,10 @@ _CIFAR10_FOLDER = "cifar-10-batches-py"
 _CIFAR10_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _CIFAR10_TEST_BATCH = "test_batch"
 
+# Debian's data set packages install here; downloads are cached under the second
+SYSTEM_DATA_ROOT = pathlib.Path("/usr/share/datasets")
+CACHE_DATA_ROOT = pathlib.Path("~/.cache/airinfer")
+
 # folder names under each search root (Debian's package name first)
 _FOLDER_NAMES = {"fashion_mnist": ("fashion-mnist", "fashion_mnist"), "cifar10": ("cifar-10", "cifar10")}
 
@@ -136,8 +140,8 @@ def data_search_dirs(name: str) -> list[pathlib.Path]:
     if os.environ.get("AIRINFER_DATA"):
         root = pathlib.Path(os.environ["AIRINFER_DATA"]).expanduser()
         dirs += [root] + [root / f for f in folders]
-    dirs += [pathlib.Path("/usr/share/datasets") / f for f in folders]
-    dirs.append(pathlib.Path("~/.cache/airinfer").expanduser() / folders[0])
+    dirs += [SYSTEM_DATA_ROOT / f for f in folders]
+    dirs.append(CACHE_DATA_ROOT.expanduser() / folders[0])
     return dirs
 
 

@@ -1,0 +1,90 @@
+"""Checkpoints (round trip, mismatch errors, atomic folders) and the model cache."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from models import cache
+from models.checkpoint import CheckpointMismatchError, load_ensemble, read_description, save_ensemble
+from models.datasets import load_dataset
+from models.ensemble import Ensemble, EnsembleConfig, init_group
+from models.train import TrainConfig, ensemble_logits
+from models.zoo import ModelConfig
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def two_groups():
+    """Three members in two architectures: two CNNs of width 0.25, one of width 0.5."""
+    narrow = ModelConfig("cnn", (8, 8, 1), 10, 0.25)
+    wide = dataclasses.replace(narrow, width=0.5)
+    keys = jax.random.split(jax.random.key(0), 3)
+    return Ensemble((init_group(narrow, keys[:2]), init_group(wide, keys[2:])))
+
+
+def test_round_trip_gives_identical_logits(tmp_path, two_groups, digits):
+    path = save_ensemble(tmp_path / "ckpt", two_groups, {"note": "round trip"})
+    loaded, metadata = load_ensemble(path, two_groups.member_configs)
+    assert metadata == {"note": "round trip"}
+    assert loaded.member_configs == two_groups.member_configs
+    np.testing.assert_array_equal(
+        ensemble_logits(loaded, digits.test_images), ensemble_logits(two_groups, digits.test_images)
+    )
+    description = read_description(path)
+    assert [g["size"] for g in description["groups"]] == [2, 1]
+
+
+def test_mismatched_architecture_fails_naming_the_field(tmp_path, two_groups):
+    path = save_ensemble(tmp_path / "ckpt", two_groups)
+    wrong_width = [dataclasses.replace(c, width=1.0) for c in two_groups.member_configs]
+    with pytest.raises(CheckpointMismatchError, match="member 0 differs: width: checkpoint has 0.25, expected 1.0"):
+        load_ensemble(path, wrong_width)
+    wrong_classes = [dataclasses.replace(c, num_classes=100) for c in two_groups.member_configs]
+    with pytest.raises(CheckpointMismatchError, match="num_classes"):
+        load_ensemble(path, wrong_classes)
+    with pytest.raises(CheckpointMismatchError, match="3 members, expected 2"):
+        load_ensemble(path, two_groups.member_configs[:2])
+
+
+def test_saving_never_overwrites_and_leaves_no_partial_folder(tmp_path, two_groups):
+    save_ensemble(tmp_path / "ckpt", two_groups)
+    with pytest.raises(ValueError, match="already exists"):
+        save_ensemble(tmp_path / "ckpt", two_groups)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        load_ensemble(tmp_path / "absent")
+
+
+def test_cache_root_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path / "models"))
+    assert cache.cache_root() == tmp_path / "models"
+    monkeypatch.delenv("AIRINFER_CACHE")
+    assert cache.cache_root().parts[-3:] == (".cache", "airinfer", "models")
+
+
+def test_cache_key_changes_with_anything_that_changes_the_members():
+    config = EnsembleConfig(ModelConfig("mlp", (8, 8, 1), 10, 0.25), members=2, diversity="bagging")
+    base = cache.cache_key("digits", 0, config, TrainConfig())
+    assert base == cache.cache_key("digits", 0, config, TrainConfig())
+    assert base != cache.cache_key("digits", 1, config, TrainConfig())
+    assert base != cache.cache_key("digits", 0, dataclasses.replace(config, members=3), TrainConfig())
+    assert base != cache.cache_key("digits", 0, config, TrainConfig(seed=1))
+    assert base != cache.cache_key("fashion_mnist", 0, config, TrainConfig())
+
+
+def test_cached_training_reuses_the_stored_members(tmp_path, digits):
+    config = EnsembleConfig(ModelConfig("mlp", digits.image_shape, 10, 0.25), members=2, diversity="init")
+    train_config = TrainConfig(epochs=1, batch_size=64)
+    first, report, path = cache.cached_train_ensemble(digits, 0, config, train_config, root=tmp_path)
+    assert report is not None and path.parent == tmp_path
+    second, report_again, path_again = cache.cached_train_ensemble(digits, 0, config, train_config, root=tmp_path)
+    assert report_again is None and path_again == path
+    np.testing.assert_array_equal(
+        ensemble_logits(first, digits.test_images), ensemble_logits(second, digits.test_images)
+    )
