@@ -31,7 +31,9 @@ IMAGE_SHAPE = (28, 28, 1)
 MODELS = {"cnn": 0.25, "mlp": 1.0}
 
 
-def benchmark_kind(kind: str, width: float, members: int, steps: int, batch_size: int, repeats: int) -> dict:
+def benchmark_kind(
+    kind: str, width: float, members: int, steps: int, batch_size: int, repeats: int
+) -> dict:
     """Samples per second of the three formulations for one model kind."""
     rng = np.random.default_rng(0)
     rows = steps * batch_size
@@ -44,8 +46,15 @@ def benchmark_kind(kind: str, width: float, members: int, steps: int, batch_size
 
     def run(formulation: str) -> float:
         start = time.perf_counter()
-        trained, _, _ = train_group(group, images, labels, index_sets, train_config, jax.random.key(1),
-                                    formulation=formulation)
+        trained, _, _ = train_group(
+            group,
+            images,
+            labels,
+            index_sets,
+            train_config,
+            jax.random.key(1),
+            formulation=formulation,
+        )
         jax.block_until_ready(trained.state)
         return time.perf_counter() - start
 
@@ -74,17 +83,29 @@ def benchmark_kind(kind: str, width: float, members: int, steps: int, batch_size
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=30, help="training steps per member (default 30)")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.train", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--steps", type=int, default=30, help="training steps per member (default 30)"
+    )
     parser.add_argument("--members", type=int, default=8, help="ensemble size K (default 8)")
-    parser.add_argument("--batch-size", type=int, default=128, help="samples per member per step (default 128)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs per formulation; best counts (default 3)")
-    parser.add_argument("--models", default=",".join(MODELS), help="comma-separated kinds (default cnn,mlp)")
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="samples per member per step (default 128)"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs per formulation; best counts (default 3)"
+    )
+    parser.add_argument(
+        "--models", default=",".join(MODELS), help="comma-separated kinds (default cnn,mlp)"
+    )
     args = parser.parse_args(argv)
     for kind in args.models.split(","):
         if kind not in MODELS:
             parser.error(f"--models: unknown {kind!r}; allowed: {', '.join(MODELS)}")
-        result = benchmark_kind(kind, MODELS[kind], args.members, args.steps, args.batch_size, args.repeats)
+        result = benchmark_kind(
+            kind, MODELS[kind], args.members, args.steps, args.batch_size, args.repeats
+        )
         print(json.dumps(result), flush=True)
 
 

@@ -30,9 +30,13 @@ PROG = "airinfer"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``train``'s options to ``parser``."""
-    parser.add_argument("--dataset", default="digits", help="digits (default), fashion_mnist or cifar10")
+    parser.add_argument(
+        "--dataset", default="digits", help="digits (default), fashion_mnist or cifar10"
+    )
     parser.add_argument("--model", default="cnn", help="cnn (default), mobilenet_v2 or mlp")
-    parser.add_argument("--width", type=float, default=1.0, help="width multiplier in (0, 4] (default 1.0)")
+    parser.add_argument(
+        "--width", type=float, default=1.0, help="width multiplier in (0, 4] (default 1.0)"
+    )
     parser.add_argument("--members", type=int, default=4, help="ensemble size K >= 1 (default 4)")
     parser.add_argument(
         "--diversity",
@@ -40,23 +44,46 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="init, bagging (default), shards, widths, distillation or quantization",
     )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per member (default 3)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and batches (default 0)")
-    parser.add_argument("--out", metavar="DIR", default="results/train", help="output folder (default results/train)")
-    parser.add_argument("--batch-size", type=int, default=128, help="samples per member per step (default 128)")
-    parser.add_argument("--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)")
     parser.add_argument(
-        "--widths", default="", help="for --diversity widths: comma-separated widths (default W/2,W,2W)"
+        "--seed", type=int, default=0, help="seed of the split, init and batches (default 0)"
     )
-    parser.add_argument("--teacher-width", type=float, default=1.0, help="for distillation (default 1.0)")
-    parser.add_argument("--bits", type=int, default=4, help="for quantization: bits per weight (default 4)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        default="results/train",
+        help="output folder (default results/train)",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="samples per member per step (default 128)"
+    )
+    parser.add_argument(
+        "--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)"
+    )
+    parser.add_argument(
+        "--widths",
+        default="",
+        help="for --diversity widths: comma-separated widths (default W/2,W,2W)",
+    )
+    parser.add_argument(
+        "--teacher-width", type=float, default=1.0, help="for distillation (default 1.0)"
+    )
+    parser.add_argument(
+        "--bits", type=int, default=4, help="for quantization: bits per weight (default 4)"
+    )
     parser.add_argument(
         "--formulation", default="auto", help="auto (default: per backend and model), loop or vmap"
     )
     parser.add_argument(
-        "--cache", action="store_true", help="reuse members from the model cache, or store them there"
+        "--cache",
+        action="store_true",
+        help="reuse members from the model cache, or store them there",
     )
-    parser.add_argument("--overwrite", action="store_true", help="replace a checkpoint already in DIR")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace a checkpoint already in DIR"
+    )
+    parser.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
 
 
 class _BadInput(ValueError):
@@ -83,7 +110,9 @@ def _validate(args) -> tuple:
         raise _BadInput(f"--width: {args.width} is not in (0, 4]")
     for name in ("members", "epochs", "batch_size"):
         if getattr(args, name) < 1:
-            raise _BadInput(f"--{name.replace('_', '-')}: {getattr(args, name)} is not an integer >= 1")
+            raise _BadInput(
+                f"--{name.replace('_', '-')}: {getattr(args, name)} is not an integer >= 1"
+            )
     if not 2 <= args.bits <= 16:
         raise _BadInput(f"--bits: {args.bits} is not in [2, 16]")
     if not 0 < args.teacher_width <= 4:
@@ -93,7 +122,9 @@ def _validate(args) -> tuple:
     try:
         widths = tuple(float(w) for w in args.widths.split(",") if w.strip())
     except ValueError:
-        raise _BadInput(f"--widths: {args.widths!r} is not a comma-separated list of numbers") from None
+        raise _BadInput(
+            f"--widths: {args.widths!r} is not a comma-separated list of numbers"
+        ) from None
     if any(not 0 < w <= 4 for w in widths):
         raise _BadInput(f"--widths: {args.widths!r} has a width outside (0, 4]")
     return widths
@@ -111,8 +142,11 @@ def main(args: argparse.Namespace) -> int:
     out = pathlib.Path(args.out)
     checkpoint_path = out / "checkpoint"
     if checkpoint_path.exists() and not args.overwrite:
-        print(f"{PROG}: error: --out: {out} already holds a checkpoint; pass --overwrite to replace it",
-              file=sys.stderr)
+        print(
+            f"{PROG}: error: --out: {out} already holds a checkpoint; "
+            "pass --overwrite to replace it",
+            file=sys.stderr,
+        )
         return 2
 
     from models.datasets import DatasetError, load_dataset
@@ -143,20 +177,32 @@ def _train_and_save(args, widths, dataset, out, checkpoint_path) -> int:
 
     model_config = ModelConfig(args.model, dataset.image_shape, dataset.num_classes, args.width)
     config = EnsembleConfig(
-        model_config, args.members, args.diversity, widths=widths, teacher_width=args.teacher_width,
+        model_config,
+        args.members,
+        args.diversity,
+        widths=widths,
+        teacher_width=args.teacher_width,
         quantization_bits=args.bits,
     )
     train_config = TrainConfig(args.epochs, args.batch_size, args.learning_rate, seed=args.seed)
     total = planned_member_steps(len(dataset.train_labels), config, train_config)
-    bar = tqdm(total=total, unit="step", desc="training", disable=not args.progress, file=sys.stderr)
+    bar = tqdm(
+        total=total, unit="step", desc="training", disable=not args.progress, file=sys.stderr
+    )
     start = time.perf_counter()
     if args.cache:
         ensemble, report, cached_at = cached_train_ensemble(
-            dataset, args.seed, config, train_config, formulation=args.formulation, on_step=bar.update
+            dataset,
+            args.seed,
+            config,
+            train_config,
+            formulation=args.formulation,
+            on_step=bar.update,
         )
     else:
-        ensemble, report = train_ensemble(dataset, config, train_config, formulation=args.formulation,
-                                          on_step=bar.update)
+        ensemble, report = train_ensemble(
+            dataset, config, train_config, formulation=args.formulation, on_step=bar.update
+        )
         cached_at = None
     bar.close()
     train_seconds = report.train_seconds if report is not None else time.perf_counter() - start
@@ -188,8 +234,10 @@ def _train_and_save(args, widths, dataset, out, checkpoint_path) -> int:
     resolved |= {"backend": jax.default_backend(), "cache": str(cached_at) if cached_at else None}
     (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
     print(
-        f"{PROG}: {ensemble.size} members, mean member accuracy {metrics['mean_member_accuracy']:.4f}, "
-        f"ensemble {metrics['ensemble_accuracy']:.4f}, majority vote {metrics['majority_vote_accuracy']:.4f} "
+        f"{PROG}: {ensemble.size} members, "
+        f"mean member accuracy {metrics['mean_member_accuracy']:.4f}, "
+        f"ensemble {metrics['ensemble_accuracy']:.4f}, "
+        f"majority vote {metrics['majority_vote_accuracy']:.4f} "
         f"({train_seconds:.0f} s); results in {out}/ (metrics.json, test_logits.npz, checkpoint/)"
     )
     return 0

@@ -1,0 +1,117 @@
+"""Device and server models: data sets, a split-able model zoo, ensembles, training, checkpoints.
+
+The public API, re-exported from the submodules:
+
+* :mod:`models.datasets`: ``load_dataset`` (``digits``, ``fashion_mnist``,
+  ``cifar10``), bagging/shard index sets, batch iterators.
+* :mod:`models.zoo`: ``ModelConfig``, ``build_model`` (``cnn``, ``mobilenet_v2``,
+  ``mlp``), split points (``front``/``back``), ``count_params``, ``flops``.
+* :mod:`models.ensemble`: ``EnsembleConfig`` and its diversity kinds, stacked
+  ``MemberGroup``/``Ensemble``, ``stochastic_quantize``, ``ensemble_metrics``.
+* :mod:`models.train`: ``train_ensemble``, ``train_group`` with the loop/vmap
+  formulations and ``choose_formulation``'s rule.
+* :mod:`models.checkpoint` and :mod:`models.cache`: orbax checkpoints that check
+  the architecture on load, and a cache of trained members keyed by the
+  training config.
+
+Example::
+
+    from models import EnsembleConfig, ModelConfig, TrainConfig, load_dataset, train_ensemble
+    data = load_dataset("digits")
+    config = EnsembleConfig(ModelConfig("cnn", data.image_shape, 10, width=0.5), members=4)
+    ensemble, report = train_ensemble(data, config, TrainConfig(epochs=10, batch_size=64))
+"""
+
+from models.cache import cache_key, cache_root, cached_train_ensemble
+from models.checkpoint import (
+    CheckpointMismatchError,
+    load_ensemble,
+    read_description,
+    save_ensemble,
+)
+from models.datasets import (
+    DATASETS,
+    Dataset,
+    DatasetError,
+    bootstrap_indices,
+    disjoint_shards,
+    epoch_batches,
+    iterate_batches,
+    load_dataset,
+)
+from models.ensemble import (
+    DIVERSITY_KINDS,
+    Ensemble,
+    EnsembleConfig,
+    MemberGroup,
+    ensemble_metrics,
+    init_group,
+    stack_models,
+    stochastic_quantize,
+)
+from models.train import (
+    FORMULATIONS,
+    TrainConfig,
+    TrainReport,
+    choose_formulation,
+    ensemble_logits,
+    group_logits,
+    planned_member_steps,
+    train_ensemble,
+    train_group,
+)
+from models.zoo import (
+    MODEL_KINDS,
+    ModelConfig,
+    SplitClassifier,
+    abstract_model,
+    build_model,
+    count_params,
+    feature_shape,
+    flops,
+    split_params,
+)
+
+__all__ = [
+    "DATASETS",
+    "DIVERSITY_KINDS",
+    "FORMULATIONS",
+    "MODEL_KINDS",
+    "CheckpointMismatchError",
+    "Dataset",
+    "DatasetError",
+    "Ensemble",
+    "EnsembleConfig",
+    "MemberGroup",
+    "ModelConfig",
+    "SplitClassifier",
+    "TrainConfig",
+    "TrainReport",
+    "abstract_model",
+    "bootstrap_indices",
+    "build_model",
+    "cache_key",
+    "cache_root",
+    "cached_train_ensemble",
+    "choose_formulation",
+    "count_params",
+    "disjoint_shards",
+    "ensemble_logits",
+    "ensemble_metrics",
+    "epoch_batches",
+    "feature_shape",
+    "flops",
+    "group_logits",
+    "init_group",
+    "iterate_batches",
+    "load_dataset",
+    "load_ensemble",
+    "planned_member_steps",
+    "read_description",
+    "save_ensemble",
+    "split_params",
+    "stack_models",
+    "stochastic_quantize",
+    "train_ensemble",
+    "train_group",
+]

@@ -30,7 +30,9 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(os.environ.get("AIRINFER_CACHE") or "~/.cache/airinfer/models").expanduser()
 
 
-def cache_key(dataset_name: str, split_seed: int, config: EnsembleConfig, train_config: TrainConfig) -> str:
+def cache_key(
+    dataset_name: str, split_seed: int, config: EnsembleConfig, train_config: TrainConfig
+) -> str:
     """Hex SHA-256 identifying the ensemble that these settings train."""
     description = {
         "dataset": dataset_name,
@@ -69,7 +71,9 @@ def cached_train_ensemble(
     if path.is_dir():
         ensemble, _ = load_ensemble(path, config.member_configs())
         return ensemble, None, path
-    ensemble, report = train_ensemble(dataset, config, train_config, formulation=formulation, on_step=on_step)
+    ensemble, report = train_ensemble(
+        dataset, config, train_config, formulation=formulation, on_step=on_step
+    )
     root.mkdir(parents=True, exist_ok=True)
     metadata = {
         "dataset": dataset.name,

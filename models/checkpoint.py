@@ -23,7 +23,13 @@ from flax import nnx
 from models.ensemble import Ensemble, MemberGroup
 from models.zoo import ModelConfig, abstract_model
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointMismatchError", "save_ensemble", "load_ensemble", "read_description"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "CheckpointMismatchError",
+    "save_ensemble",
+    "load_ensemble",
+    "read_description",
+]
 
 CHECKPOINT_FORMAT = 1
 
@@ -51,13 +57,17 @@ def save_ensemble(path, ensemble: Ensemble, metadata: dict | None = None) -> pat
     path = pathlib.Path(path).absolute()
     description = {
         "format": CHECKPOINT_FORMAT,
-        "groups": [{"config": group.config.to_dict(), "size": group.size} for group in ensemble.groups],
+        "groups": [
+            {"config": group.config.to_dict(), "size": group.size} for group in ensemble.groups
+        ],
         "metadata": metadata or {},
     }
     state = {f"group{i}": nnx.to_pure_dict(group.state) for i, group in enumerate(ensemble.groups)}
     _checkpointer().save(
         path,
-        ocp.args.Composite(description=ocp.args.JsonSave(description), state=ocp.args.StandardSave(state)),
+        ocp.args.Composite(
+            description=ocp.args.JsonSave(description), state=ocp.args.StandardSave(state)
+        ),
     )
     return path
 
@@ -73,7 +83,8 @@ def read_description(path) -> dict:
 
 def _differences(expected: ModelConfig, found: ModelConfig) -> str:
     return ", ".join(
-        f"{field.name}: checkpoint has {getattr(found, field.name)!r}, expected {getattr(expected, field.name)!r}"
+        f"{field.name}: checkpoint has {getattr(found, field.name)!r}, "
+        f"expected {getattr(expected, field.name)!r}"
         for field in dataclasses.fields(ModelConfig)
         if getattr(found, field.name) != getattr(expected, field.name)
     )
@@ -97,19 +108,25 @@ def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
     description = read_description(path)
     if description.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointMismatchError(
-            f"{path}: checkpoint format {description.get('format')!r}, this version reads {CHECKPOINT_FORMAT}"
+            f"{path}: checkpoint format {description.get('format')!r}, "
+            f"this version reads {CHECKPOINT_FORMAT}"
         )
-    stored = [(ModelConfig(**group["config"]), int(group["size"])) for group in description["groups"]]
+    stored = [
+        (ModelConfig(**group["config"]), int(group["size"])) for group in description["groups"]
+    ]
     stored_members = [config for config, size in stored for _ in range(size)]
     if expected_configs is not None:
         expected_configs = list(expected_configs)
         if len(expected_configs) != len(stored_members):
             raise CheckpointMismatchError(
-                f"{path}: checkpoint has {len(stored_members)} members, expected {len(expected_configs)}"
+                f"{path}: checkpoint has {len(stored_members)} members, "
+                f"expected {len(expected_configs)}"
             )
         for k, (expected, found) in enumerate(zip(expected_configs, stored_members, strict=True)):
             if expected != found:
-                raise CheckpointMismatchError(f"{path}: member {k} differs: {_differences(expected, found)}")
+                raise CheckpointMismatchError(
+                    f"{path}: member {k} differs: {_differences(expected, found)}"
+                )
 
     graphdefs, abstract = [], {}
     for i, (config, size) in enumerate(stored):

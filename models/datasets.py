@@ -125,7 +125,10 @@ SYSTEM_DATA_ROOT = pathlib.Path("/usr/share/datasets")
 CACHE_DATA_ROOT = pathlib.Path("~/.cache/airinfer")
 
 # folder names under each search root (Debian's package name first)
-_FOLDER_NAMES = {"fashion_mnist": ("fashion-mnist", "fashion_mnist"), "cifar10": ("cifar-10", "cifar10")}
+_FOLDER_NAMES = {
+    "fashion_mnist": ("fashion-mnist", "fashion_mnist"),
+    "cifar10": ("cifar-10", "cifar10"),
+}
 
 
 def data_search_dirs(name: str) -> list[pathlib.Path]:
@@ -196,7 +199,9 @@ def _read_maybe_gzip(path: pathlib.Path) -> bytes:
         raw = path.read_bytes()
         return gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
     except (OSError, EOFError, gzip.BadGzipFile) as error:
-        raise DatasetError(f"{path}: cannot read or decompress ({error}); the file is corrupt") from error
+        raise DatasetError(
+            f"{path}: cannot read or decompress ({error}); the file is corrupt"
+        ) from error
 
 
 def read_idx(path, sha256: str | None = None) -> np.ndarray:
@@ -235,7 +240,11 @@ def read_idx(path, sha256: str | None = None) -> np.ndarray:
             f"{path}: IDX payload has {len(content)} bytes, header {shape} needs {expected}; "
             "the file is truncated or corrupt"
         )
-    return np.frombuffer(content, dtype, offset=header_size).reshape(shape).astype(dtype.newbyteorder("="))
+    return (
+        np.frombuffer(content, dtype, offset=header_size)
+        .reshape(shape)
+        .astype(dtype.newbyteorder("="))
+    )
 
 
 def read_cifar10_batch(source) -> tuple[np.ndarray, np.ndarray]:
@@ -260,13 +269,17 @@ def read_cifar10_batch(source) -> tuple[np.ndarray, np.ndarray]:
         else:
             batch = pickle.load(source, encoding="bytes")
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError) as error:
-        raise DatasetError(f"{name}: not a readable CIFAR-10 batch ({error}); the file is corrupt") from error
+        raise DatasetError(
+            f"{name}: not a readable CIFAR-10 batch ({error}); the file is corrupt"
+        ) from error
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         raise DatasetError(f"{name}: a CIFAR-10 batch needs the keys b'data' and b'labels'")
     data = np.asarray(batch[b"data"])
     labels = np.asarray(batch[b"labels"], np.int32)
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32:
-        raise DatasetError(f"{name}: b'data' is {data.dtype}{list(data.shape)}, expected uint8[N, 3072]")
+        raise DatasetError(
+            f"{name}: b'data' is {data.dtype}{list(data.shape)}, expected uint8[N, 3072]"
+        )
     if labels.shape != (data.shape[0],):
         raise DatasetError(f"{name}: {labels.shape[0]} labels for {data.shape[0]} images")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
@@ -300,7 +313,9 @@ def _load_fashion_mnist(download: bool, verify: bool):
     for stem, (gz_md5, content_sha256) in _FASHION_MNIST_FILES.items():
         path = _find_file(dirs, stem)
         if path is None and download:
-            path = download_file(_FASHION_MNIST_URL + stem + ".gz", dirs[-1] / (stem + ".gz"), gz_md5)
+            path = download_file(
+                _FASHION_MNIST_URL + stem + ".gz", dirs[-1] / (stem + ".gz"), gz_md5
+            )
         if path is None:
             raise DatasetError(
                 f"Fashion-MNIST file {stem}[.gz] not found; looked in "
@@ -309,12 +324,16 @@ def _load_fashion_mnist(download: bool, verify: bool):
                 "files in a folder named by $AIRINFER_DATA, or allow the download."
             )
         arrays[stem] = read_idx(path, content_sha256 if verify else None)
-    train_images, train_labels = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
+    train_images, train_labels = (
+        arrays["train-images-idx3-ubyte"],
+        arrays["train-labels-idx1-ubyte"],
+    )
     test_images, test_labels = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
     for images, labels in ((train_images, train_labels), (test_images, test_labels)):
         if images.ndim != 3 or labels.shape != images.shape[:1]:
             raise DatasetError(
-                f"Fashion-MNIST: images {list(images.shape)} do not match labels {list(labels.shape)}"
+                f"Fashion-MNIST: images {list(images.shape)} "
+                f"do not match labels {list(labels.shape)}"
             )
     return (
         train_images[..., None],
@@ -371,7 +390,8 @@ def _load_cifar10(download: bool, verify: bool):
     raise DatasetError(
         "CIFAR-10 not found; looked for cifar-10-batches-py/ or cifar-10-python.tar.gz in "
         + ", ".join(str(d) for d in dirs)
-        + ". Put the canonical python version in a folder named by $AIRINFER_DATA, or allow the download."
+        + ". Put the canonical python version in a folder named by $AIRINFER_DATA, "
+        "or allow the download."
     )
 
 
@@ -479,7 +499,10 @@ def bootstrap_indices(key, n: int, num_members: int) -> np.ndarray:
         ``[num_members, n]`` int32 row indices.
     """
     return np.stack(
-        [np.asarray(jax.random.randint(jax.random.fold_in(key, k), (n,), 0, n), np.int32) for k in range(num_members)]
+        [
+            np.asarray(jax.random.randint(jax.random.fold_in(key, k), (n,), 0, n), np.int32)
+            for k in range(num_members)
+        ]
     )
 
 

@@ -93,7 +93,10 @@ class EnsembleConfig:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (the model config nested)."""
-        return dataclasses.asdict(self) | {"model": self.model.to_dict(), "widths": list(self.widths)}
+        return dataclasses.asdict(self) | {
+            "model": self.model.to_dict(),
+            "widths": list(self.widths),
+        }
 
 
 @dataclasses.dataclass
@@ -204,7 +207,9 @@ def stochastic_quantize(key, params, bits: int):
         noise = jax.random.uniform(leaf_key, leaf.shape, leaf.dtype)
         return (jnp.clip(jnp.floor(scaled + noise), -levels, levels) * step).astype(leaf.dtype)
 
-    return jax.tree.unflatten(treedef, [quantize(leaf, k) for leaf, k in zip(leaves, keys, strict=True)])
+    return jax.tree.unflatten(
+        treedef, [quantize(leaf, k) for leaf, k in zip(leaves, keys, strict=True)]
+    )
 
 
 def ensemble_metrics(logits, labels) -> dict:

@@ -141,7 +141,11 @@ def distillation_loss(logits, teacher_logits, temperature: float):
     return temperature**2 * kl.mean()
 
 
-def make_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformation, distillation: Distillation | None = None) -> Callable:
+def make_train_step(
+    graphdef: nnx.GraphDef,
+    optimizer: optax.GradientTransformation,
+    distillation: Distillation | None = None,
+) -> Callable:
     """One optimisation step of one member, as a pure function (not jitted).
 
     Returns:
@@ -175,7 +179,9 @@ def make_train_step(graphdef: nnx.GraphDef, optimizer: optax.GradientTransformat
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted_steps(graphdef: nnx.GraphDef, config: TrainConfig, total_steps: int, distillation: Distillation | None):
+def _jitted_steps(
+    graphdef: nnx.GraphDef, config: TrainConfig, total_steps: int, distillation: Distillation | None
+):
     """``(optimizer, jitted single-member step, jitted vmapped step)``.
 
     Cached on everything the steps depend on, so training the same
@@ -189,11 +195,15 @@ def _jitted_steps(graphdef: nnx.GraphDef, config: TrainConfig, total_steps: int,
     return optimizer, jax.jit(step), jax.jit(vmapped)
 
 
-def _member_batches(batch_key, index_sets: np.ndarray, member_ids, epoch: int, batch_size: int) -> np.ndarray:
+def _member_batches(
+    batch_key, index_sets: np.ndarray, member_ids, epoch: int, batch_size: int
+) -> np.ndarray:
     """``[K, steps, B]`` row indices of one epoch for members ``member_ids``."""
     return np.stack(
         [
-            epoch_batches(jax.random.fold_in(jax.random.fold_in(batch_key, k), epoch), index_set, batch_size)
+            epoch_batches(
+                jax.random.fold_in(jax.random.fold_in(batch_key, k), epoch), index_set, batch_size
+            )
             for k, index_set in zip(member_ids, index_sets, strict=True)
         ]
     )
@@ -233,7 +243,9 @@ def train_group(
         ``(trained group, losses [K, epochs * steps], formulation used)``.
     """
     if formulation not in FORMULATIONS:
-        raise ValueError(f"formulation: unknown {formulation!r}; allowed: {', '.join(FORMULATIONS)}")
+        raise ValueError(
+            f"formulation: unknown {formulation!r}; allowed: {', '.join(FORMULATIONS)}"
+        )
     num_members = group.size
     if formulation == "auto":
         formulation = choose_formulation(group.config.kind, num_members)
@@ -247,10 +259,17 @@ def train_group(
 
     images, labels = jnp.asarray(images), jnp.asarray(labels)
     # a 1-column placeholder keeps one step signature with and without a teacher
-    soft_logits = jnp.zeros((labels.shape[0], 1), jnp.float32) if soft_logits is None else jnp.asarray(soft_logits)
+    soft_logits = (
+        jnp.zeros((labels.shape[0], 1), jnp.float32)
+        if soft_logits is None
+        else jnp.asarray(soft_logits)
+    )
     params, rest = nnx.split_state(group.state, nnx.Param, ...)
     opt_state = jax.vmap(optimizer.init)(params)
-    batches = [_member_batches(batch_key, index_sets, member_ids, e, batch_size) for e in range(config.epochs)]
+    batches = [
+        _member_batches(batch_key, index_sets, member_ids, e, batch_size)
+        for e in range(config.epochs)
+    ]
     losses = np.zeros((num_members, config.epochs * steps_per_epoch), np.float32)
 
     if formulation == "vmap":
@@ -258,7 +277,13 @@ def train_group(
         for epoch_batches_ in batches:
             for s in range(steps_per_epoch):
                 params, rest, opt_state, loss = vmapped_step(
-                    params, rest, opt_state, images, labels, soft_logits, jnp.asarray(epoch_batches_[:, s])
+                    params,
+                    rest,
+                    opt_state,
+                    images,
+                    labels,
+                    soft_logits,
+                    jnp.asarray(epoch_batches_[:, s]),
                 )
                 loss_log.append(loss)
                 if on_step:
@@ -273,7 +298,12 @@ def train_group(
             for epoch_batches_ in batches:
                 for s in range(steps_per_epoch):
                     member_params, member_rest, member_opt, loss = single_step(
-                        member_params, member_rest, member_opt, images, labels, soft_logits,
+                        member_params,
+                        member_rest,
+                        member_opt,
+                        images,
+                        labels,
+                        soft_logits,
                         jnp.asarray(epoch_batches_[k, s]),
                     )
                     loss_log.append(loss)
@@ -288,7 +318,9 @@ def train_group(
     return MemberGroup(group.config, group.graphdef, state), losses, formulation
 
 
-def group_logits(group: MemberGroup, images, *, formulation: str = "auto", chunk_size: int = 1000) -> np.ndarray:
+def group_logits(
+    group: MemberGroup, images, *, formulation: str = "auto", chunk_size: int = 1000
+) -> np.ndarray:
     """Inference-mode logits of every member of ``group``.
 
     Args:
@@ -327,15 +359,22 @@ def group_logits(group: MemberGroup, images, *, formulation: str = "auto", chunk
     outputs = []
     for start in range(0, n, chunk_size):
         chunk = images[start : start + chunk_size]
-        padded = np.concatenate([chunk, np.zeros((chunk_size - len(chunk), *chunk.shape[1:]), np.float32)])
+        padded = np.concatenate(
+            [chunk, np.zeros((chunk_size - len(chunk), *chunk.shape[1:]), np.float32)]
+        )
         outputs.append(np.asarray(run(padded))[:, : len(chunk)])
     return np.concatenate(outputs, axis=1)
 
 
-def ensemble_logits(ensemble: Ensemble, images, *, formulation: str = "auto", chunk_size: int = 1000) -> np.ndarray:
+def ensemble_logits(
+    ensemble: Ensemble, images, *, formulation: str = "auto", chunk_size: int = 1000
+) -> np.ndarray:
     """Inference-mode logits ``[K, N, C]`` of every member, in member order."""
     return np.concatenate(
-        [group_logits(g, images, formulation=formulation, chunk_size=chunk_size) for g in ensemble.groups]
+        [
+            group_logits(g, images, formulation=formulation, chunk_size=chunk_size)
+            for g in ensemble.groups
+        ]
     )
 
 
@@ -414,8 +453,15 @@ def train_ensemble(
         teacher_config = dataclasses.replace(config.model, width=config.teacher_width)
         teacher = init_group(teacher_config, jax.random.fold_in(root, 3)[None])
         teacher, teacher_losses, _ = train_group(
-            teacher, dataset.train_images, dataset.train_labels, all_rows[:1], train_config,
-            jax.random.fold_in(batch_key, members), member_ids=[members], formulation="loop", on_step=on_step,
+            teacher,
+            dataset.train_images,
+            dataset.train_labels,
+            all_rows[:1],
+            train_config,
+            jax.random.fold_in(batch_key, members),
+            member_ids=[members],
+            formulation="loop",
+            on_step=on_step,
         )
         soft_logits = group_logits(teacher, dataset.train_images)[0]
         distillation = Distillation(config.distillation_temperature, config.distillation_weight)
@@ -423,15 +469,27 @@ def train_ensemble(
     if config.diversity == "quantization":
         base = init_group(config.model, jax.random.fold_in(init_key, 0)[None])
         base, base_losses, used = train_group(
-            base, dataset.train_images, dataset.train_labels, all_rows[:1], train_config, batch_key,
-            formulation="loop", on_step=on_step,
+            base,
+            dataset.train_images,
+            dataset.train_labels,
+            all_rows[:1],
+            train_config,
+            batch_key,
+            formulation="loop",
+            on_step=on_step,
         )
         base_state = base.member_state(0)
         quantize_keys = jax.random.split(jax.random.fold_in(root, 4), members)
         params, rest = nnx.split_state(base_state, nnx.Param, ...)
-        stacked_params = jax.vmap(lambda key: stochastic_quantize(key, params, config.quantization_bits))(quantize_keys)
-        stacked_rest = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (members, *leaf.shape)), rest)
-        groups = [MemberGroup(config.model, base.graphdef, nnx.merge_state(stacked_params, stacked_rest))]
+        stacked_params = jax.vmap(
+            lambda key: stochastic_quantize(key, params, config.quantization_bits)
+        )(quantize_keys)
+        stacked_rest = jax.tree.map(
+            lambda leaf: jnp.broadcast_to(leaf, (members, *leaf.shape)), rest
+        )
+        groups = [
+            MemberGroup(config.model, base.graphdef, nnx.merge_state(stacked_params, stacked_rest))
+        ]
         losses = [base_losses[0]] * members
         formulations = [used]
     else:
@@ -444,9 +502,17 @@ def train_ensemble(
             keys = jnp.stack([jax.random.fold_in(init_key, k) for k in ids])
             group = init_group(member_configs[first], keys)
             group, group_losses, used = train_group(
-                group, dataset.train_images, dataset.train_labels, index_sets[first:last], train_config,
-                batch_key, member_ids=ids, formulation=formulation, soft_logits=soft_logits,
-                distillation=distillation, on_step=on_step,
+                group,
+                dataset.train_images,
+                dataset.train_labels,
+                index_sets[first:last],
+                train_config,
+                batch_key,
+                member_ids=ids,
+                formulation=formulation,
+                soft_logits=soft_logits,
+                distillation=distillation,
+                on_step=on_step,
             )
             groups.append(group)
             losses.extend(group_losses)

@@ -65,7 +65,9 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.kind not in MODEL_KINDS:
-            raise ValueError(f"model kind: unknown {self.kind!r}; allowed: {', '.join(MODEL_KINDS)}")
+            raise ValueError(
+                f"model kind: unknown {self.kind!r}; allowed: {', '.join(MODEL_KINDS)}"
+            )
         if not (isinstance(self.width, int | float) and 0 < self.width <= 4):
             raise ValueError(f"width: {self.width!r} is not a number in (0, 4]")
         if len(self.input_shape) != 3 or min(self.input_shape) < 1:
@@ -186,7 +188,7 @@ class CompactCNN(SplitClassifier):
 
 
 class MLP(SplitClassifier):
-    """Multilayer perceptron: ``hidden1``, ``hidden2`` (``256 × width`` ReLU units each), ``logits``."""
+    """MLP: ``hidden1``, ``hidden2`` (``256 × width`` ReLU units each), ``logits``."""
 
     BASE_HIDDEN = 256
 
@@ -213,8 +215,15 @@ class _ConvBN(nnx.Module):
 
     def __init__(self, in_ch, out_ch, kernel, *, stride=1, groups=1, relu6=True, rngs):
         self.conv = nnx.Conv(
-            in_ch, out_ch, (kernel, kernel), strides=stride, padding="SAME",
-            feature_group_count=groups, use_bias=False, kernel_init=_KERNEL_INIT, rngs=rngs,
+            in_ch,
+            out_ch,
+            (kernel, kernel),
+            strides=stride,
+            padding="SAME",
+            feature_group_count=groups,
+            use_bias=False,
+            kernel_init=_KERNEL_INIT,
+            rngs=rngs,
         )
         # momentum 0.9: running statistics settle within the few epochs we train
         self.norm = nnx.BatchNorm(out_ch, momentum=0.9, rngs=rngs)
@@ -274,7 +283,15 @@ class MobileNetV2(SplitClassifier):
     a 1×1 conv to 1280 channels (scaled up, never down, by the width).
     """
 
-    BOTTLENECKS = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+    BOTTLENECKS = (
+        (1, 16, 1, 1),
+        (6, 24, 2, 1),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    )
 
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         channels = _make_divisible(32 * config.width)
@@ -284,7 +301,11 @@ class MobileNetV2(SplitClassifier):
             out_ch = _make_divisible(base * config.width)
             blocks = []
             for i in range(repeats):
-                blocks.append(_InvertedResidual(channels, out_ch, stride if i == 0 else 1, expansion, rngs=rngs))
+                blocks.append(
+                    _InvertedResidual(
+                        channels, out_ch, stride if i == 0 else 1, expansion, rngs=rngs
+                    )
+                )
                 channels = out_ch
             stages.append(_Blocks(blocks))
             names.append(f"stage{group + 1}")
@@ -345,14 +366,21 @@ def _eval_part(model: SplitClassifier, part: str, split_point: str | None):
     return apply, state
 
 
-def feature_shape(model: SplitClassifier, split_point: str, input_shape: tuple[int, ...]) -> tuple[int, ...]:
-    """Shape of one sample's features at ``split_point`` (no batch axis), for images of ``input_shape``."""
+def feature_shape(
+    model: SplitClassifier, split_point: str, input_shape: tuple[int, ...]
+) -> tuple[int, ...]:
+    """Shape of one sample's features at ``split_point`` (no batch axis), for ``input_shape``."""
     apply, state = _eval_part(model, "front", split_point)
     out = jax.eval_shape(apply, state, jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
     return tuple(out.shape[1:])
 
 
-def flops(model: SplitClassifier, input_shape: tuple[int, ...], split_point: str | None = None, part: str = "full") -> float:
+def flops(
+    model: SplitClassifier,
+    input_shape: tuple[int, ...],
+    split_point: str | None = None,
+    part: str = "full",
+) -> float:
     """Floating-point operations of one inference on one sample, by XLA's cost analysis.
 
     XLA counts a multiply-add as 2 flops. The count comes from the lowered

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from models import cache
-from models.checkpoint import CheckpointMismatchError, load_ensemble, read_description, save_ensemble
+from models.checkpoint import (
+    CheckpointMismatchError,
+    load_ensemble,
+    read_description,
+    save_ensemble,
+)
 from models.datasets import load_dataset
 from models.ensemble import Ensemble, EnsembleConfig, init_group
 from models.train import TrainConfig, ensemble_logits
@@ -43,7 +48,9 @@ def test_round_trip_gives_identical_logits(tmp_path, two_groups, digits):
 def test_mismatched_architecture_fails_naming_the_field(tmp_path, two_groups):
     path = save_ensemble(tmp_path / "ckpt", two_groups)
     wrong_width = [dataclasses.replace(c, width=1.0) for c in two_groups.member_configs]
-    with pytest.raises(CheckpointMismatchError, match="member 0 differs: width: checkpoint has 0.25, expected 1.0"):
+    with pytest.raises(
+        CheckpointMismatchError, match="member 0 differs: width: checkpoint has 0.25, expected 1.0"
+    ):
         load_ensemble(path, wrong_width)
     wrong_classes = [dataclasses.replace(c, num_classes=100) for c in two_groups.member_configs]
     with pytest.raises(CheckpointMismatchError, match="num_classes"):
@@ -73,17 +80,25 @@ def test_cache_key_changes_with_anything_that_changes_the_members():
     base = cache.cache_key("digits", 0, config, TrainConfig())
     assert base == cache.cache_key("digits", 0, config, TrainConfig())
     assert base != cache.cache_key("digits", 1, config, TrainConfig())
-    assert base != cache.cache_key("digits", 0, dataclasses.replace(config, members=3), TrainConfig())
+    assert base != cache.cache_key(
+        "digits", 0, dataclasses.replace(config, members=3), TrainConfig()
+    )
     assert base != cache.cache_key("digits", 0, config, TrainConfig(seed=1))
     assert base != cache.cache_key("fashion_mnist", 0, config, TrainConfig())
 
 
 def test_cached_training_reuses_the_stored_members(tmp_path, digits):
-    config = EnsembleConfig(ModelConfig("mlp", digits.image_shape, 10, 0.25), members=2, diversity="init")
+    config = EnsembleConfig(
+        ModelConfig("mlp", digits.image_shape, 10, 0.25), members=2, diversity="init"
+    )
     train_config = TrainConfig(epochs=1, batch_size=64)
-    first, report, path = cache.cached_train_ensemble(digits, 0, config, train_config, root=tmp_path)
+    first, report, path = cache.cached_train_ensemble(
+        digits, 0, config, train_config, root=tmp_path
+    )
     assert report is not None and path.parent == tmp_path
-    second, report_again, path_again = cache.cached_train_ensemble(digits, 0, config, train_config, root=tmp_path)
+    second, report_again, path_again = cache.cached_train_ensemble(
+        digits, 0, config, train_config, root=tmp_path
+    )
     assert report_again is None and path_again == path
     np.testing.assert_array_equal(
         ensemble_logits(first, digits.test_images), ensemble_logits(second, digits.test_images)

@@ -106,7 +106,11 @@ def test_fashion_mnist_found_in_airinfer_data_and_normalised(no_real_data, monke
     monkeypatch.setenv("AIRINFER_DATA", str(no_real_data / "data"))
     dataset = load_dataset("fashion_mnist", verify=False, download=False, validation_fraction=0.25)
     assert dataset.image_shape == (28, 28, 1)
-    assert len(dataset.train_labels) == 30 and len(dataset.val_labels) == 10 and len(dataset.test_labels) == 20
+    assert (
+        len(dataset.train_labels) == 30
+        and len(dataset.val_labels) == 10
+        and len(dataset.test_labels) == 20
+    )
     np.testing.assert_array_equal(dataset.test_labels, arrays["t10k-labels-idx1-ubyte"])
     np.testing.assert_allclose(dataset.train_images.mean(), 0.0, atol=1e-4)
     np.testing.assert_allclose(dataset.train_images.std(), 1.0, atol=1e-4)
@@ -146,10 +150,16 @@ def test_cifar10_batches_load_as_nhwc(no_real_data, monkeypatch):
     monkeypatch.setenv("AIRINFER_DATA", str(no_real_data / "data"))
     dataset = load_dataset("cifar10", download=False, validation_fraction=0.2)
     assert dataset.image_shape == (32, 32, 3)
-    assert len(dataset.train_labels) + len(dataset.val_labels) == 30 and len(dataset.test_labels) == 6
+    assert (
+        len(dataset.train_labels) + len(dataset.val_labels) == 30 and len(dataset.test_labels) == 6
+    )
     # channel-major rows become [H, W, C]: pixel (0, 1) of channel 2 is entry 2*1024 + 1
     raw = first.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    np.testing.assert_allclose(dataset.test_images[0, 0, 1, 2], (raw[0, 0, 1, 2] - dataset.mean[2]) / dataset.std[2], rtol=1e-5)
+    np.testing.assert_allclose(
+        dataset.test_images[0, 0, 1, 2],
+        (raw[0, 0, 1, 2] - dataset.mean[2]) / dataset.std[2],
+        rtol=1e-5,
+    )
 
 
 def test_corrupt_cifar10_batch_gives_a_clear_error(tmp_path):
@@ -157,7 +167,9 @@ def test_corrupt_cifar10_batch_gives_a_clear_error(tmp_path):
     (tmp_path / "cut").write_bytes(content[: len(content) // 2])
     with pytest.raises(DatasetError, match="corrupt"):
         read_cifar10_batch(tmp_path / "cut")
-    (tmp_path / "wrong").write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}))
+    (tmp_path / "wrong").write_bytes(
+        pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]})
+    )
     with pytest.raises(DatasetError, match="expected uint8"):
         read_cifar10_batch(tmp_path / "wrong")
 
@@ -194,7 +206,7 @@ def test_download_verifies_the_checksum_and_leaves_nothing_when_wrong(tmp_path):
         download_file((tmp_path / "absent").as_uri(), tmp_path / "cache" / "x", good)
 
 
-# ----------------------------------------------------------------------------- digits, splits, index sets
+# --------------------------------------------------------------- digits, splits, index sets
 
 
 def test_digits_splits_are_deterministic_disjoint_and_normalised():

@@ -7,7 +7,13 @@ import pytest
 
 from models import train as train_module
 from models.datasets import load_dataset
-from models.ensemble import EnsembleConfig, MemberGroup, ensemble_metrics, init_group, stochastic_quantize
+from models.ensemble import (
+    EnsembleConfig,
+    MemberGroup,
+    ensemble_metrics,
+    init_group,
+    stochastic_quantize,
+)
 from models.train import (
     TrainConfig,
     choose_formulation,
@@ -56,25 +62,38 @@ def test_vmapped_training_equals_per_member_training(digits, kind):
     index_sets = np.stack([np.arange(k, 320 + k) for k in range(3)]).astype(np.int32)
     train_config = TrainConfig(epochs=2, batch_size=32, seed=0)
     looped, loop_losses, used_loop = train_group(
-        group, digits.train_images, digits.train_labels, index_sets, train_config, jax.random.key(5),
+        group,
+        digits.train_images,
+        digits.train_labels,
+        index_sets,
+        train_config,
+        jax.random.key(5),
         formulation="loop",
     )
     vmapped, vmap_losses, used_vmap = train_group(
-        group, digits.train_images, digits.train_labels, index_sets, train_config, jax.random.key(5),
+        group,
+        digits.train_images,
+        digits.train_labels,
+        index_sets,
+        train_config,
+        jax.random.key(5),
         formulation="vmap",
     )
     assert (used_loop, used_vmap) == ("loop", "vmap")
     assert loop_losses.shape == (3, 20)
     # training did something: the loss fell, and the members moved apart from their start
     assert np.all(loop_losses[:, -3:].mean(1) < 0.7 * loop_losses[:, :3].mean(1))
-    np.testing.assert_allclose(vmap_losses, loop_losses, rtol=FORMULATION_RTOL, atol=FORMULATION_ATOL)
+    np.testing.assert_allclose(
+        vmap_losses, loop_losses, rtol=FORMULATION_RTOL, atol=FORMULATION_ATOL
+    )
     for a, b in zip(jax.tree.leaves(looped.state), jax.tree.leaves(vmapped.state), strict=True):
         np.testing.assert_allclose(a, b, rtol=FORMULATION_RTOL, atol=FORMULATION_ATOL)
     # inference agrees across formulations too
     np.testing.assert_allclose(
         group_logits(looped, digits.test_images, formulation="loop"),
         group_logits(looped, digits.test_images, formulation="vmap"),
-        rtol=1e-4, atol=1e-4,
+        rtol=1e-4,
+        atol=1e-4,
     )
 
 
@@ -84,7 +103,14 @@ def test_retraining_the_same_architecture_does_not_recompile(digits):
     train_config = TrainConfig(epochs=1, batch_size=32)
     for seed in (0, 1):
         group = init_group(config, jax.random.key(seed)[None])
-        train_group(group, digits.train_images, digits.train_labels, index_sets, train_config, jax.random.key(seed))
+        train_group(
+            group,
+            digits.train_images,
+            digits.train_labels,
+            index_sets,
+            train_config,
+            jax.random.key(seed),
+        )
         if seed == 0:
             compiled = train_module._jitted_steps.cache_info().currsize
     assert train_module._jitted_steps.cache_info().currsize == compiled
@@ -93,7 +119,9 @@ def test_retraining_the_same_architecture_does_not_recompile(digits):
 
 
 def test_cnn_ensemble_on_digits_reaches_93_percent_per_member(digits):
-    config = EnsembleConfig(ModelConfig("cnn", digits.image_shape, 10, 0.5), members=4, diversity="bagging")
+    config = EnsembleConfig(
+        ModelConfig("cnn", digits.image_shape, 10, 0.5), members=4, diversity="bagging"
+    )
     ensemble, report = train_ensemble(digits, config, TrainConfig(epochs=10, batch_size=64))
     metrics = ensemble_metrics(ensemble_logits(ensemble, digits.test_images), digits.test_labels)
     assert min(metrics["member_accuracy"]) >= 0.93
@@ -113,7 +141,9 @@ def test_cnn_ensemble_on_digits_reaches_93_percent_per_member(digits):
     ],
 )
 def test_every_diversity_kind_trains_k_distinct_members(digits, diversity, extra):
-    config = EnsembleConfig(ModelConfig("mlp", digits.image_shape, 10, 0.25), members=4, diversity=diversity, **extra)
+    config = EnsembleConfig(
+        ModelConfig("mlp", digits.image_shape, 10, 0.25), members=4, diversity=diversity, **extra
+    )
     steps = []
     train_config = TrainConfig(epochs=3, batch_size=32)
     ensemble, report = train_ensemble(digits, config, train_config, on_step=steps.append)
@@ -145,14 +175,21 @@ def test_ensemble_config_names_bad_values():
 
 
 def test_stochastic_quantisation_is_unbiased_on_the_grid_and_leaves_biases():
-    weights = {"kernel": jnp.linspace(-1.0, 1.0, 64).reshape(8, 8), "bias": jnp.linspace(-0.3, 0.3, 8)}
+    weights = {
+        "kernel": jnp.linspace(-1.0, 1.0, 64).reshape(8, 8),
+        "bias": jnp.linspace(-0.3, 0.3, 8),
+    }
     bits = 3  # levels -3..3, step 1/3
-    draws = jax.vmap(lambda key: stochastic_quantize(key, weights, bits))(jax.random.split(jax.random.key(0), 2000))
+    draws = jax.vmap(lambda key: stochastic_quantize(key, weights, bits))(
+        jax.random.split(jax.random.key(0), 2000)
+    )
     steps = np.asarray(draws["kernel"]) * 3
     np.testing.assert_allclose(steps, np.round(steps), atol=1e-5)  # on the grid
     assert np.abs(steps).max() <= 3 + 1e-5
     # unbiased: the mean of 2000 draws is within 4 σ of w, σ <= step/2/sqrt(2000) = 0.0037
-    np.testing.assert_allclose(np.asarray(draws["kernel"]).mean(0), weights["kernel"], atol=4 * 0.0037)
+    np.testing.assert_allclose(
+        np.asarray(draws["kernel"]).mean(0), weights["kernel"], atol=4 * 0.0037
+    )
     np.testing.assert_array_equal(draws["bias"][0], weights["bias"])
     assert not np.array_equal(draws["kernel"][0], draws["kernel"][1])
 
@@ -181,7 +218,9 @@ def test_majority_vote_ties_go_to_the_lowest_class():
 
 
 def test_member_of_a_group_is_a_copy():
-    group = init_group(ModelConfig("mlp", (8, 8, 1), 10, 0.25), jax.random.split(jax.random.key(0), 2))
+    group = init_group(
+        ModelConfig("mlp", (8, 8, 1), 10, 0.25), jax.random.split(jax.random.key(0), 2)
+    )
     assert isinstance(group, MemberGroup) and group.size == 2
     before = np.asarray(group.state["stages"][0]["dense"]["kernel"][...])
     member = group.member(1)

@@ -19,14 +19,20 @@ def parse(*argv):
 
 def test_module_imports_no_jax():
     code = "import sys, experiments.train; print('jax' in sys.modules, 'models' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert out.split() == ["False", "False"]
 
 
 @pytest.mark.parametrize(
     "option, value, expected",
     [
-        ("--dataset", "mnist", "--dataset: unknown 'mnist'; allowed: digits, fashion_mnist, cifar10"),
+        (
+            "--dataset",
+            "mnist",
+            "--dataset: unknown 'mnist'; allowed: digits, fashion_mnist, cifar10",
+        ),
         ("--model", "resnet", "--model: unknown 'resnet'; allowed: cnn, mobilenet_v2, mlp"),
         ("--diversity", "boosting", "--diversity: unknown 'boosting'; allowed: init, bagging"),
         ("--width", "0", "--width: 0.0 is not in (0, 4]"),
@@ -36,7 +42,9 @@ def test_module_imports_no_jax():
         ("--widths", "0.5,x", "--widths: '0.5,x' is not a comma-separated list"),
     ],
 )
-def test_bad_input_exits_2_with_one_line_naming_value_and_allowed(option, value, expected, tmp_path, capsys):
+def test_bad_input_exits_2_with_one_line_naming_value_and_allowed(
+    option, value, expected, tmp_path, capsys
+):
     assert train_command.main(parse(option, value, "--out", str(tmp_path))) == 2
     err = capsys.readouterr().err
     assert err.startswith("airinfer: error: " + expected)
@@ -49,13 +57,33 @@ def test_a_run_writes_metrics_logits_and_a_loadable_checkpoint(tmp_path, capsys)
     from models.train import ensemble_logits
 
     out = tmp_path / "run"
-    argv = ("--dataset", "digits", "--model", "mlp", "--width", "0.25", "--members", "3",
-            "--diversity", "bagging", "--epochs", "2", "--out", str(out), "--no-progress")
+    argv = (
+        "--dataset",
+        "digits",
+        "--model",
+        "mlp",
+        "--width",
+        "0.25",
+        "--members",
+        "3",
+        "--diversity",
+        "bagging",
+        "--epochs",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    )
     assert train_command.main(parse(*argv)) == 0
     assert "results in" in capsys.readouterr().out
     metrics = json.loads((out / "metrics.json").read_text())
     assert len(metrics["member_accuracy"]) == 3
-    for name in ("mean_member_accuracy", "ensemble_accuracy", "majority_vote_accuracy", *metrics["member_accuracy"]):
+    for name in (
+        "mean_member_accuracy",
+        "ensemble_accuracy",
+        "majority_vote_accuracy",
+        *metrics["member_accuracy"],
+    ):
         value = metrics[name] if isinstance(name, str) else name
         assert 0.0 <= value <= 1.0
     assert metrics["params_per_member"] == [64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10] * 3
@@ -69,7 +97,9 @@ def test_a_run_writes_metrics_logits_and_a_loadable_checkpoint(tmp_path, capsys)
     # the checkpoint reproduces the saved logits on the same (seeded) test split
     from models.datasets import load_dataset
 
-    np.testing.assert_allclose(ensemble_logits(ensemble, load_dataset("digits", seed=0).test_images), logits, rtol=1e-6)
+    np.testing.assert_allclose(
+        ensemble_logits(ensemble, load_dataset("digits", seed=0).test_images), logits, rtol=1e-6
+    )
     # a second run into the same folder refuses without --overwrite
     assert train_command.main(parse(*argv)) == 2
     assert "--overwrite" in capsys.readouterr().err

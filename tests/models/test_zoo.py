@@ -77,7 +77,9 @@ def test_front_then_back_equals_the_full_model_at_every_split_point(kind, shape,
     full, composed, features = _front_back_and_full(model, x)
     assert full.shape == (3, 10) and np.all(np.isfinite(full)) and np.std(full) > 0
     for split_point in model.split_points:
-        np.testing.assert_allclose(composed[split_point], full, atol=SPLIT_ATOL, err_msg=split_point)
+        np.testing.assert_allclose(
+            composed[split_point], full, atol=SPLIT_ATOL, err_msg=split_point
+        )
         assert features[split_point].shape[1:] == feature_shape(model, split_point, shape)
         front, back = split_params(model, split_point)
         assert front > 0 and back > 0 and front + back == count_params(model)
