@@ -77,11 +77,12 @@ def _run(args) -> int:
 
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
+    overrides = args.set + (["save_logits=true"] if args.save_logits else [])
     try:
         result = runner.run(
             name,
             out_dir=out_dir,
-            overrides=args.set,
+            overrides=overrides,
             quick=args.quick,
             progress=args.progress,
             overwrite=args.overwrite,
@@ -187,6 +188,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     running.add_argument(
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
+    )
+    running.add_argument(
+        "--save-logits",
+        action="store_true",
+        help="keep the members' test logits beside the results (the same as "
+        "--set save_logits=true; for experiments that have members)",
     )
     running.set_defaults(handler=_run)
 

@@ -30,6 +30,8 @@ class Experiment:
             so a result does not depend on which points ran before it.
         plot: ``plot(rows, config, path)`` draws the figure from the CSV rows
             (dicts of column values, numbers already parsed) into ``path``.
+        artifacts: optional ``artifacts(config) -> {file name: bytes}``: extra
+            files written (atomically) beside the results after the sweep.
     """
 
     name: str
@@ -39,6 +41,7 @@ class Experiment:
     points: Callable
     run_point: Callable
     plot: Callable
+    artifacts: Callable | None = None
 
 
 # name -> (module defining EXPERIMENT, one-line summary)
@@ -46,6 +49,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "link_ber": (
         "experiments.link_ber",
         "BER and BLER vs Es/N0 of QPSK/16QAM, uncoded and 5G LDPC, over AWGN and Rayleigh",
+    ),
+    "ota_snr": (
+        "experiments.ota_snr",
+        "edge-ensemble accuracy vs SNR: over-the-air belief/vote/sign sums vs orthogonal digital",
     ),
 }
 

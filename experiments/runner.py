@@ -80,14 +80,17 @@ def _temporary_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    """Replace ``path`` by ``text`` all at once; readers see the old or the new file."""
+def _write_atomic(path: Path, content: str | bytes) -> None:
+    """Replace ``path`` by ``content`` all at once; readers see the old or the new file."""
     temporary = _temporary_name(path)
+    text_mode = {"mode": "w", "encoding": "utf-8", "newline": ""}
     try:
         # os.open with 0o666 honours the umask, unlike tempfile's private 0o600.
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as file:
-            file.write(text)
+        with os.fdopen(
+            descriptor, **(text_mode if isinstance(content, str) else {"mode": "wb"})
+        ) as file:
+            file.write(content)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -498,6 +501,9 @@ def run(
     resumed = len(done)
     computed, first_point_s = _sweep(experiment, config, points, done, out_dir, progress)
     plot_path = replot(out_dir, experiment)
+    if experiment.artifacts is not None:
+        for name, content in experiment.artifacts(config).items():
+            _write_atomic(out_dir / name, content)
     finished = time.time()
     _write_json(
         out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s, computed, resumed)

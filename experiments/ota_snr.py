@@ -1,0 +1,264 @@
+"""Edge-ensemble accuracy vs SNR: over-the-air aggregation against orthogonal digital links.
+
+K trained members classify the test set; their outputs are aggregated
+(:mod:`ota`) at every Es/N0 of the sweep, on AWGN, Rayleigh block fading and
+3GPP TDL-A over OFDM. Schemes:
+
+* ``noiseless``: the average of the members' softmax outputs, no channel (the
+  upper bound);
+* ``ota_belief`` / ``ota_vote`` / ``ota_sign``: softmax outputs, one-hot votes
+  or one-bit sign votes summed over the air (truncated channel inversion);
+* ``orthogonal``: each device quantises its softmax output to ``bits`` bits and
+  sends it LDPC-coded in its own slot (:mod:`ota.orthogonal`);
+* ``best_single``: the member with the best validation accuracy, alone.
+
+At equal channel uses (``equal_channel_uses=True``) the over-the-air block is
+repeated until it uses as many channel uses as the orthogonal scheme does for
+the same K. ``snr_db`` is the received Es/N0 per complex symbol of one device
+at full power through a unit-average-gain channel.
+
+Each (scheme, channel, K) curve is one jitted call over every SNR point, draw
+and test sample; the points of a curve are then saved one by one.
+"""
+
+import dataclasses
+import functools
+import io
+import math
+from typing import Literal
+
+import numpy as np
+
+from experiments import aggregation, registry
+from experiments.config import ConfigError
+from experiments.members import EnsembleSpec, member_outputs
+from experiments.registry import Experiment
+from experiments.stats import wilson_interval
+
+__all__ = ["OtaSnrConfig", "EXPERIMENT"]
+
+Scheme = Literal["noiseless", "ota_belief", "ota_vote", "ota_sign", "orthogonal", "best_single"]
+Channel = Literal["awgn", "rayleigh", "tdl-a"]
+SCHEMES = ("noiseless", "ota_belief", "ota_vote", "ota_sign", "orthogonal", "best_single")
+
+
+@dataclasses.dataclass(frozen=True)
+class OtaSnrConfig:
+    """Configuration of ``ota_snr``.
+
+    Attributes:
+        seed: root of every curve's key.
+        ensemble: the members (the first K of them serve K devices).
+        snr_db: Es/N0 per complex symbol in dB.
+        num_devices: the ensemble sizes K.
+        channels: ``awgn``, ``rayleigh`` (flat block fading), ``tdl-a`` (OFDM).
+        schemes: which curves to draw.
+        draws: channel draws per test sample.
+        threshold: truncated inversion's threshold on the channel power gain.
+        bits, modulation, code_rate: the orthogonal scheme's quantiser and link.
+        equal_channel_uses: repeat the over-the-air block to match the
+            orthogonal scheme's channel uses.
+        backend: ``sionna`` (Sionna's channels via the bridge) or ``jax`` (twins).
+        save_logits: keep the members' test logits (``member_logits.npz``).
+    """
+
+    seed: int = 0
+    ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", members=16, epochs=3)
+    snr_db: tuple[float, ...] = tuple(float(s) for s in range(-20, 31, 2))
+    num_devices: tuple[int, ...] = (4, 8, 16)
+    channels: tuple[Channel, ...] = ("awgn", "rayleigh", "tdl-a")
+    schemes: tuple[Scheme, ...] = SCHEMES
+    draws: int = 10
+    threshold: float = 0.1
+    bits: int = 8
+    modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
+    code_rate: float = 0.5
+    equal_channel_uses: bool = True
+    backend: Literal["sionna", "jax"] = "sionna"
+    save_logits: bool = False
+
+    def __post_init__(self):
+        if any(k < 1 or k > self.ensemble.members for k in self.num_devices):
+            raise ConfigError(
+                f"num_devices: {self.num_devices} must lie in [1, ensemble.members="
+                f"{self.ensemble.members}]"
+            )
+        if self.draws < 1:
+            raise ConfigError(f"draws: {self.draws} is not >= 1")
+        if not self.threshold > 0:
+            raise ConfigError(f"threshold: {self.threshold} is not > 0")
+        if not 0 < self.code_rate < 1:
+            raise ConfigError(f"code_rate: {self.code_rate} is not in (0, 1)")
+        if any(not math.isfinite(s) for s in self.snr_db):
+            raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
+
+
+QUICK = {
+    "ensemble.dataset": "digits",
+    "ensemble.epochs": 20,
+    "snr_db": tuple(float(s) for s in range(-20, 31, 5)),
+    "draws": 10,
+}
+
+
+def points(config):
+    """One point per (K, channel, scheme, snr_db); orthogonal is not defined over OFDM."""
+    return [
+        {"num_devices": k, "channel": channel, "scheme": scheme, "snr_db": snr}
+        for k in config.num_devices
+        for channel in config.channels
+        for scheme in config.schemes
+        if not (scheme == "orthogonal" and channel == "tdl-a")
+        for snr in config.snr_db
+    ]
+
+
+def _air_config(config, channel, repetitions):
+    from ota.aircomp import AirCompConfig
+
+    backend = config.backend
+    return AirCompConfig(
+        channel=channel, precoding="truncated", threshold=config.threshold,
+        repetitions=repetitions, backend=backend,
+    )  # fmt: skip
+
+
+def _orthogonal_config(config, channel):
+    from ota.orthogonal import OrthogonalConfig
+
+    return OrthogonalConfig(
+        channel=channel, bits=config.bits, modulation=config.modulation,
+        code_rate=config.code_rate, backend=config.backend,
+    )  # fmt: skip
+
+
+def _costs(config, num_devices, num_classes):
+    """(orthogonal channel uses, over-the-air repetitions) for K devices."""
+    from ota.cost import channel_uses
+
+    orthogonal = channel_uses(
+        "orthogonal", num_classes, num_devices, bits=config.bits, code_rate=config.code_rate,
+        bits_per_symbol={"qpsk": 2, "16qam": 4, "64qam": 6}[config.modulation],
+    )  # fmt: skip
+    per_block = channel_uses("ota_belief", num_classes, num_devices).channel_uses
+    repetitions = math.ceil(orthogonal.channel_uses / per_block) if config.equal_channel_uses else 1
+    return orthogonal.channel_uses, repetitions
+
+
+@functools.cache
+def _curve(config, num_devices, channel, scheme):
+    """{snr_db: (accuracy, channel_uses)} of one curve (computed once per process)."""
+    outputs = member_outputs(config.ensemble)
+    probs = aggregation.softmax(outputs.test_logits[:num_devices])  # [K, N, C]
+    labels = outputs.test_labels
+    num_classes = probs.shape[-1]
+    orthogonal_uses, repetitions = _costs(config, num_devices, num_classes)
+    snr = np.asarray(config.snr_db, np.float32)
+
+    if scheme in ("noiseless", "best_single"):
+        if scheme == "noiseless":
+            accuracy = aggregation.noiseless_accuracy(np.moveaxis(probs, 0, 1), labels)
+        else:
+            accuracy, _ = aggregation.best_single_member(
+                outputs.val_logits[:num_devices], outputs.test_logits[:num_devices],
+                labels, outputs.val_labels,
+            )  # fmt: skip
+        return {s: (accuracy, 0) for s in config.snr_db}
+
+    key = aggregation.curve_key(config.seed, num_devices, channel, scheme)
+    device_major = np.moveaxis(probs, 0, 1)  # [N, K, C]
+    if scheme == "orthogonal":
+        accuracy = aggregation.orthogonal_accuracy_curve(
+            key, device_major, labels, snr, config=_orthogonal_config(config, channel),
+            draws=config.draws,
+        )  # fmt: skip
+        uses = orthogonal_uses
+    else:
+        air = _air_config(config, channel, repetitions)
+        accuracy = aggregation.ota_accuracy_curve(
+            key, device_major, labels, snr, scheme=scheme, config=air, draws=config.draws
+        )
+        uses = repetitions * math.ceil(num_classes / 2)
+    return {s: (float(a), uses) for s, a in zip(config.snr_db, accuracy, strict=True)}
+
+
+def run_point(key, config, point):
+    """Accuracy of one point with its 95 % Wilson interval.
+
+    The curve's key, not ``key``, drives the draws: a curve is computed in one
+    call. The interval counts test images, not draws, since the draws of one
+    image share it.
+    """
+    accuracy, uses = _curve(config, point["num_devices"], point["channel"], point["scheme"])[
+        point["snr_db"]
+    ]
+    num_images = len(member_outputs(config.ensemble).test_labels)
+    low, high = wilson_interval(round(accuracy * num_images), num_images)
+    return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2, "channel_uses": uses}
+
+
+STYLE = {
+    "noiseless": ("black", ":"),
+    "ota_belief": ("tab:blue", "-"),
+    "ota_vote": ("tab:orange", "-"),
+    "ota_sign": ("tab:green", "-"),
+    "orthogonal": ("tab:red", "--"),
+    "best_single": ("tab:gray", "-."),
+}
+
+
+def plot(rows, config, path):
+    """A grid: one row of panels per K, one column per channel."""
+    from matplotlib.figure import Figure
+
+    from experiments.plotting import save_figure
+
+    ks, channels = config.num_devices, config.channels
+    figure = Figure(figsize=(4.2 * len(channels), 3.2 * len(ks)), layout="constrained")
+    axes = figure.subplots(len(ks), len(channels), squeeze=False, sharex=True, sharey=True)
+    for i, k in enumerate(ks):
+        for j, channel in enumerate(channels):
+            ax = axes[i][j]
+            for scheme in config.schemes:
+                curve = sorted(
+                    (r["snr_db"], r["accuracy"], r["accuracy_ci"])
+                    for r in rows
+                    if r["num_devices"] == k and r["channel"] == channel and r["scheme"] == scheme
+                )
+                if not curve:
+                    continue
+                x, y, ci = (np.asarray(c) for c in zip(*curve, strict=True))
+                color, style = STYLE[scheme]
+                ax.plot(x, y, style, color=color, marker="." if "ota" in scheme else None,
+                        label=scheme)  # fmt: skip
+                ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.12, linewidth=0)
+            ax.set_title(f"{channel}, K = {k}", fontsize=9)
+            ax.grid(alpha=0.3)
+            if i == len(ks) - 1:
+                ax.set_xlabel("Es/N0 per device [dB]")
+            if j == 0:
+                ax.set_ylabel("accuracy")
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    save_figure(figure, path)
+
+
+def member_logits_file(config):
+    """With ``save_logits``: ``member_logits.npz`` (``logits`` [K, N, C], ``labels`` [N])."""
+    if not config.save_logits:
+        return {}
+    outputs = member_outputs(config.ensemble)
+    buffer = io.BytesIO()
+    np.savez(buffer, logits=outputs.test_logits, labels=outputs.test_labels)
+    return {"member_logits.npz": buffer.getvalue()}
+
+
+EXPERIMENT = Experiment(
+    name="ota_snr",
+    summary=registry.EXPERIMENTS["ota_snr"][1],
+    config=OtaSnrConfig,
+    quick=QUICK,
+    points=points,
+    run_point=run_point,
+    plot=plot,
+    artifacts=member_logits_file,
+)
