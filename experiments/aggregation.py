@@ -17,6 +17,7 @@ from ota.aircomp import over_the_air_average
 from ota.connectivity import participation_mask
 from ota.encoding import Normalization, one_hot_votes, sign_votes
 from ota.orthogonal import measure_bler_table, orthogonal_average
+from ota.privacy import add_gaussian_noise
 
 __all__ = [
     "OTA_PAYLOADS",
@@ -25,6 +26,8 @@ __all__ = [
     "curve_key",
     "ota_accuracy_curve",
     "orthogonal_accuracy_curve",
+    "ideal_accuracy_curve",
+    "private_accuracy_curve",
     "noiseless_accuracy",
     "best_single_member",
     "macro_f1",
@@ -133,6 +136,106 @@ def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws):
         key, jnp.asarray(probs), jnp.asarray(labels), snr_db, table, config=config, draws=draws
     )
     return np.asarray(counts) / (draws * len(labels))
+
+
+@functools.partial(jax.jit, static_argnames=("draws",))
+def _ideal_correct_counts(key, probs, labels, connectivity, *, draws):
+    values = jnp.broadcast_to(probs, (draws, *probs.shape))  # [draws, N, K, C]
+
+    def one_point(args):
+        index, p = args
+        mask = participation_mask(
+            jax.random.fold_in(key, index), values.shape[:2], values.shape[2], p
+        )
+        average = jnp.einsum("...k,...kc->...c", mask, values) / jnp.sum(mask, -1, keepdims=True)
+        return jnp.sum(jnp.argmax(average, axis=-1) == labels).astype(jnp.int32)
+
+    return jax.lax.map(one_point, (jnp.arange(connectivity.shape[0]), connectivity))
+
+
+def ideal_accuracy_curve(key, probs, labels, connectivity, *, draws):
+    """Accuracy of perfect aggregation when each neighbour joins with probability ``p``.
+
+    ``probs`` ``[N, K, C]``; device 0 always joins and the participants' softmax
+    outputs are averaged exactly. ``connectivity`` ``[P]`` -> ``[P]`` accuracies.
+    """
+    connectivity = np.atleast_1d(np.asarray(connectivity, np.float32))
+    counts = _ideal_correct_counts(
+        key, jnp.asarray(probs), jnp.asarray(labels), connectivity, draws=draws
+    )
+    return np.asarray(counts) / (draws * len(labels))
+
+
+@functools.partial(jax.jit, static_argnames=("config", "normalization", "draws", "orthogonal"))
+def _private_decisions(key, values, snr_db, dp_std, low, high, table, *, config, normalization,
+                       draws, orthogonal):  # fmt: skip
+    """Decisions ``[P, draws, N]`` with DP noise of std ``dp_std[i]`` added by every device.
+
+    To keep one compiled function for every privacy level, devices map their
+    noisy values affinely by ``(low[i], high[i])`` (known to the receiver)
+    onto the range the static config expects, and the receiver maps back.
+    """
+    values = jnp.broadcast_to(values, (draws, *values.shape))
+
+    def one_point(args):
+        index, std, lo, hi = args
+        key_noise, key_link = jax.random.split(jax.random.fold_in(key, index))
+        noisy = add_gaussian_noise(key_noise, values, std**2)
+        if orthogonal:
+            unit = (noisy - lo) / (hi - lo)  # the quantiser's [0, 1]
+            estimate = orthogonal_average(key_link, unit, snr_db, config, bler_table=table)
+            average = estimate.average * (hi - lo) + lo
+        else:
+            offset = normalization.offset
+            stretch = hi - lo  # the normalisation widened for the noise, as a factor
+            sent = (noisy - offset) / stretch + offset
+            estimate = over_the_air_average(key_link, sent, snr_db, config, normalization)
+            average = (estimate.average - offset) * stretch + offset
+        return jnp.argmax(average, axis=-1).astype(jnp.int32)
+
+    indices = jnp.arange(dp_std.shape[0])
+    return jax.lax.map(one_point, (indices, dp_std, low, high))
+
+
+def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, config, normalization,
+                           draws):  # fmt: skip
+    """Accuracy and macro-F1 when every device adds Gaussian DP noise before sending.
+
+    Input:
+        values: ``[N, K, C]`` what the devices send (softmax outputs or votes).
+        dp_std: ``[P]`` per-entry std of each device's DP noise, one per privacy level.
+        ranges: ``[P, 2]``: for an orthogonal ``config``, the quantiser range
+            ``(low, high)`` of the noisy values; over the air, ``(0, stretch)``
+            with ``stretch`` the factor that widens the normalisation's scale.
+        config: :class:`ota.aircomp.AirCompConfig` or :class:`ota.orthogonal.OrthogonalConfig`
+            (the latter with ``low=0, high=1``).
+
+    Output:
+        ``(accuracy [P], macro_f1 [P])``.
+    """
+    orthogonal = not hasattr(config, "precoding")
+    table = measure_bler_table(config.link(values.shape[-1])) if orthogonal else None
+    ranges = np.asarray(ranges, np.float32)
+    decisions = np.asarray(
+        _private_decisions(
+            key,
+            jnp.asarray(values),
+            np.float32(snr_db),
+            np.asarray(dp_std, np.float32),
+            ranges[:, 0],
+            ranges[:, 1],
+            table,
+            config=config,
+            normalization=normalization,
+            draws=draws,
+            orthogonal=orthogonal,
+        )  # fmt: skip
+    )
+    labels = np.asarray(labels)
+    accuracy = np.mean(decisions == labels, axis=(1, 2))
+    num_classes = values.shape[-1]
+    f1 = [macro_f1(d, np.broadcast_to(labels, d.shape), num_classes) for d in decisions]
+    return accuracy, np.asarray(f1)
 
 
 def noiseless_accuracy(probs, labels):

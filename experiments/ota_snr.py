@@ -138,7 +138,7 @@ def _costs(config, num_devices, num_classes):
 
     orthogonal = channel_uses(
         "orthogonal", num_classes, num_devices, bits=config.bits, code_rate=config.code_rate,
-        bits_per_symbol={"qpsk": 2, "16qam": 4, "64qam": 6}[config.modulation],
+        bits_per_symbol=_orthogonal_config(config, "awgn").bits_per_symbol,
     )  # fmt: skip
     per_block = channel_uses("ota_belief", num_classes, num_devices).channel_uses
     repetitions = math.ceil(orthogonal.channel_uses / per_block) if config.equal_channel_uses else 1

@@ -54,6 +54,14 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "experiments.ota_snr",
         "edge-ensemble accuracy vs SNR: over-the-air belief/vote/sign sums vs orthogonal digital",
     ),
+    "ota_connectivity": (
+        "experiments.ota_connectivity",
+        "accuracy vs connectivity p of 16 compact CNNs (ideal and over the air) vs one full CNN",
+    ),
+    "ota_privacy": (
+        "experiments.ota_privacy",
+        "accuracy vs differential-privacy level: over-the-air vs orthogonal, belief vs vote",
+    ),
 }
 
 

@@ -1,0 +1,185 @@
+"""Edge-ensemble accuracy vs connectivity: the survey's Fig. 5.
+
+An inferring device holds a compact CNN and asks 15 neighbours, each with its
+own compact CNN of the same width; each neighbour answers with probability
+``p``, drawn per inference. The device averages the softmax outputs that reach
+it, either exactly (``ideal``) or summed over the air (``ota``: truncated
+channel inversion at ``snr_db``; the device's own output never crosses the
+channel). With ``p = 0`` the device is alone. A single CNN of ``full_width``,
+trained with the same recipe, is the reference (``aggregation = single``).
+
+The survey's claim: ensembles of width-1/4 and 1/2 networks approach or beat
+the full-width model as connectivity grows.
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Literal
+
+import numpy as np
+
+from experiments import aggregation, registry
+from experiments.config import ConfigError
+from experiments.members import EnsembleSpec, member_outputs
+from experiments.registry import Experiment
+from experiments.stats import wilson_interval
+
+__all__ = ["OtaConnectivityConfig", "EXPERIMENT"]
+
+Aggregation = Literal["ideal", "ota"]
+
+
+@dataclasses.dataclass(frozen=True)
+class OtaConnectivityConfig:
+    """Configuration of ``ota_connectivity``.
+
+    Attributes:
+        seed: root of every curve's key (and of the members' training).
+        dataset: ``fashion_mnist``, ``cifar10`` (when its files are present) or ``digits``.
+        widths: the compact members' width multipliers.
+        full_width: the width of the single reference model.
+        members: devices K (the inferring one included).
+        diversity: how the members differ (see ``airinfer train``).
+        epochs: training epochs of every model.
+        connectivity: the probabilities p that a neighbour joins.
+        aggregations: ``ideal`` (exact average) and/or ``ota`` (over the air).
+        channel: ``awgn`` or ``rayleigh`` block fading, for ``ota``.
+        snr_db: Es/N0 per complex symbol of one device at full power, for ``ota``.
+        threshold: truncated inversion's threshold on the channel power gain.
+        draws: connectivity (and channel) draws per test sample.
+        backend: ``sionna`` or ``jax`` channels.
+    """
+
+    seed: int = 0
+    dataset: Literal["digits", "fashion_mnist", "cifar10"] = "fashion_mnist"
+    widths: tuple[float, ...] = (0.25, 0.33, 0.5)
+    full_width: float = 1.0
+    members: int = 16
+    diversity: Literal["init", "bagging", "shards"] = "bagging"
+    epochs: int = 3
+    connectivity: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
+    aggregations: tuple[Aggregation, ...] = ("ideal", "ota")
+    channel: Literal["awgn", "rayleigh"] = "rayleigh"
+    snr_db: float = 10.0
+    threshold: float = 0.1
+    draws: int = 5
+    backend: Literal["sionna", "jax"] = "sionna"
+
+    def __post_init__(self):
+        if any(not 0.0 <= p <= 1.0 for p in self.connectivity):
+            raise ConfigError(f"connectivity: {self.connectivity} must lie in [0, 1]")
+        if self.members < 1:
+            raise ConfigError(f"members: {self.members} is not >= 1")
+        if self.draws < 1:
+            raise ConfigError(f"draws: {self.draws} is not >= 1")
+        if not math.isfinite(self.snr_db):
+            raise ConfigError(f"snr_db: {self.snr_db} is not finite")
+        if any(not 0 < w <= 4 for w in (*self.widths, self.full_width)):
+            raise ConfigError(f"widths: every width must lie in (0, 4], got {self.widths}")
+
+    def spec(self, width, members, diversity=None):
+        return EnsembleSpec(
+            dataset=self.dataset, model="cnn", width=width, members=members,
+            diversity=diversity or self.diversity, epochs=self.epochs, seed=self.seed,
+        )  # fmt: skip
+
+
+QUICK = {"dataset": "digits", "epochs": 10, "draws": 10}
+
+
+def points(config):
+    """The compact ensembles at every p and aggregation, then the single full-width model."""
+    rows = [
+        {"width": w, "p": p, "aggregation": a}
+        for w in config.widths
+        for a in config.aggregations
+        for p in config.connectivity
+    ]
+    return rows + [
+        {"width": config.full_width, "p": p, "aggregation": "single"} for p in config.connectivity
+    ]
+
+
+@functools.cache
+def _curve(config, width, aggregation_kind):
+    """{p: accuracy} of one curve, all p in one jitted call."""
+    p = np.asarray(config.connectivity, np.float32)
+    if aggregation_kind == "single":
+        outputs = member_outputs(config.spec(width, 1, "init"))
+        accuracy = float(np.mean(np.argmax(outputs.test_logits[0], -1) == outputs.test_labels))
+        return dict.fromkeys(config.connectivity, accuracy)
+    outputs = member_outputs(config.spec(width, config.members))
+    probs = np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1)  # [N, K, C]
+    key = aggregation.curve_key(config.seed, width, aggregation_kind)
+    if aggregation_kind == "ideal":
+        accuracy = aggregation.ideal_accuracy_curve(
+            key, probs, outputs.test_labels, p, draws=config.draws
+        )
+    else:
+        from ota.aircomp import AirCompConfig
+
+        air = AirCompConfig(
+            channel=config.channel, threshold=config.threshold, local_device=True,
+            backend=config.backend,
+        )  # fmt: skip
+        accuracy = aggregation.ota_accuracy_curve(
+            key, probs, outputs.test_labels, np.full_like(p, config.snr_db),
+            scheme="ota_belief", config=air, draws=config.draws, connectivity=p,
+        )  # fmt: skip
+    return {q: float(a) for q, a in zip(config.connectivity, accuracy, strict=True)}
+
+
+def run_point(key, config, point):
+    """Accuracy with its 95 % Wilson interval over the test images."""
+    accuracy = _curve(config, point["width"], point["aggregation"])[point["p"]]
+    num_images = len(member_outputs(config.spec(point["width"], 1, "init")).test_labels)
+    low, high = wilson_interval(round(accuracy * num_images), num_images)
+    return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2}
+
+
+def plot(rows, config, path):
+    """Accuracy vs p: one colour per width, solid ideal, dashed over the air, grey reference."""
+    from matplotlib.figure import Figure
+
+    from experiments.plotting import save_figure
+
+    figure = Figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = figure.subplots()
+    colors = dict(zip(config.widths, ("tab:blue", "tab:orange", "tab:green", "tab:purple"),
+                      strict=False))  # fmt: skip
+    for (width, kind), curve in sorted(_curves(rows).items()):
+        p, accuracy = zip(*sorted(curve), strict=True)
+        if kind == "single":
+            ax.plot(p, accuracy, color="gray", linestyle="-.",
+                    label=f"single CNN, width {width:g}")  # fmt: skip
+        else:
+            ax.plot(p, accuracy, color=colors.get(width, "black"), marker=".",
+                    linestyle="-" if kind == "ideal" else "--",
+                    label=f"{config.members} x width {width:g}, {kind}")  # fmt: skip
+    ax.set_xlabel("connectivity probability p")
+    ax.set_ylabel("accuracy")
+    ax.set_title(
+        f"{config.dataset}; over the air: {config.channel}, {config.snr_db:g} dB", fontsize=9
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save_figure(figure, path)
+
+
+def _curves(rows):
+    curves = {}
+    for r in rows:
+        curves.setdefault((r["width"], r["aggregation"]), []).append((r["p"], r["accuracy"]))
+    return curves
+
+
+EXPERIMENT = Experiment(
+    name="ota_connectivity",
+    summary=registry.EXPERIMENTS["ota_connectivity"][1],
+    config=OtaConnectivityConfig,
+    quick=QUICK,
+    points=points,
+    run_point=run_point,
+    plot=plot,
+)

@@ -1,0 +1,237 @@
+"""Private edge ensembles: accuracy vs the privacy level ε, over the air vs orthogonal.
+
+As in the over-the-air-ensemble paper (Yilmaz et al., Table I): K devices
+release their softmax outputs (belief) or one-hot votes under (ε, δ)
+differential privacy with the analytic Gaussian mechanism (sensitivity √2),
+over an AWGN channel at ``snr_db``.
+
+* Over the air the receiver only sees the sum: the channel noise on it counts
+  towards the required noise, and the devices share the rest.
+* Orthogonally each device's output is seen on its own (a digital link, LDPC +
+  QAM, which adds no noise to what it delivers): every device carries all the
+  required noise itself.
+
+Rows report the accuracy, the macro-F1 (the paper's metric), each device's DP
+noise and the ε actually achieved (below the target where the channel's own
+noise is more than privacy needs).
+"""
+
+import dataclasses
+import functools
+import math
+from typing import Literal
+
+import numpy as np
+
+from experiments import aggregation, registry
+from experiments.config import ConfigError
+from experiments.members import EnsembleSpec, member_outputs
+from experiments.registry import Experiment
+from experiments.stats import wilson_interval
+
+__all__ = ["OtaPrivacyConfig", "EXPERIMENT"]
+
+Scheme = Literal["ota_belief", "ota_vote", "orthogonal_belief", "orthogonal_vote"]
+# The noisy values' quantiser range, in DP standard deviations beyond [0, 1].
+QUANTIZER_RANGE_STDS = 4.0
+
+
+@dataclasses.dataclass(frozen=True)
+class OtaPrivacyConfig:
+    """Configuration of ``ota_privacy``.
+
+    Attributes:
+        seed: root of every curve's key.
+        ensemble: the members, one per device.
+        epsilon: the privacy levels ε (``inf``: no privacy noise).
+        delta: the δ of (ε, δ)-DP.
+        snr_db: Es/N0 per complex symbol of one device at full power (AWGN).
+        schemes: over the air or orthogonal, belief (softmax) or vote (one-hot).
+        draws: noise draws per test sample.
+        bits, modulation, code_rate: the orthogonal scheme's quantiser and link.
+        backend: ``sionna`` or ``jax`` channels.
+    """
+
+    seed: int = 0
+    ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", members=20, epochs=3)
+    epsilon: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, math.inf)
+    delta: float = 1e-5
+    snr_db: float = 0.0
+    schemes: tuple[Scheme, ...] = ("ota_belief", "ota_vote", "orthogonal_belief", "orthogonal_vote")
+    draws: int = 5
+    bits: int = 8
+    modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
+    code_rate: float = 0.5
+    backend: Literal["sionna", "jax"] = "sionna"
+
+    def __post_init__(self):
+        if any(not e > 0 for e in self.epsilon):
+            raise ConfigError(f"epsilon: {self.epsilon} must all be > 0 (inf allowed)")
+        if not 0 < self.delta < 1:
+            raise ConfigError(f"delta: {self.delta} is not in (0, 1)")
+        if self.draws < 1:
+            raise ConfigError(f"draws: {self.draws} is not >= 1")
+        if not math.isfinite(self.snr_db):
+            raise ConfigError(f"snr_db: {self.snr_db} is not finite")
+
+
+QUICK = {"ensemble.dataset": "digits", "ensemble.epochs": 10, "draws": 10}
+
+
+def points(config):
+    return [{"scheme": s, "epsilon": e} for s in config.schemes for e in config.epsilon]
+
+
+def _required_std(config):
+    """The analytic Gaussian mechanism's σ on the released sum, per ε (0 for ε = inf)."""
+    from ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_sigma
+
+    return np.asarray([
+        0.0 if math.isinf(e) else analytic_gaussian_sigma(e, config.delta, SOFTMAX_SENSITIVITY)
+        for e in config.epsilon
+    ])  # fmt: skip
+
+
+def _achieved_epsilon(std, delta):
+    from ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_epsilon
+
+    return math.inf if std <= 0 else analytic_gaussian_epsilon(std, delta, SOFTMAX_SENSITIVITY)
+
+
+def _over_the_air_plan(config, num_classes, num_devices):
+    """Per ε: (device DP std, normalisation stretch, achieved ε) over the air."""
+    from ota import privacy
+    from ota.aircomp import AirCompConfig, noise_power
+    from ota.encoding import Normalization
+
+    air = AirCompConfig(channel="awgn", backend=config.backend)
+    base = Normalization.simplex(num_classes)
+    no = float(noise_power(config.snr_db, air))
+    amplitude = math.sqrt(air.power)
+    channel_var = float(privacy.aggregate_channel_noise_variance(no, amplitude, base, num_classes))
+    plan = []
+    for required in _required_std(config):
+        device_var = float(
+            privacy.over_the_air_dp_noise_variance(required**2, channel_var, num_devices)
+        )
+        # Room for the noise in the power budget; the channel noise (in value
+        # units) grows with it, which only adds privacy: count it as it is.
+        widened = base.widened(device_var, num_classes)
+        actual_channel_var = float(
+            privacy.aggregate_channel_noise_variance(no, amplitude, widened, num_classes)
+        )
+        total_std = math.sqrt(num_devices * device_var + actual_channel_var)
+        plan.append((math.sqrt(device_var), widened.scale / base.scale, total_std))
+    return air, base, plan
+
+
+@functools.cache
+def _curve(config, scheme):
+    """{ε: row columns} of one scheme, every ε in one jitted call."""
+    from ota.cost import channel_uses
+    from ota.orthogonal import OrthogonalConfig
+
+    outputs = member_outputs(config.ensemble)
+    probs = np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1)  # [N, K, C]
+    num_devices, num_classes = probs.shape[1:]
+    vote = scheme.endswith("vote")
+    values = np.asarray(np.eye(num_classes, dtype=np.float32)[probs.argmax(-1)]) if vote else probs
+    key = aggregation.curve_key(config.seed, scheme)
+
+    if scheme.startswith("ota"):
+        link, normalization, plan = _over_the_air_plan(config, num_classes, num_devices)
+        device_std = np.asarray([p[0] for p in plan])
+        ranges = [(0.0, stretch) for _, stretch, _ in plan]
+        achieved = [_achieved_epsilon(total, config.delta) for _, _, total in plan]
+        uses = channel_uses("ota_belief", num_classes, num_devices).channel_uses
+    else:
+        link = OrthogonalConfig(
+            channel="awgn", bits=config.bits, low=0.0, high=1.0, modulation=config.modulation,
+            code_rate=config.code_rate, backend=config.backend,
+        )  # fmt: skip
+        normalization = None
+        device_std = _required_std(config)
+        margin = QUANTIZER_RANGE_STDS * device_std
+        ranges = np.stack([-margin, 1.0 + margin], axis=-1)
+        achieved = [_achieved_epsilon(s, config.delta) for s in device_std]
+        uses = channel_uses(
+            "orthogonal", num_classes, num_devices, bits=config.bits,
+            code_rate=config.code_rate, bits_per_symbol=link.bits_per_symbol,
+        ).channel_uses  # fmt: skip
+    accuracy, macro_f1 = aggregation.private_accuracy_curve(
+        key, values, outputs.test_labels, config.snr_db, device_std, ranges,
+        config=link, normalization=normalization, draws=config.draws,
+    )  # fmt: skip
+    return {
+        e: {
+            "accuracy": float(a),
+            "macro_f1": float(f),
+            "epsilon_achieved": float(ea),
+            "dp_noise_std": float(s),
+            "channel_uses": uses,
+        }  # fmt: skip
+        for e, a, f, ea, s in zip(
+            config.epsilon, accuracy, macro_f1, achieved, device_std, strict=True
+        )  # fmt: skip
+    }
+
+
+def run_point(key, config, point):
+    """Accuracy (95 % Wilson interval over test images), macro-F1, DP noise and achieved ε."""
+    columns = dict(_curve(config, point["scheme"])[point["epsilon"]])
+    num_images = len(member_outputs(config.ensemble).test_labels)
+    low, high = wilson_interval(round(columns["accuracy"] * num_images), num_images)
+    return {"accuracy": columns.pop("accuracy"), "accuracy_ci": (high - low) / 2, **columns}
+
+
+STYLE = {
+    "ota_belief": ("tab:blue", "-"),
+    "ota_vote": ("tab:orange", "-"),
+    "orthogonal_belief": ("tab:blue", "--"),
+    "orthogonal_vote": ("tab:orange", "--"),
+}
+
+
+def plot(rows, config, path):
+    """Accuracy vs ε (log axis); the no-privacy level as a mark at the right edge."""
+    from matplotlib.figure import Figure
+
+    from experiments.plotting import save_figure
+
+    figure = Figure(figsize=(6.0, 4.2), layout="constrained")
+    ax = figure.subplots()
+    finite = [e for e in config.epsilon if math.isfinite(e)]
+    no_privacy_x = max(finite) * 3 if finite else 1.0
+    for scheme in config.schemes:
+        curve = sorted((r["epsilon"], r["accuracy"]) for r in rows if r["scheme"] == scheme)
+        if not curve:
+            continue
+        color, style = STYLE[scheme]
+        x = [no_privacy_x if math.isinf(e) else e for e, _ in curve]
+        ax.plot(x, [a for _, a in curve], style, color=color, marker=".", label=scheme)
+    ax.set_xscale("log")
+    if any(math.isinf(e) for e in config.epsilon):
+        ax.axvline(no_privacy_x, color="gray", linewidth=0.5)
+        ax.annotate("no DP", (no_privacy_x, 0.02), fontsize=7, ha="center",
+                    xycoords=("data", "axes fraction"))  # fmt: skip
+    ax.set_xlabel("privacy level ε (δ = %g)" % config.delta)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(
+        f"{config.ensemble.members} devices, AWGN at {config.snr_db:g} dB, {config.ensemble.dataset}",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    save_figure(figure, path)
+
+
+EXPERIMENT = Experiment(
+    name="ota_privacy",
+    summary=registry.EXPERIMENTS["ota_privacy"][1],
+    config=OtaPrivacyConfig,
+    quick=QUICK,
+    points=points,
+    run_point=run_point,
+    plot=plot,
+)
