@@ -168,7 +168,7 @@ def receiver_estimate(received, amplitude_sum, local_values, local_weight, no, c
             received block ``sum_k g_k b_k x_k + noise``.
         amplitude_sum: ``[..., 1 | 2n]`` ``sum_k a_k`` over devices that transmitted.
         local_values: ``[..., 2n]`` normalised values held by the receiver.
-        local_weight: ``[..., 1 | 2n]`` their weight (0 without a local device).
+        local_weight: ``[..., 1 | 2n]`` their weight, or ``None`` without a local device.
         no: ``[...]`` noise power per complex symbol (after repetitions).
         config: :class:`AirCompConfig` (``mmse`` and ``mmse_prior_energy``).
 
@@ -186,10 +186,13 @@ def receiver_estimate(received, amplitude_sum, local_values, local_weight, no, c
         weighted_air = amplitude_sum * gain * received
     else:
         weighted_air = received  # A * (y / A)
-    total = amplitude_sum + local_weight
+    if local_weight is None:  # no local device: skip adding zeros
+        total, numerator = amplitude_sum, weighted_air
+    else:
+        total = amplitude_sum + local_weight
+        numerator = weighted_air + local_weight * local_values
     ok = total > 0
-    estimate = (weighted_air + local_weight * local_values) / jnp.where(ok, total, 1.0)
-    return jnp.where(ok, estimate, local_values)
+    return jnp.where(ok, numerator / jnp.where(ok, total, 1.0), local_values)
 
 
 def _padded_reals(normalized, n):
@@ -211,7 +214,19 @@ def _device_estimates(key, g, config):
     return g + channels.complex_normal(key, g.shape, config.csi_error_var)
 
 
-def _awgn_block(key, reals, transmit, no, config):
+def _full_batch(reals, batch_shape):
+    return jnp.broadcast_to(reals, batch_shape + reals.shape[-2:])
+
+
+def _transmit_mask(transmit, batch_shape, num_devices):
+    if transmit is None:
+        return jnp.ones(batch_shape + (num_devices,), jnp.float32)
+    return transmit
+
+
+def _awgn_block(key, reals, transmit, batch_shape, no, config):
+    reals = _full_batch(reals, batch_shape)
+    transmit = _transmit_mask(transmit, batch_shape, reals.shape[-2])
     amplitude = jnp.sqrt(jnp.float32(config.power))
     superposed = amplitude * jnp.einsum("...k,...kr->...r", transmit, reals)
     y = channels.awgn(key, reals_to_symbols(superposed), no, backend=config.backend)
@@ -232,26 +247,31 @@ def _uses_gain_shortcut(config):
     )
 
 
-def _rayleigh_truncated_block(key, reals, transmit, no, config):
+def _rayleigh_truncated_block(key, reals, transmit, batch_shape, no, config):
     key_gain, key_noise = jax.random.split(key)
-    batch_shape = reals.shape[:-2]
     num_devices = reals.shape[-2]
     # |h|^2 ~ Exp(1): P(|h|^2 >= threshold) = exp(-threshold). One 32-bit word per
     # device and block decides it; nothing else of h reaches the receiver.
     above = math.exp(-config.threshold)
     word = jax.random.bits(key_gain, batch_shape + (num_devices,), jnp.uint32)
-    active = transmit * (word < np.uint32(min(above * 2.0**32, 2.0**32 - 1))).astype(jnp.float32)
+    active = (word < np.uint32(min(above * 2.0**32, 2.0**32 - 1))).astype(jnp.float32)
+    if transmit is not None:
+        active = transmit * active
     amplitude = jnp.sqrt(jnp.float32(config.power * config.threshold))
     noise = jax.random.normal(key_noise, batch_shape + reals.shape[-1:], jnp.float32)
-    received = amplitude * jnp.einsum("...k,...kr->...r", active, reals)
+    # A masked sum, not an einsum: XLA fuses it with the noise into one loop
+    # instead of a batch of 1 x K matrix products.
+    received = amplitude * jnp.sum(active[..., None] * reals, axis=-2)
     received = received + jnp.sqrt(no / 2)[..., None] * noise
     num_active = jnp.sum(active, axis=-1)
     amplitude_sum = amplitude * num_active[..., None]
     return received, amplitude_sum, jnp.full(amplitude_sum.shape, amplitude), num_active
 
 
-def _flat_fading_block(key, reals, transmit, no, config):
+def _flat_fading_block(key, reals, transmit, batch_shape, no, config):
     key_channel, key_csi, key_noise = jax.random.split(key, 3)
+    reals = _full_batch(reals, batch_shape)
+    transmit = _transmit_mask(transmit, batch_shape, reals.shape[-2])
     batch_shape = reals.shape[:-2]
     num_devices = reals.shape[-2]
     h = channels.draw_flat_fading(
@@ -273,8 +293,10 @@ def _flat_fading_block(key, reals, transmit, no, config):
     return symbols_to_reals(y), amplitude_sum, pre.reference, num_active
 
 
-def _ofdm_block(key, reals, transmit, no, config):
+def _ofdm_block(key, reals, transmit, batch_shape, no, config):
     key_channel, key_csi = jax.random.split(key)
+    reals = _full_batch(reals, batch_shape)
+    transmit = _transmit_mask(transmit, batch_shape, reals.shape[-2])
     batch_shape, (num_devices, num_reals) = reals.shape[:-2], reals.shape[-2:]
     n = num_reals // 2
     batch = math.prod(batch_shape)
@@ -327,13 +349,19 @@ def over_the_air_average(key, values, snr_db, config, normalization, participati
         key: JAX PRNG key (fading, CSI error and noise derive from it).
         values: ``[..., K, C]`` float, device k's values in row k (softmax,
             one-hot or sign votes, logits, features). Every leading dimension is
-            a batch dimension (SNR points × channel draws × samples): each batch
-            entry is one inference and one independent fading block.
-        snr_db: broadcastable to ``values.shape[:-2]``; the received Es/N0 per
+            a batch dimension (SNR points × channel draws × samples): each entry
+            of the batch is one inference and one independent fading block. The
+            batch is the broadcast of ``values.shape[:-2]``, ``snr_db.shape`` and
+            ``participation.shape[:-1]``.
+        snr_db: the received Es/N0 per
             complex symbol in dB of one device at full power through a
             unit-average-gain channel: ``no = P 10^(-snr_db/10)``.
         config: :class:`AirCompConfig` (static under ``jax.jit``).
-        normalization: :class:`ota.encoding.Normalization` (static), known to all.
+        normalization: :class:`ota.encoding.Normalization` (static), known to all;
+            or ``None`` when ``values`` are already normalised with
+            :func:`ota.encoding.normalize` (in a sweep, normalise once outside
+            the loop over SNR points and draws): the estimate then stays in
+            normalised units, which has the same argmax.
         participation: optional ``[..., K]`` 0/1 mask of the devices that join
             this inference (see :func:`ota.connectivity.participation_mask`);
             all by default.
@@ -348,17 +376,25 @@ def over_the_air_average(key, values, snr_db, config, normalization, participati
     num_devices, num_values = values.shape[-2:]
     check_positive_int("num_devices (K, values.shape[-2])", num_devices)
     check_positive_int("num_values (C, values.shape[-1])", num_values)
-    if not isinstance(normalization, Normalization):
-        raise ValueError(f"normalization must be a Normalization, got {normalization!r}")
-    batch_shape = values.shape[:-2]
+    if normalization is not None and not isinstance(normalization, Normalization):
+        raise ValueError(f"normalization must be a Normalization or None, got {normalization!r}")
     n = num_channel_uses(num_values)
-    transmit = jnp.ones(batch_shape + (num_devices,), jnp.float32)
+    # Every batch dimension broadcasts: values shared by all SNR points and draws
+    # stay small (e.g. values [N, 1, K, C] with snr_db [1, draws]).
+    batch_shape = jnp.broadcast_shapes(
+        values.shape[:-2], jnp.shape(snr_db),
+        () if participation is None else jnp.shape(participation)[:-1],
+    )  # fmt: skip
+    transmit = None  # everybody
+    if participation is not None or config.local_device:
+        transmit = jnp.ones(batch_shape + (num_devices,), jnp.float32)
     if participation is not None:
         transmit = transmit * (jnp.asarray(participation) > 0)
     if config.local_device:
         transmit = transmit.at[..., 0].set(0.0)  # the receiver does not transmit to itself
     no = jnp.broadcast_to(noise_power(snr_db, config), batch_shape)
-    reals = _padded_reals(normalize(values, normalization), n)  # [..., K, 2n]
+    normalized = values if normalization is None else normalize(values, normalization)
+    reals = _padded_reals(normalized, n)  # [..., K, 2n]
 
     if config.channel == "awgn":
         block = _awgn_block
@@ -368,17 +404,18 @@ def over_the_air_average(key, values, snr_db, config, normalization, participati
         block = _rayleigh_truncated_block
     else:
         block = _flat_fading_block
-    received, amplitude_sum, reference, num_active = block(key, reals, transmit, no, config)
-
-    local_weight = reference if config.local_device else jnp.zeros_like(reference)
+    received, amplitude_sum, reference, num_active = block(
+        key, reals, transmit, batch_shape, no, config
+    )
+    local_weight = reference if config.local_device else None
     estimate = receiver_estimate(
         received, amplitude_sum, reals[..., 0, :], local_weight, no, config
     )[..., :num_values]
-    average = denormalize(estimate, normalization)
+    average = estimate if normalization is None else denormalize(estimate, normalization)
     # Nobody else got through: the receiver has exactly device 0's values.
-    alone = (amplitude_sum == 0)[..., :num_values] if amplitude_sum.shape[-1] > 1 else (
-        amplitude_sum == 0
-    )
+    alone = amplitude_sum == 0
+    if alone.shape[-1] > 1:
+        alone = alone[..., :num_values]
     average = jnp.where(alone, values[..., 0, :], average)
     if config.local_device:
         num_active = num_active + 1.0
