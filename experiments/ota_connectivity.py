@@ -57,7 +57,7 @@ class OtaConnectivityConfig:
     full_width: float = 1.0
     members: int = 16
     diversity: Literal["init", "bagging", "shards"] = "bagging"
-    epochs: int = 3
+    epochs: int = 5
     connectivity: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
     aggregations: tuple[Aggregation, ...] = ("ideal", "ota")
     channel: Literal["awgn", "rayleigh"] = "rayleigh"

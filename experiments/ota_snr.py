@@ -63,7 +63,7 @@ class OtaSnrConfig:
     """
 
     seed: int = 0
-    ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", members=16, epochs=3)
+    ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", width=0.5, members=16, epochs=5)
     snr_db: tuple[float, ...] = tuple(float(s) for s in range(-20, 31, 2))
     num_devices: tuple[int, ...] = (4, 8, 16)
     channels: tuple[Channel, ...] = ("awgn", "rayleigh", "tdl-a")

@@ -1,0 +1,182 @@
+"""The over-the-air experiments on synthetic members (no training): properties of each curve."""
+
+import math
+
+import jax
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score
+
+from experiments import aggregation, members, ota_connectivity, ota_privacy, ota_snr, runner
+from experiments.members import EnsembleSpec, MemberOutputs
+from ota.aircomp import AirCompConfig
+
+NUM_CLASSES, NUM_TEST, NUM_MEMBERS = 10, 400, 6
+
+
+def synthetic_outputs(num_members=NUM_MEMBERS, seed=0, signal=1.6):
+    """Members that are right ~70 % of the time, each wrong in its own way."""
+    rng = np.random.default_rng(seed)
+
+    def split(n):
+        labels = rng.integers(0, NUM_CLASSES, n).astype(np.int32)
+        logits = rng.normal(size=(num_members, n, NUM_CLASSES)).astype(np.float32)
+        logits[:, np.arange(n), labels] += signal
+        return logits, labels
+
+    test_logits, test_labels = split(NUM_TEST)
+    val_logits, val_labels = split(200)
+    return MemberOutputs(test_logits, test_labels, val_logits, val_labels, (123,) * num_members)
+
+
+@pytest.fixture
+def fake_members(monkeypatch):
+    """Every experiment gets synthetic members instead of trained ones."""
+    outputs = {}
+
+    def member_outputs(spec, progress=True):
+        key = (spec.members, spec.width)
+        if key not in outputs:
+            outputs[key] = synthetic_outputs(spec.members, seed=len(outputs))
+        return outputs[key]
+
+    for module in (ota_snr, ota_connectivity, ota_privacy, members):
+        monkeypatch.setattr(module, "member_outputs", member_outputs)
+    for module in (ota_snr, ota_connectivity, ota_privacy):
+        module._curve.cache_clear()
+    return member_outputs
+
+
+def device_major(outputs):
+    return np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1)  # [N, K, C]
+
+
+def test_over_the_air_at_high_snr_equals_the_noiseless_ensemble():
+    outputs = synthetic_outputs()
+    probs = device_major(outputs)
+    noiseless = aggregation.noiseless_accuracy(probs, outputs.test_labels)
+    config = AirCompConfig(channel="awgn", backend="jax")
+    accuracy = aggregation.ota_accuracy_curve(
+        jax.random.key(0), probs, outputs.test_labels, [40.0, -30.0], scheme="ota_belief",
+        config=config, draws=4,
+    )  # fmt: skip
+    # Within 0.3 points of the noiseless ensemble at +40 dB (on AWGN: under fading,
+    # truncated inversion silences the devices in deep fades, a different ensemble).
+    assert abs(accuracy[0] - noiseless) <= 0.003
+    assert accuracy[1] < noiseless - 0.1  # and the channel matters at -30 dB
+    single = np.mean(np.argmax(outputs.test_logits, -1) == outputs.test_labels, -1)
+    assert noiseless > single.max()  # the ensemble helps: the test sees a real ensemble
+
+
+def test_ideal_connectivity_ends():
+    outputs = synthetic_outputs()
+    probs = device_major(outputs)
+    accuracy = aggregation.ideal_accuracy_curve(
+        jax.random.key(1), probs, outputs.test_labels, [0.0, 1.0], draws=3
+    )
+    local = np.mean(np.argmax(outputs.test_logits[0], -1) == outputs.test_labels)
+    assert accuracy[0] == pytest.approx(local)  # p = 0: the device alone, exactly
+    assert accuracy[1] == pytest.approx(aggregation.noiseless_accuracy(probs, outputs.test_labels))
+
+
+def test_macro_f1_matches_scikit_learn():
+    rng = np.random.default_rng(3)
+    labels, predictions = rng.integers(0, 5, 300), rng.integers(0, 5, 300)
+    expected = f1_score(labels, predictions, average="macro")
+    assert aggregation.macro_f1(predictions, labels, 5) == pytest.approx(expected)
+
+
+def test_best_single_member_is_chosen_on_validation():
+    outputs = synthetic_outputs()
+    accuracy, best = aggregation.best_single_member(
+        outputs.val_logits, outputs.test_logits, outputs.test_labels, outputs.val_labels
+    )
+    val_accuracy = np.mean(np.argmax(outputs.val_logits, -1) == outputs.val_labels, -1)
+    assert best == int(np.argmax(val_accuracy))
+    assert accuracy == pytest.approx(
+        np.mean(np.argmax(outputs.test_logits[best], -1) == outputs.test_labels)
+    )
+
+
+# The orthogonal scheme measures a BLER table through the LDPC link first (a
+# minute on 2 cores): left to the slow test below.
+TINY_SNR = ota_snr.OtaSnrConfig(
+    ensemble=EnsembleSpec(members=NUM_MEMBERS), num_devices=(6,), channels=("awgn", "rayleigh"),
+    snr_db=(-20.0, 40.0), draws=2, backend="jax",
+    schemes=("noiseless", "ota_belief", "ota_sign", "best_single"),
+)  # fmt: skip
+
+
+def test_ota_snr_rows(fake_members, tmp_path):
+    result = runner.run(ota_snr.EXPERIMENT, TINY_SNR, tmp_path, progress=False)
+    rows = result.rows
+    assert len(rows) == 2 * 4 * 2
+    assert {r["scheme"] for r in rows} == set(TINY_SNR.schemes)
+
+    def get(k, channel, scheme, snr):
+        (row,) = [r for r in rows if (r["num_devices"], r["channel"], r["scheme"], r["snr_db"])
+                  == (k, channel, scheme, snr)]  # fmt: skip
+        return row
+
+    noiseless = get(6, "awgn", "noiseless", 40.0)["accuracy"]
+    assert abs(get(6, "awgn", "ota_belief", 40.0)["accuracy"] - noiseless) <= 0.003
+    assert get(6, "rayleigh", "ota_belief", -20.0)["accuracy"] < noiseless
+    # Equal channel uses: the over-the-air block (5 uses) is repeated up to the
+    # orthogonal budget, K * C b / (r m) = 6 * 80 / 1.
+    orthogonal_uses = 6 * math.ceil(NUM_CLASSES * 8 / (0.5 * 2))
+    assert get(6, "rayleigh", "ota_sign", 40.0)["channel_uses"] == orthogonal_uses
+    assert all(0 <= r["accuracy"] <= 1 and r["accuracy_ci"] > 0 for r in rows)
+
+
+@pytest.mark.slow
+def test_ota_snr_orthogonal_at_high_snr(fake_members, tmp_path):
+    config = ota_snr.OtaSnrConfig(
+        ensemble=EnsembleSpec(members=NUM_MEMBERS), num_devices=(6,), channels=("awgn",),
+        schemes=("noiseless", "orthogonal"), snr_db=(-10.0, 30.0), draws=2, backend="jax",
+    )  # fmt: skip
+    rows = runner.run(ota_snr.EXPERIMENT, config, tmp_path, progress=False).rows
+    by = {(r["scheme"], r["snr_db"]): r for r in rows}
+    # 8-bit softmax outputs all decoded: the noiseless decision up to quantisation.
+    assert abs(by[("orthogonal", 30.0)]["accuracy"] - by[("noiseless", 30.0)]["accuracy"]) < 0.01
+    assert by[("orthogonal", 30.0)]["channel_uses"] == 6 * 80
+
+
+def test_ota_snr_save_logits(fake_members, tmp_path):
+    config = ota_snr.OtaSnrConfig(
+        ensemble=EnsembleSpec(members=NUM_MEMBERS), num_devices=(2,), channels=("awgn",),
+        schemes=("noiseless",), snr_db=(0.0,), save_logits=True,
+    )  # fmt: skip
+    runner.run(ota_snr.EXPERIMENT, config, tmp_path, progress=False)
+    saved = np.load(tmp_path / "member_logits.npz")
+    assert saved["logits"].shape == (NUM_MEMBERS, NUM_TEST, NUM_CLASSES)
+    np.testing.assert_array_equal(saved["labels"], fake_members(config.ensemble).test_labels)
+
+
+def test_ota_connectivity_rows(fake_members, tmp_path):
+    config = ota_connectivity.OtaConnectivityConfig(
+        dataset="digits", widths=(0.5,), members=NUM_MEMBERS, connectivity=(0.0, 1.0), draws=2,
+        snr_db=40.0, backend="jax",
+    )  # fmt: skip
+    rows = runner.run(ota_connectivity.EXPERIMENT, config, tmp_path, progress=False).rows
+    by = {(r["aggregation"], r["p"]): r["accuracy"] for r in rows if r["width"] == 0.5}
+    assert by[("ideal", 0.0)] == by[("ota", 0.0)]  # p = 0 is local inference for both
+    assert by[("ideal", 1.0)] > by[("ideal", 0.0)]
+    assert {r["aggregation"] for r in rows} == {"ideal", "ota", "single"}
+
+
+def test_ota_privacy_accounting(fake_members, tmp_path):
+    config = ota_privacy.OtaPrivacyConfig(
+        ensemble=EnsembleSpec(members=NUM_MEMBERS), epsilon=(1.0, math.inf), draws=2,
+        backend="jax",
+    )  # fmt: skip
+    rows = runner.run(ota_privacy.EXPERIMENT, config, tmp_path, progress=False).rows
+    by = {(r["scheme"], r["epsilon"]): r for r in rows}
+    for scheme in ("ota_belief", "ota_vote"):
+        # Privacy holds: the noise on the released sum gives at most the target ε.
+        assert by[(scheme, 1.0)]["epsilon_achieved"] <= 1.0 + 1e-9
+    for scheme in ("orthogonal_belief", "orthogonal_vote"):
+        assert by[(scheme, 1.0)]["epsilon_achieved"] == pytest.approx(1.0, rel=1e-6)
+    # Orthogonally every device carries the whole noise: more per device than over the air.
+    assert by[("orthogonal_vote", 1.0)]["dp_noise_std"] > by[("ota_vote", 1.0)]["dp_noise_std"]
+    assert by[("ota_vote", 1.0)]["accuracy"] > by[("orthogonal_vote", 1.0)]["accuracy"]
+    assert by[("ota_vote", math.inf)]["dp_noise_std"] == 0.0
