@@ -5,11 +5,11 @@
 For a CNN (width 0.25) and an MLP (width 1.0) on 28×28×1 images, trains K
 members for N steps each through :func:`models.train.train_group` with
 ``formulation`` ``"loop"``, ``"vmap"`` and ``"auto"``. Each formulation is run
-once untimed first (compilation and warm-up), then R timed runs interleaved
-with the other formulations; the best run counts. Prints one JSON line per
+once untimed first (compilation and warm-up), then R timed rounds, each
+running the three in rotated order; the best run of each counts. Prints one JSON line per
 model kind::
 
-    {"model": "cnn", "backend": "cpu", "members": 8, "steps": 30, "batch_size": 128,
+    {"model": "cnn", "backend": "cpu", "members": 8, "steps": 10, "batch_size": 128,
      "loop_samples_per_s": ..., "vmap_samples_per_s": ..., "auto_samples_per_s": ...,
      "speedup": auto / loop, "chosen": "loop"}
 
@@ -61,9 +61,12 @@ def benchmark_kind(
     formulations = ("loop", "vmap", "auto")
     for formulation in formulations:
         run(formulation)  # compile and warm up
-    best = {f: run(f) for f in formulations}
-    for _ in range(repeats - 1):
-        for formulation in formulations:
+    # Rounds in rotated order, best of each: other load on a shared machine
+    # slows whichever run it hits, not one formulation systematically.
+    best = dict.fromkeys(formulations, float("inf"))
+    for round_ in range(repeats):
+        for i in range(len(formulations)):
+            formulation = formulations[(round_ + i) % len(formulations)]
             best[formulation] = min(best[formulation], run(formulation))
     samples = members * steps * batch_size
     rates = {f: samples / best[f] for f in formulations}
@@ -87,14 +90,17 @@ def main(argv=None) -> None:
         prog="python -m benchmarks.train", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
-        "--steps", type=int, default=30, help="training steps per member (default 30)"
+        "--steps", type=int, default=10, help="training steps per member (default 10)"
     )
     parser.add_argument("--members", type=int, default=8, help="ensemble size K (default 8)")
     parser.add_argument(
         "--batch-size", type=int, default=128, help="samples per member per step (default 128)"
     )
     parser.add_argument(
-        "--repeats", type=int, default=3, help="timed runs per formulation; best counts (default 3)"
+        "--repeats",
+        type=int,
+        default=10,
+        help="timed runs per formulation; best counts (default 10)",
     )
     parser.add_argument(
         "--models", default=",".join(MODELS), help="comma-separated kinds (default cnn,mlp)"

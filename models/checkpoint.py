@@ -128,10 +128,11 @@ def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
                     f"{path}: member {k} differs: {_differences(expected, found)}"
                 )
 
-    graphdefs, abstract = [], {}
+    # shapes of the stored arrays: one member's abstract state with the member axis in front
+    skeletons, abstract = [], {}
     for i, (config, size) in enumerate(stored):
         graphdef, one_state = nnx.split(abstract_model(config))
-        graphdefs.append(graphdef)
+        skeletons.append((graphdef, one_state))
         abstract[f"group{i}"] = jax.tree.map(
             lambda leaf, size=size: jax.ShapeDtypeStruct((size, *leaf.shape), leaf.dtype),
             nnx.to_pure_dict(one_state),
@@ -140,9 +141,8 @@ def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
         pathlib.Path(path).absolute(), ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
     )["state"]
     groups = []
-    for i, ((config, _), graphdef) in enumerate(zip(stored, graphdefs, strict=True)):
-        state = nnx.state(abstract_model(config))
-        stacked = jax.tree.map(lambda leaf: leaf, state)
-        nnx.replace_by_pure_dict(stacked, restored[f"group{i}"])
-        groups.append(MemberGroup(config, graphdef, stacked))
+    for i, ((config, _), (graphdef, state)) in enumerate(zip(stored, skeletons, strict=True)):
+        # fills the abstract state's variables with the restored stacked arrays
+        nnx.replace_by_pure_dict(state, restored[f"group{i}"])
+        groups.append(MemberGroup(config, graphdef, state))
     return Ensemble(tuple(groups)), description["metadata"]

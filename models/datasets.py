@@ -12,8 +12,10 @@ Files are looked for in ``$AIRINFER_DATA``, then in Debian's dataset folder
 (``/usr/share/datasets/<name>``), then in ``~/.cache/airinfer/<name>``; when
 none has them and ``download=True`` they are fetched from the canonical source
 into the cache and verified against the published MD5 sums. Files found on disk
-are verified too: the decompressed content's SHA-256 (so that a re-compressed
-copy, such as Debian's, passes) or, for the CIFAR-10 tarball, its MD5.
+are verified too: Fashion-MNIST by the SHA-256 of the decompressed content (so
+that a re-compressed copy, such as Debian's, passes), the CIFAR-10 tarball by
+its MD5. Already extracted CIFAR-10 batches have no published checksum; they
+are checked for structure (keys, dtype, shapes) only.
 
 Index sets (bagging, shards, batches) are int32 arrays of row numbers into the
 training split: members and epochs draw indices, never copies of the data.

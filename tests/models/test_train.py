@@ -12,6 +12,7 @@ from models.ensemble import (
     MemberGroup,
     ensemble_metrics,
     init_group,
+    stack_models,
     stochastic_quantize,
 )
 from models.train import (
@@ -227,3 +228,13 @@ def test_member_of_a_group_is_a_copy():
     np.testing.assert_array_equal(member.stages[0].dense.kernel[...], before[1])
     member.stages[0].dense.kernel[...] = jnp.zeros_like(member.stages[0].dense.kernel[...])
     np.testing.assert_array_equal(group.state["stages"][0]["dense"]["kernel"][...], before)
+
+
+def test_stack_models_keeps_each_models_outputs():
+    config = ModelConfig("mlp", (8, 8, 1), 10, 0.25)
+    models = [build_model(config, jax.random.key(seed)) for seed in (4, 5)]
+    group = stack_models(config, models)
+    x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
+    logits = group_logits(group, x)
+    for k, model in enumerate(models):
+        np.testing.assert_allclose(logits[k], model(x), rtol=1e-6, atol=1e-6)
