@@ -12,7 +12,9 @@ writes into ``DIR``:
   ``mean_member_accuracy``, ``ensemble_accuracy`` (argmax of the averaged
   softmax outputs), ``majority_vote_accuracy``, all fractions in [0, 1];
   ``params_per_member`` and ``flops_per_member`` (lists of K: one inference
-  of one image, XLA's count), ``train_seconds``, ``formulations``;
+  of one image, XLA's count), ``train_seconds``, ``formulations``,
+  ``val_member_accuracy`` (on the validation split; empty when loaded from
+  the cache), ``from_cache``;
 * ``test_logits.npz``: ``logits`` ``[K, N, C]`` float32 and ``labels`` ``[N]``;
 * ``config.json``: the resolved settings and the command line.
 
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--diversity",
         default="bagging",
-        help="init, bagging (default), shards, widths, distillation or quantization",
+        help="init, bagging (default), shards, widths, architectures, distillation or quantization",
     )
     parser.add_argument("--epochs", type=int, default=3, help="epochs per member (default 3)")
     parser.add_argument(
@@ -63,6 +65,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--widths",
         default="",
         help="for --diversity widths: comma-separated widths (default W/2,W,2W)",
+    )
+    parser.add_argument(
+        "--architectures",
+        default="",
+        help="for --diversity architectures: comma-separated KIND:WIDTH "
+        "(default M:W and the other of cnn/mlp at W)",
     )
     parser.add_argument(
         "--teacher-width", type=float, default=1.0, help="for distillation (default 1.0)"
@@ -127,7 +135,17 @@ def _validate(args) -> tuple:
         ) from None
     if any(not 0 < w <= 4 for w in widths):
         raise _BadInput(f"--widths: {args.widths!r} has a width outside (0, 4]")
-    return widths
+    architectures = []
+    for entry in filter(None, (e.strip() for e in args.architectures.split(","))):
+        kind, _, width = entry.partition(":")
+        _check_choice("architectures", kind, MODEL_KINDS)
+        try:
+            architectures.append((kind, float(width)))
+        except ValueError:
+            raise _BadInput(f"--architectures: {entry!r} is not KIND:WIDTH") from None
+        if not 0 < architectures[-1][1] <= 4:
+            raise _BadInput(f"--architectures: {entry!r} has a width outside (0, 4]")
+    return widths, tuple(architectures)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -135,7 +153,7 @@ def main(args: argparse.Namespace) -> int:
     import pathlib
 
     try:
-        widths = _validate(args)
+        widths, architectures = _validate(args)
     except _BadInput as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
@@ -156,10 +174,10 @@ def main(args: argparse.Namespace) -> int:
     except DatasetError as error:
         print(f"{PROG}: error: --dataset {args.dataset}: {error}", file=sys.stderr)
         return 2
-    return _train_and_save(args, widths, dataset, out, checkpoint_path)
+    return _train_and_save(args, widths, architectures, dataset, out, checkpoint_path)
 
 
-def _train_and_save(args, widths, dataset, out, checkpoint_path) -> int:
+def _train_and_save(args, widths, architectures, dataset, out, checkpoint_path) -> int:
     import dataclasses
     import json
     import shutil
@@ -181,6 +199,7 @@ def _train_and_save(args, widths, dataset, out, checkpoint_path) -> int:
         args.members,
         args.diversity,
         widths=widths,
+        architectures=architectures,
         teacher_width=args.teacher_width,
         quantization_bits=args.bits,
     )
@@ -215,6 +234,7 @@ def _train_and_save(args, widths, dataset, out, checkpoint_path) -> int:
         "flops_per_member": [flops(m, dataset.image_shape) for m in members],
         "train_seconds": train_seconds,
         "formulations": report.formulations if report is not None else [],
+        "val_member_accuracy": report.val_accuracy if report is not None else [],
         "from_cache": report is None,
     }
 

@@ -12,6 +12,7 @@ Diversity kinds (:data:`DIVERSITY_KINDS`, see :class:`EnsembleConfig`):
 * ``bagging``: each member trains on its own bootstrap sample.
 * ``shards``: each member trains on its own disjoint shard (one per device).
 * ``widths``: members of different widths (several groups).
+* ``architectures``: members of different model kinds and widths.
 * ``distillation``: members learn from a larger teacher's softened outputs.
 * ``quantization``: one model is trained; member k is an independent
   stochastic rounding of its weights to ``b`` bits.
@@ -37,7 +38,15 @@ __all__ = [
     "ensemble_metrics",
 ]
 
-DIVERSITY_KINDS = ("init", "bagging", "shards", "widths", "distillation", "quantization")
+DIVERSITY_KINDS = (
+    "init",
+    "bagging",
+    "shards",
+    "widths",
+    "architectures",
+    "distillation",
+    "quantization",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,6 +59,9 @@ class EnsembleConfig:
         diversity: one of :data:`DIVERSITY_KINDS`.
         widths: for ``widths``: the widths, members split into contiguous equal
             blocks over them; empty means ``(width/2, width, 2·width)``.
+        architectures: for ``architectures``: ``(kind, width)`` pairs, members
+            split into contiguous equal blocks over them; empty means the
+            model's own and the other of ``cnn``/``mlp`` at the same width.
         teacher_width: for ``distillation``: the teacher's width multiplier.
         distillation_temperature: softmax temperature T of the teacher and student.
         distillation_weight: weight of the soft-target loss (the hard-label
@@ -61,6 +73,7 @@ class EnsembleConfig:
     members: int = 4
     diversity: str = "bagging"
     widths: tuple[float, ...] = ()
+    architectures: tuple[tuple[str, float], ...] = ()
     teacher_width: float = 1.0
     distillation_temperature: float = 4.0
     distillation_weight: float = 0.7
@@ -78,24 +91,33 @@ class EnsembleConfig:
         if not 0.0 <= self.distillation_weight <= 1.0:
             raise ValueError(f"distillation_weight: {self.distillation_weight} is not in [0, 1]")
         object.__setattr__(self, "widths", tuple(float(w) for w in self.widths))
+        object.__setattr__(
+            self, "architectures", tuple((str(k), float(w)) for k, w in self.architectures)
+        )
+        for kind, width in self.architectures:  # fails early, naming the bad entry
+            dataclasses.replace(self.model, kind=kind, width=width)
 
     def member_configs(self) -> tuple[ModelConfig, ...]:
         """The architecture of each member, in member order."""
-        if self.diversity != "widths":
+        width = self.model.width
+        if self.diversity == "widths":
+            widths = self.widths or tuple(min(4.0, w) for w in (width / 2, width, 2 * width))
+            choices = [dataclasses.replace(self.model, width=w) for w in widths]
+        elif self.diversity == "architectures":
+            other = "mlp" if self.model.kind != "mlp" else "cnn"
+            pairs = self.architectures or ((self.model.kind, width), (other, width))
+            choices = [dataclasses.replace(self.model, kind=k, width=w) for k, w in pairs]
+        else:
             return (self.model,) * self.members
-        widths = self.widths or tuple(
-            min(4.0, w) for w in (self.model.width / 2, self.model.width, 2 * self.model.width)
-        )
-        return tuple(
-            dataclasses.replace(self.model, width=widths[k * len(widths) // self.members])
-            for k in range(self.members)
-        )
+        # contiguous blocks, so that each architecture is one stacked group
+        return tuple(choices[k * len(choices) // self.members] for k in range(self.members))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict (the model config nested)."""
         return dataclasses.asdict(self) | {
             "model": self.model.to_dict(),
             "widths": list(self.widths),
+            "architectures": [list(pair) for pair in self.architectures],
         }
 
 

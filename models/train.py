@@ -388,12 +388,15 @@ class TrainReport:
         losses: per member, the training loss of every step (list of K arrays).
         formulations: the formulation used for each group.
         train_seconds: wall time of the training, compilation included.
+        val_accuracy: per member, accuracy on the validation split (empty
+            when the data set has none); measured after training.
         teacher_config: the teacher's architecture (distillation only).
     """
 
     losses: list
     formulations: list
     train_seconds: float
+    val_accuracy: list
     teacher_config: ModelConfig | None = None
 
 
@@ -521,5 +524,10 @@ def train_ensemble(
             losses.extend(group_losses)
             formulations.append(used)
             first = last
-    report = TrainReport(losses, formulations, time.perf_counter() - start, teacher_config)
-    return Ensemble(tuple(groups)), report
+    train_seconds = time.perf_counter() - start
+    ensemble = Ensemble(tuple(groups))
+    val_accuracy = []
+    if len(dataset.val_labels):
+        predictions = ensemble_logits(ensemble, dataset.val_images).argmax(-1)
+        val_accuracy = [float(a) for a in (predictions == dataset.val_labels).mean(axis=1)]
+    return ensemble, TrainReport(losses, formulations, train_seconds, val_accuracy, teacher_config)

@@ -128,7 +128,8 @@ def test_cnn_ensemble_on_digits_reaches_93_percent_per_member(digits):
     assert min(metrics["member_accuracy"]) >= 0.93
     assert metrics["ensemble_accuracy"] >= metrics["mean_member_accuracy"]
     assert report.formulations == [choose_formulation("cnn", 4)]
-    assert len(report.losses) == 4
+    assert len(report.losses) == 4 and len(report.val_accuracy) == 4
+    assert min(report.val_accuracy) >= 0.9
 
 
 @pytest.mark.parametrize(
@@ -137,6 +138,7 @@ def test_cnn_ensemble_on_digits_reaches_93_percent_per_member(digits):
         ("init", {}),
         ("shards", {}),
         ("widths", {"widths": (0.25, 0.5)}),
+        ("architectures", {"architectures": (("mlp", 0.25), ("cnn", 0.25))}),
         ("distillation", {"teacher_width": 1.0}),
         ("quantization", {"quantization_bits": 6}),
     ],
@@ -159,6 +161,8 @@ def test_every_diversity_kind_trains_k_distinct_members(digits, diversity, extra
     assert min(metrics["member_accuracy"]) > 0.7
     if diversity == "widths":
         assert [g.config.width for g in ensemble.groups] == [0.25, 0.5]
+    if diversity == "architectures":
+        assert [g.config.kind for g in ensemble.groups] == ["mlp", "cnn"]
     if diversity == "distillation":
         assert report.teacher_config.width == 1.0
 
@@ -166,6 +170,15 @@ def test_every_diversity_kind_trains_k_distinct_members(digits, diversity, extra
 def test_widths_default_to_half_same_and_double():
     config = EnsembleConfig(ModelConfig("cnn", width=0.5), members=6, diversity="widths")
     assert [c.width for c in config.member_configs()] == [0.25, 0.25, 0.5, 0.5, 1.0, 1.0]
+
+
+def test_architectures_default_to_the_model_and_the_other_family():
+    config = EnsembleConfig(ModelConfig("cnn", width=0.5), members=4, diversity="architectures")
+    assert [(c.kind, c.width) for c in config.member_configs()] == [("cnn", 0.5)] * 2 + [
+        ("mlp", 0.5)
+    ] * 2
+    with pytest.raises(ValueError, match="model kind: unknown 'rnn'"):
+        EnsembleConfig(diversity="architectures", architectures=(("rnn", 1.0),))
 
 
 def test_ensemble_config_names_bad_values():

@@ -40,6 +40,8 @@ def test_module_imports_no_jax():
         ("--members", "0", "--members: 0 is not an integer >= 1"),
         ("--formulation", "pmap", "--formulation: unknown 'pmap'; allowed: auto, loop, vmap"),
         ("--widths", "0.5,x", "--widths: '0.5,x' is not a comma-separated list"),
+        ("--architectures", "cnn:0.5,vit:1", "--architectures: unknown 'vit'; allowed: cnn"),
+        ("--architectures", "mlp:big", "--architectures: 'mlp:big' is not KIND:WIDTH"),
     ],
 )
 def test_bad_input_exits_2_with_one_line_naming_value_and_allowed(
