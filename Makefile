@@ -15,7 +15,7 @@ $(BIN)/airinfer: pyproject.toml
 setup: $(BIN)/airinfer
 
 demo: setup
-	$(BIN)/airinfer run link_ber --quick --out results/link_ber
+	$(BIN)/airinfer run ota_snr --quick --out results/ota_snr
 
 test: setup
 	$(BIN)/pytest -q

@@ -122,8 +122,8 @@ def test_ota_snr_rows(fake_members, tmp_path):
     assert abs(get(6, "awgn", "ota_belief", 40.0)["accuracy"] - noiseless) <= 0.003
     assert get(6, "rayleigh", "ota_belief", -20.0)["accuracy"] < noiseless
     # Equal channel uses: the over-the-air block (5 uses) is repeated up to the
-    # orthogonal budget, K * C b / (r m) = 6 * 80 / 1.
-    orthogonal_uses = 6 * math.ceil(NUM_CLASSES * 8 / (0.5 * 2))
+    # orthogonal budget of the K - 1 neighbours, (K - 1) * C b / (r m) = 5 * 80.
+    orthogonal_uses = 5 * math.ceil(NUM_CLASSES * 8 / (0.5 * 2))
     assert get(6, "rayleigh", "ota_sign", 40.0)["channel_uses"] == orthogonal_uses
     assert all(0 <= r["accuracy"] <= 1 and r["accuracy_ci"] > 0 for r in rows)
 
@@ -138,7 +138,7 @@ def test_ota_snr_orthogonal_at_high_snr(fake_members, tmp_path):
     by = {(r["scheme"], r["snr_db"]): r for r in rows}
     # 8-bit softmax outputs all decoded: the noiseless decision up to quantisation.
     assert abs(by[("orthogonal", 30.0)]["accuracy"] - by[("noiseless", 30.0)]["accuracy"]) < 0.01
-    assert by[("orthogonal", 30.0)]["channel_uses"] == 6 * 80
+    assert by[("orthogonal", 30.0)]["channel_uses"] == 5 * 80
 
 
 def test_ota_snr_save_logits(fake_members, tmp_path):
