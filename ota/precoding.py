@@ -36,8 +36,8 @@ __all__ = [
 
 PRECODINGS = ("truncated", "full", "phase")
 
-# |g|^2 floor of full inversion: a fade this deep sets the common amplitude of
-# everybody, so it must stay a finite (if useless) number.
+# Full inversion leaves out fades deeper than this: the weakest device sets the
+# common amplitude of everybody, which must stay a finite (if useless) number.
 MIN_CHANNEL_POWER = 1e-12
 _POWER_ITERATIONS = 12
 
@@ -109,17 +109,18 @@ def full_channel_inversion(g, power, transmit=None):
     ``sqrt(rho)``, ``rho = power * min_k |g_k|^2`` (over the transmitting devices,
     per resource element), the largest that the weakest device can reach: the
     power constraint holds for all, and one deep fade drags the received
-    signal down for everybody (``|g|^2`` is floored at 1e-12).
+    signal down for everybody. A device whose ``|g|^2`` is below 1e-12
+    (-120 dB, or exactly zero) cannot be inverted and stays silent.
     """
     check_positive("power", power)
     g = jnp.asarray(g, jnp.complex64)
-    transmit = _mask(transmit, g)
-    channel_power = jnp.maximum(_channel_power(g), MIN_CHANNEL_POWER)
-    weakest = jnp.min(jnp.where(transmit, channel_power, jnp.inf), axis=-2)  # [..., L]
+    channel_power = _channel_power(g)
+    usable = _mask(transmit, g) & (channel_power >= MIN_CHANNEL_POWER)
+    weakest = jnp.min(jnp.where(usable, channel_power, jnp.inf), axis=-2)  # [..., L]
     weakest = jnp.where(jnp.isfinite(weakest), weakest, 1.0)
     amplitude = jnp.sqrt(power * weakest)  # [..., L]
-    coefficients = amplitude[..., None, :] * _safe_inverse(g, transmit & (channel_power > 0))
-    amplitudes = jnp.where(transmit, amplitude[..., None, :], 0.0).astype(jnp.float32)
+    coefficients = amplitude[..., None, :] * _safe_inverse(g, usable)
+    amplitudes = jnp.where(usable, amplitude[..., None, :], 0.0).astype(jnp.float32)
     return Precoding(coefficients, amplitudes, amplitude.astype(jnp.float32))
 
 

@@ -1,0 +1,113 @@
+"""The digital orthogonal baseline: quantisation, drops, fallback, simulate vs abstraction."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import ota
+from phy import quantize
+from tests.ota.conftest import member_probs
+
+# A BLER table that is a cliff at 0 dB: below, every block is lost; above, none.
+CLIFF = ota.BlerTable(
+    np.array([-100.0, 0.0, 1e-3, 100.0], np.float32), np.array([1.0, 1.0, 0.0, 0.0], np.float32)
+)
+
+
+def _quantized(values, config):
+    middle, clip = (config.high + config.low) / 2, (config.high - config.low) / 2
+    return middle + quantize.dequantize(
+        quantize.quantize(values - middle, config.bits, clip), config.bits, clip
+    )
+
+
+def test_all_received_gives_the_average_of_the_quantised_values(key):
+    probs, _ = member_probs(200, 5, 10)
+    config = ota.OrthogonalConfig(channel="awgn", bits=6)
+    estimate = ota.orthogonal_average(key, probs, 10.0, config, bler_table=CLIFF)
+    assert bool(estimate.received.all())
+    np.testing.assert_allclose(estimate.average, _quantized(probs, config).mean(1), atol=1e-6)
+    step = 1 / 2**6
+    assert float(jnp.abs(estimate.average - probs.mean(1)).max()) <= step / 2 + 1e-6
+
+
+def test_nothing_received_falls_back_to_device_zero(key):
+    probs, _ = member_probs(200, 5, 10)
+    config = ota.OrthogonalConfig(channel="awgn")
+    estimate = ota.orthogonal_average(key, probs, -10.0, config, bler_table=CLIFF)
+    assert not bool(estimate.received.any())
+    np.testing.assert_array_equal(estimate.average, probs[:, 0])
+
+
+def test_p_zero_with_a_local_device_is_local_inference(key):
+    probs, _ = member_probs(200, 5, 10)
+    mask = ota.participation_mask(key, (200,), 5, 0.0)
+    config = ota.OrthogonalConfig(channel="rayleigh", backend="jax", local_device=True)
+    estimate = ota.orthogonal_average(key, probs, 30.0, config, mask, bler_table=CLIFF)
+    np.testing.assert_array_equal(estimate.average, probs[:, 0])
+    np.testing.assert_array_equal(estimate.num_received, 1.0)
+
+
+def test_fading_drops_exactly_the_devices_below_the_cliff(key):
+    probs, _ = member_probs(2000, 4, 10)
+    config = ota.OrthogonalConfig(channel="rayleigh", backend="jax")
+    estimate = ota.orthogonal_average(key, probs, 10.0, config, bler_table=CLIFF)
+    # Received iff 10 dB + 10 log10 |h|^2 > 0 dB, i.e. |h|^2 > 0.1: P = e^-0.1.
+    rate = float(estimate.received.mean())
+    assert rate == pytest.approx(math.exp(-0.1), abs=4 * math.sqrt(0.09 / 8000))
+    gains = ota.channel_power_gains(jax.random.split(key)[0], (2000,), 4, config)
+    np.testing.assert_array_equal(estimate.received, gains > 0.1)
+
+
+def test_bad_orthogonal_configuration():
+    for field, value in [("bits", 0), ("code_rate", 1.0), ("power", -1.0), ("mode", "exact"),
+                         ("channel", "tdl-a"), ("modulation", "8psk")]:  # fmt: skip
+        with pytest.raises(ValueError, match=field):
+            ota.OrthogonalConfig(**{field: value})
+
+
+# Small case: 4 values of 4 bits (k = 16, n = 32 LDPC, 16 QPSK symbols) from 4
+# devices over Rayleigh fading, 600 inferences = 2400 codewords. The simulated
+# drop indicators are Bernoulli(BLER(effective SNR)) given the channel, so the
+# simulated drop rate differs from the mean BLER of the same channel draws by
+# sqrt(sum p(1-p)) / N (<= 0.0103); the table is measured with 2000 blocks
+# per point (binomial std <= 0.0112 per point, shared by the draws).
+SIM_INFERENCES, SIM_DEVICES, TABLE_BLOCKS = 600, 4, 2000
+
+
+@pytest.mark.slow
+def test_simulate_and_abstraction_agree_within_monte_carlo_error(key):
+    probs, _ = member_probs(SIM_INFERENCES, SIM_DEVICES, 4)
+    config = ota.OrthogonalConfig(channel="rayleigh", bits=4, backend="jax")
+    link = config.link(4)
+    assert (link.k, link.n) == (16, 32)
+    table = ota.measure_bler_table(link, np.arange(-4.0, 10.01, 0.5), TABLE_BLOCKS)
+    assert table.bler[0] > 0.9 and table.bler[-1] == 0.0  # the table spans the waterfall
+    snr_db = 4.0
+    simulated = ota.orthogonal_average(
+        key, probs, snr_db, dataclasses.replace(config, mode="simulate")
+    )
+    abstracted = ota.orthogonal_average(key, probs, snr_db, config, bler_table=table)
+    # Same key: both modes see the same channel draws.
+    gains = ota.channel_power_gains(jax.random.split(key)[0], (SIM_INFERENCES,), SIM_DEVICES,
+                                    config)  # fmt: skip
+    expected_bler = np.asarray(ota.bler_at(snr_db + 10 * jnp.log10(gains), table))
+    drop_sim = 1.0 - float(simulated.received.mean())
+    drop_abs = 1.0 - float(abstracted.received.mean())
+    n = expected_bler.size
+    conditional_std = math.sqrt(np.sum(expected_bler * (1 - expected_bler))) / n
+    table_std = 0.0112
+    assert 0.1 < expected_bler.mean() < 0.6  # a case where drops matter
+    assert abs(drop_sim - expected_bler.mean()) < 4 * conditional_std + 3 * table_std
+    assert abs(drop_abs - expected_bler.mean()) < 4 * conditional_std
+    # Decoded blocks carry exactly the quantised values.
+    both = np.asarray(simulated.received)
+    quantized = np.asarray(_quantized(probs, config))
+    weights = both[..., None]
+    manual = (weights * quantized).sum(1) / np.maximum(weights.sum(1), 1)
+    got_any = both.any(1)
+    np.testing.assert_allclose(np.asarray(simulated.average)[got_any], manual[got_any], atol=1e-6)
