@@ -180,8 +180,9 @@ class Ensemble:
 def init_group(config: ModelConfig, keys) -> MemberGroup:
     """Initialise ``len(keys)`` members of architecture ``config``, one per key.
 
-    Member ``k`` is initialised exactly as ``build_model(config, keys[k])``,
-    by one jitted initialiser compiled once and called per member.
+    Member ``k`` is initialised as ``build_model(config, keys[k])`` (bit for
+    bit on CPU; on a GPU the jitted and the eager draw may differ by float
+    rounding), by one jitted initialiser compiled once and called per member.
 
     Args:
         config: the architecture.

@@ -11,15 +11,16 @@ Which is faster depends on the backend and the model (:func:`choose_formulation`
 * On an accelerator one small model leaves the device mostly idle, so the
   vmapped step, which fills it with K models' work in one launch, wins by
   several times: ``vmap``. Measured with ``python -m benchmarks.train`` on
-  one H200 (K = 8, batch 128, 28×28 inputs): CNN width 0.25 420 k samples/s
-  vmapped against 106 k looped (4.0×), MLP 629 k against 106 k (5.9×).
+  one H200 (K = 8, batch 128): CNN width 0.25 on 28×28 3.6–4.0× the loop
+  (about 440 k against 120 k samples/s), MLP 5.2–5.9×, MobileNetV2 width 0.5
+  on 32×32 4.9× (13.6 k against 2.8 k samples/s).
 * On a CPU one small model's step already keeps every core busy. For
   convolutional models vmap loses: XLA lowers vmapped convolutions to grouped
-  convolutions, which its CPU backend runs poorly (measured on 2 cores: a
-  vmapped step of 8 small CNNs 379 ms against 118 ms for 8 single-member
-  steps; our benchmark saw the vmapped CNN 0.8× the loop): ``loop``. For
-  dense models (MLP) both run batched GEMMs and vmap measured 0.9–1.3× the
-  loop, never clearly slower: ``vmap``.
+  convolutions, which its CPU backend runs poorly (on 2 cores a vmapped step
+  of 8 small CNNs took 379 ms against 118 ms for 8 single-member steps; the
+  benchmark measured the vmapped CNN at 0.4–0.6× the loop): ``loop``. For
+  dense models (MLP) both run batched GEMMs, and vmap measured 1.0–1.25× the
+  loop: ``vmap``.
 * With one member there is nothing to vmap: ``loop``.
 
 Both formulations read batches by index from the whole training set, which is

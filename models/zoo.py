@@ -384,7 +384,8 @@ def flops(
     """Floating-point operations of one inference on one sample, by XLA's cost analysis.
 
     XLA counts a multiply-add as 2 flops. The count comes from the lowered
-    program, before compilation (cheap).
+    program, before compilation (cheap), where the backend offers it (CPU),
+    else from the compiled one (GPU).
 
     Args:
         model: the classifier.
@@ -398,4 +399,10 @@ def flops(
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     if part == "back":
         x = jax.ShapeDtypeStruct((1, *feature_shape(model, split_point, input_shape)), jnp.float32)
-    return float(jax.jit(apply).lower(state, x).cost_analysis()["flops"])
+    lowered = jax.jit(apply).lower(state, x)
+    costs = lowered.cost_analysis()
+    if not costs or "flops" not in costs:
+        # some backends (GPU) analyse only the compiled program
+        costs = lowered.compile().cost_analysis()
+        costs = costs[0] if isinstance(costs, list | tuple) else costs
+    return float(costs["flops"])

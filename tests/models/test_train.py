@@ -52,8 +52,19 @@ def test_init_group_members_equal_build_model_with_their_keys():
     group = init_group(config, keys)
     x = jnp.ones((2, 8, 8, 1))
     for k in range(2):
-        np.testing.assert_array_equal(group.member(k)(x), build_model(config, keys[k])(x))
+        expected = build_model(config, keys[k])(x)
+        if jax.default_backend() == "cpu":
+            np.testing.assert_array_equal(group.member(k)(x), expected)
+        else:  # jitted and eager initialisers may round differently on accelerators
+            np.testing.assert_allclose(group.member(k)(x), expected, rtol=1e-3, atol=1e-4)
     assert not np.allclose(group.member(0)(x), group.member(1)(x))
+
+
+def _train_both_ways(digits, group, index_sets, train_config):
+    common = (group, digits.train_images, digits.train_labels, index_sets, train_config)
+    looped = train_group(*common, jax.random.key(5), formulation="loop")
+    vmapped = train_group(*common, jax.random.key(5), formulation="vmap")
+    return (*looped, *vmapped)
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
@@ -62,27 +73,15 @@ def test_vmapped_training_equals_per_member_training(digits, kind):
     group = init_group(config, jax.random.split(jax.random.key(0), 3))
     index_sets = np.stack([np.arange(k, 320 + k) for k in range(3)]).astype(np.int32)
     train_config = TrainConfig(epochs=2, batch_size=32, seed=0)
-    looped, loop_losses, used_loop = train_group(
-        group,
-        digits.train_images,
-        digits.train_labels,
-        index_sets,
-        train_config,
-        jax.random.key(5),
-        formulation="loop",
-    )
-    vmapped, vmap_losses, used_vmap = train_group(
-        group,
-        digits.train_images,
-        digits.train_labels,
-        index_sets,
-        train_config,
-        jax.random.key(5),
-        formulation="vmap",
-    )
+    # full float32 products: GPUs otherwise use TF32, and cuDNN picks other
+    # algorithms for the grouped convolutions of the vmapped step
+    with jax.default_matmul_precision("highest"):
+        looped, loop_losses, used_loop, vmapped, vmap_losses, used_vmap = _train_both_ways(
+            digits, group, index_sets, train_config
+        )
     assert (used_loop, used_vmap) == ("loop", "vmap")
     assert loop_losses.shape == (3, 20)
-    # training did something: the loss fell, and the members moved apart from their start
+    # training did something: the loss fell
     assert np.all(loop_losses[:, -3:].mean(1) < 0.7 * loop_losses[:, :3].mean(1))
     np.testing.assert_allclose(
         vmap_losses, loop_losses, rtol=FORMULATION_RTOL, atol=FORMULATION_ATOL
