@@ -49,6 +49,7 @@ from ota.orthogonal import (
     OrthogonalEstimate,
     bler_at,
     channel_power_gains,
+    effective_snr_db,
     measure_bler_table,
     orthogonal_average,
 )
@@ -64,6 +65,7 @@ from ota.precoding import (
 )
 from ota.privacy import (
     SOFTMAX_SENSITIVITY,
+    achieved_epsilon,
     add_gaussian_noise,
     aggregate_channel_noise_variance,
     analytic_gaussian_delta,
@@ -89,11 +91,13 @@ __all__ = [
     # orthogonal digital baseline
     "MODES", "ORTHOGONAL_CHANNELS", "DEFAULT_BLER_GRID_DB", "OrthogonalConfig",
     "OrthogonalEstimate", "BlerTable", "measure_bler_table", "bler_at", "channel_power_gains",
+    "effective_snr_db",
     "orthogonal_average",
     # cost
     "SCHEMES", "OVER_THE_AIR_SCHEMES", "Cost", "channel_uses",
     # privacy
     "SOFTMAX_SENSITIVITY", "analytic_gaussian_delta", "analytic_gaussian_sigma",
-    "analytic_gaussian_epsilon", "classical_gaussian_sigma", "aggregate_channel_noise_variance",
+    "analytic_gaussian_epsilon", "classical_gaussian_sigma", "achieved_epsilon",
+    "aggregate_channel_noise_variance",
     "over_the_air_dp_noise_variance", "orthogonal_dp_noise_variance", "add_gaussian_noise",
 ]  # fmt: skip

@@ -47,11 +47,12 @@ __all__ = [
     "measure_bler_table",
     "bler_at",
     "channel_power_gains",
+    "effective_snr_db",
     "orthogonal_average",
 ]
 
 MODES = ("abstraction", "simulate")
-ORTHOGONAL_CHANNELS = ("awgn", "rayleigh", "rician")
+ORTHOGONAL_CHANNELS = ("awgn", "rayleigh", "rician") + tuple(channels.OFDM_MODELS)
 #: Es/N0 grid (dB) of the BLER tables; below it BLER is its first value, above its last.
 DEFAULT_BLER_GRID_DB = tuple(float(x) for x in np.arange(-6.0, 20.01, 0.5))
 # A deep fade's gain is floored before taking dB (-300 dB: surely dropped).
@@ -64,7 +65,11 @@ class OrthogonalConfig:
 
     Parameters:
         channel: ``"awgn"``, ``"rayleigh"`` or ``"rician"`` flat block fading
-            (one draw per device and inference).
+            (one draw per device and inference), or an OFDM model of
+            ``phy.channels`` (``"tdl-a"`` …): each device's codeword then fills
+            one OFDM symbol of its own slot, one QAM symbol per subcarrier, and
+            decodes at the mutual-information effective SNR of its subcarriers
+            (see :func:`effective_snr_db`).
         bits: quantiser bits per value, 1..16.
         low, high: the quantiser's range (values outside are clipped).
         modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
@@ -76,7 +81,9 @@ class OrthogonalConfig:
         k_factor: Rician K-factor.
         mode: ``"abstraction"`` or ``"simulate"``.
         local_device: device 0 is the receiver: counted exactly, never sent.
-        backend: channel draws with ``"sionna"`` or the ``"jax"`` twin.
+        backend: channel draws with ``"sionna"`` or the ``"jax"`` twin (OFDM: Sionna).
+        subcarrier_spacing, delay_spread, carrier_frequency, speed: OFDM channel
+            parameters (Hz, s, Hz, m/s), as in ``phy.channels.ofdm_mac``.
     """
 
     channel: str = "rayleigh"
@@ -92,6 +99,10 @@ class OrthogonalConfig:
     mode: str = "abstraction"
     local_device: bool = False
     backend: str = "sionna"
+    subcarrier_spacing: float = 30e3
+    delay_spread: float = 100e-9
+    carrier_frequency: float = 3.5e9
+    speed: float = 0.0
 
     def __post_init__(self):
         check_choice("channel", self.channel, ORTHOGONAL_CHANNELS)
@@ -110,6 +121,9 @@ class OrthogonalConfig:
         check_nonnegative("k_factor", self.k_factor)
         check_choice("mode", self.mode, MODES)
         check_choice("backend", self.backend, ("sionna", "jax"))
+        for name in ("subcarrier_spacing", "delay_spread", "carrier_frequency"):
+            check_positive(name, getattr(self, name))
+        check_nonnegative("speed", self.speed)
 
     @property
     def bits_per_symbol(self):
@@ -196,6 +210,10 @@ def channel_power_gains(key, batch_shape, num_devices, config):
     ``phy.channels.draw_flat_fading`` on the configured backend.
     """
     shape = tuple(batch_shape) + (num_devices,)
+    if config.channel in channels.OFDM_MODELS:
+        raise ValueError(
+            f"channel {config.channel!r} is frequency-selective: use effective_snr_db"
+        )
     if config.channel == "awgn":
         return jnp.ones(shape, jnp.float32)
     if config.channel == "rayleigh" and config.num_rx_ant == 1 and config.backend == "jax":
@@ -205,6 +223,36 @@ def channel_power_gains(key, batch_shape, num_devices, config):
         fading=config.channel, k_factor=config.k_factor, backend=config.backend,
     )  # fmt: skip
     return jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=-2)
+
+
+def effective_snr_db(key, snr_db, num_devices, num_values, config):
+    """The Es/N0 (dB) at which each device's codeword decodes, ``[*snr_db.shape, K]``.
+
+    Flat channels: ``snr_db + 10 log10 ||h_k||^2`` (maximum-ratio combining).
+    OFDM channels: the codeword's ``N`` QAM symbols sit on ``N`` subcarriers of
+    one OFDM symbol, each with its own gain ``g_f = ||h_f||^2``; a code spread
+    over them behaves like an AWGN link at the mutual-information effective SNR
+    ``2^(mean_f log2(1 + snr g_f)) - 1`` (MIESM with Gaussian inputs), which is
+    what the BLER table and the simulated link are given.
+    """
+    snr_db = jnp.asarray(snr_db, jnp.float32)
+    batch_shape = snr_db.shape
+    if config.channel not in channels.OFDM_MODELS:
+        gains = channel_power_gains(key, batch_shape, num_devices, config)
+        return snr_db[..., None] + 10.0 * jnp.log10(jnp.maximum(gains, _MIN_GAIN))
+    num_symbols = config.link(num_values).num_symbols
+    batch = math.prod(batch_shape)
+    silent = jnp.zeros((batch, num_devices, 1, num_symbols), jnp.complex64)
+    h = channels.ofdm_mac(
+        key, silent, 0.0, model=config.channel, num_rx_ant=config.num_rx_ant,
+        subcarrier_spacing=config.subcarrier_spacing, delay_spread=config.delay_spread,
+        carrier_frequency=config.carrier_frequency, speed=config.speed,
+    ).h  # [B, M, K, 1, N]
+    gains = jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=1)[:, :, 0]  # [B, K, N]
+    snr = jnp.power(10.0, snr_db.reshape(batch, 1, 1) / 10.0) * gains
+    effective = jnp.exp2(jnp.mean(jnp.log2(1.0 + snr), axis=-1)) - 1.0  # [B, K]
+    effective_db = 10.0 * jnp.log10(jnp.maximum(effective, _MIN_GAIN))
+    return effective_db.reshape(batch_shape + (num_devices,))
 
 
 def _quantizer(config):
@@ -233,7 +281,7 @@ def orthogonal_average(key, values, snr_db, config, participation=None, bler_tab
         snr_db: broadcastable to ``values.shape[:-2]``, Es/N0 per complex symbol
             in dB of a device's slot through a unit-average-gain channel
             (``no = P 10^(-snr_db/10)``); device k decodes at ``snr_db +
-            10 log10 ||h_k||^2``.
+            10 log10 ||h_k||^2`` (OFDM: see :func:`effective_snr_db`).
         config: :class:`OrthogonalConfig` (static under ``jax.jit``).
         participation: optional ``[..., K]`` 0/1 mask of the devices that join.
         bler_table: :class:`BlerTable` for ``mode="abstraction"``; measured
@@ -254,12 +302,11 @@ def orthogonal_average(key, values, snr_db, config, participation=None, bler_tab
     if config.local_device:
         transmit = transmit.at[..., 0].set(False)
     key_channel, key_link = jax.random.split(key)
-    gains = channel_power_gains(key_channel, batch_shape, num_devices, config)
     snr_db = jnp.broadcast_to(jnp.asarray(snr_db, jnp.float32), batch_shape)
-    effective_snr_db = snr_db[..., None] + 10.0 * jnp.log10(jnp.maximum(gains, _MIN_GAIN))
+    effective = effective_snr_db(key_channel, snr_db, num_devices, num_values, config)
 
     if config.mode == "simulate":
-        decoded, ok = _simulate(key_link, values, effective_snr_db, config)
+        decoded, ok = _simulate(key_link, values, effective, config)
     else:
         table = bler_table
         if table is None:
@@ -268,7 +315,7 @@ def orthogonal_average(key, values, snr_db, config, participation=None, bler_tab
         decoded = middle + quantize.dequantize(
             quantize.quantize(values - middle, config.bits, clip), config.bits, clip
         )
-        ok = jax.random.uniform(key_link, gains.shape) >= bler_at(effective_snr_db, table)
+        ok = jax.random.uniform(key_link, effective.shape) >= bler_at(effective, table)
 
     received = transmit & ok
     weights = received.astype(jnp.float32)

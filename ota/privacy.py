@@ -43,6 +43,7 @@ __all__ = [
     "analytic_gaussian_sigma",
     "analytic_gaussian_epsilon",
     "classical_gaussian_sigma",
+    "achieved_epsilon",
     "aggregate_channel_noise_variance",
     "over_the_air_dp_noise_variance",
     "orthogonal_dp_noise_variance",
@@ -130,6 +131,21 @@ def analytic_gaussian_epsilon(sigma, delta, sensitivity=SOFTMAX_SENSITIVITY):
         if high - low < 1e-10:
             break
     return high
+
+
+def achieved_epsilon(noise_variance, delta, sensitivity=SOFTMAX_SENSITIVITY):
+    """ε achieved per point by a total Gaussian noise variance on the released output.
+
+    ``noise_variance``: scalar or array (e.g. per SNR point: the DP noise the
+    devices added plus the effective channel noise, per entry, value units).
+    Output: float64 array of the same shape (``inf`` where the variance is 0).
+    """
+    variance = np.asarray(noise_variance, np.float64)
+    out = np.full(variance.shape, np.inf)
+    for index in np.ndindex(variance.shape):
+        if variance[index] > 0:
+            out[index] = analytic_gaussian_epsilon(math.sqrt(variance[index]), delta, sensitivity)
+    return out
 
 
 def classical_gaussian_sigma(epsilon, delta, sensitivity=SOFTMAX_SENSITIVITY):

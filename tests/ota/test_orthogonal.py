@@ -65,9 +65,24 @@ def test_fading_drops_exactly_the_devices_below_the_cliff(key):
 
 def test_bad_orthogonal_configuration():
     for field, value in [("bits", 0), ("code_rate", 1.0), ("power", -1.0), ("mode", "exact"),
-                         ("channel", "tdl-a"), ("modulation", "8psk")]:  # fmt: skip
+                         ("channel", "umi"), ("modulation", "8psk")]:  # fmt: skip
         with pytest.raises(ValueError, match=field):
             ota.OrthogonalConfig(**{field: value})
+
+
+def test_ofdm_slots_decode_at_the_mutual_information_effective_snr(key):
+    config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
+    effective = ota.effective_snr_db(key, jnp.full((300,), 10.0), 3, 4, config)
+    assert effective.shape == (300, 3)
+    linear = 10 ** (np.asarray(effective) / 10)
+    assert np.all(np.isfinite(linear))
+    # Jensen: 2^E[log2(1 + x)] - 1 <= E[x], so on average below the 10 dB mean SNR,
+    # and fading spreads it.
+    assert linear.mean() < 10.0
+    assert linear.std() > 0.5
+    probs, _ = member_probs(300, 3, 4)
+    estimate = ota.orthogonal_average(key, probs, 10.0, config, bler_table=CLIFF)
+    np.testing.assert_array_equal(estimate.received, np.asarray(effective) > 1e-3)
 
 
 # Small case: 4 values of 4 bits (k = 16, n = 32 LDPC, 16 QPSK symbols) from 4

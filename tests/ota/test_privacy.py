@@ -57,6 +57,12 @@ def test_epsilon_inverts_sigma():
         assert ota.analytic_gaussian_epsilon(sigma, 1e-5, math.sqrt(2)) == pytest.approx(
             epsilon, rel=1e-6
         )
+    sigmas = [ota.analytic_gaussian_sigma(e, 1e-5) for e in (0.5, 2.0)]
+    np.testing.assert_allclose(
+        ota.achieved_epsilon(np.square([[sigmas[0]], [sigmas[1]]]), 1e-5), [[0.5], [2.0]],
+        rtol=1e-6,
+    )
+    assert ota.achieved_epsilon(0.0, 1e-5) == np.inf
     # So much noise that even ε = 0 holds.
     assert ota.analytic_gaussian_epsilon(1e6, 1e-5, 1.0) == 0.0
 
