@@ -22,6 +22,18 @@ of ``--repeats`` runs after compilation) and ``speedup`` = c/a,
 ``floor_ratio`` = a/d, ``sionna_over_jax`` = b/a. Targets: speedup >= 3,
 floor_ratio <= 1.5, sionna_over_jax <= 1.5.
 
+Both JAX functions step through (SNR point, block of ``--draws-per-step``
+draws) with ``lax.map``; the floor draws its numbers in the same steps and
+shapes. The run uses the non-partitionable threefry (several times faster on
+one CPU host; ``--partitionable-rng`` restores JAX's default, which sharded
+sweeps need); the JSON line records which ran.
+
+Measured on the 2-core CPU (full workload): jax 1.15 s, floor 0.81 s, NumPy
+10.5 s, Sionna 4.9 s: speedup 9.2, floor_ratio 1.41, sionna_over_jax 4.3. The
+Sionna backend misses its target because Sionna's flat-fading generator draws
+the full complex gain of every device (two normals, Philox) where the JAX twin
+draws one 32-bit word for the event ``|h|^2 >= threshold``.
+
 Run: ``python -m benchmarks.ota [--quick] [--repeats 3] [--skip-sionna]``.
 """
 
@@ -192,7 +204,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="2 000 samples, 11 points, 8 draws")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-sionna", action="store_true", help="where TensorFlow is absent")
-    parser.add_argument("--draws-per-step", type=int, default=2)
+    parser.add_argument("--draws-per-step", type=int, default=4)
     parser.add_argument(
         "--partitionable-rng", action="store_true",
         help="keep JAX's default partitionable threefry (slower on this CPU, needed for sharding)",
