@@ -28,10 +28,8 @@ shapes. The run uses the non-partitionable threefry (several times faster on
 one CPU host; ``--partitionable-rng`` restores JAX's default, which sharded
 sweeps need); the JSON line records which ran.
 
-Measured on the 2-core CPU (full workload): jax 1.15 s, floor 0.81 s, NumPy
-10.5 s, Sionna 4.9 s: speedup 9.2, floor_ratio 1.41, sionna_over_jax 4.3. The
-Sionna backend misses its target because Sionna's flat-fading generator draws
-the full complex gain of every device (two normals, Philox) where the JAX twin
+The Sionna backend is bound by Sionna's flat-fading generator, which draws the
+full complex gain of every device (two Philox normals) where the JAX twin
 draws one 32-bit word for the event ``|h|^2 >= threshold``.
 
 Run: ``python -m benchmarks.ota [--quick] [--repeats 3] [--skip-sionna]``.
