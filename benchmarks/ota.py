@@ -246,10 +246,15 @@ def main(argv=None):
 
     line = {
         "workload": {
-            "num_devices": NUM_DEVICES, "num_classes": NUM_CLASSES, "num_samples": num_samples,
-            "num_snr": len(snr_db), "num_draws": num_draws, "channel": "rayleigh",
-            "precoding": "truncated", "threshold": THRESHOLD,
-        },  # fmt: skip
+            "num_devices": NUM_DEVICES,
+            "num_classes": NUM_CLASSES,
+            "num_samples": num_samples,
+            "num_snr": len(snr_db),
+            "num_draws": num_draws,
+            "channel": "rayleigh",
+            "precoding": "truncated",
+            "threshold": THRESHOLD,
+        },
         **{k: round(v, 4) for k, v in results.items()},
         "jax_compile_s": round(compile_jax, 2),
         "threefry_partitionable": bool(args.partitionable_rng),

@@ -144,8 +144,7 @@ def normalize(values, normalization):
 
 
 def denormalize(normalized, normalization):
-    """Inverse of :func:`normalize` on the ball: ``v = offset + u scale / sqrt(n)``, ``[..., C]``.
-    """
+    """Inverse of :func:`normalize` on the ball: ``v = offset + u scale / sqrt(n)``."""
     normalized = jnp.asarray(normalized, jnp.float32)
     n = num_channel_uses(normalized.shape[-1])
     return normalization.offset + normalized * (normalization.scale / math.sqrt(n))

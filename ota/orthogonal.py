@@ -211,9 +211,7 @@ def channel_power_gains(key, batch_shape, num_devices, config):
     """
     shape = tuple(batch_shape) + (num_devices,)
     if config.channel in channels.OFDM_MODELS:
-        raise ValueError(
-            f"channel {config.channel!r} is frequency-selective: use effective_snr_db"
-        )
+        raise ValueError(f"channel {config.channel!r} is frequency-selective: see effective_snr_db")
     if config.channel == "awgn":
         return jnp.ones(shape, jnp.float32)
     if config.channel == "rayleigh" and config.num_rx_ant == 1 and config.backend == "jax":
@@ -244,9 +242,15 @@ def effective_snr_db(key, snr_db, num_devices, num_values, config):
     batch = math.prod(batch_shape)
     silent = jnp.zeros((batch, num_devices, 1, num_symbols), jnp.complex64)
     h = channels.ofdm_mac(
-        key, silent, 0.0, model=config.channel, num_rx_ant=config.num_rx_ant,
-        subcarrier_spacing=config.subcarrier_spacing, delay_spread=config.delay_spread,
-        carrier_frequency=config.carrier_frequency, speed=config.speed,
+        key,
+        silent,
+        0.0,
+        model=config.channel,
+        num_rx_ant=config.num_rx_ant,
+        subcarrier_spacing=config.subcarrier_spacing,
+        delay_spread=config.delay_spread,
+        carrier_frequency=config.carrier_frequency,
+        speed=config.speed,
     ).h  # [B, M, K, 1, N]
     gains = jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=1)[:, :, 0]  # [B, K, N]
     snr = jnp.power(10.0, snr_db.reshape(batch, 1, 1) / 10.0) * gains

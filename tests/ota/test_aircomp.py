@@ -165,8 +165,10 @@ def test_estimator_is_unbiased(key, config):
     [
         dict(channel="awgn", backend="jax"),
         dict(channel="awgn", backend="sionna"),
-        pytest.param(dict(channel="rayleigh", precoding="full", num_rx_ant=4, backend="jax"),
-                     marks=pytest.mark.slow),
+        pytest.param(
+            dict(channel="rayleigh", precoding="full", num_rx_ant=4, backend="jax"),
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=lambda c: "-".join(f"{v}" for v in c.values()),
 )

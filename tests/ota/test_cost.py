@@ -54,8 +54,10 @@ def test_orthogonal_channel_uses(num_values, num_devices, bits, rate, modulation
 )
 def test_bad_cost_arguments(kwargs, name):
     args = dict(scheme="ota_belief", num_values=10, num_devices=4) | kwargs
-    scheme, num_values, num_devices = args.pop("scheme"), args.pop("num_values"), args.pop(
-        "num_devices"
+    scheme, num_values, num_devices = (
+        args.pop("scheme"),
+        args.pop("num_values"),
+        args.pop("num_devices"),
     )
     with pytest.raises(ValueError, match=name):
         ota.channel_uses(scheme, num_values, num_devices, **args)

@@ -59,7 +59,8 @@ def test_epsilon_inverts_sigma():
         )
     sigmas = [ota.analytic_gaussian_sigma(e, 1e-5) for e in (0.5, 2.0)]
     np.testing.assert_allclose(
-        ota.achieved_epsilon(np.square([[sigmas[0]], [sigmas[1]]]), 1e-5), [[0.5], [2.0]],
+        ota.achieved_epsilon(np.square([[sigmas[0]], [sigmas[1]]]), 1e-5),
+        [[0.5], [2.0]],
         rtol=1e-6,
     )
     assert ota.achieved_epsilon(0.0, 1e-5) == np.inf
