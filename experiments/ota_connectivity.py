@@ -40,6 +40,9 @@ class OtaConnectivityConfig:
         widths: the compact members' width multipliers.
         full_width: the width of the single reference model.
         members: devices K (the inferring one included).
+        trained_members: members trained per width (>= ``members``; the first
+            ``members`` serve): 20 shares the cached ensemble of ``ota_snr``
+            and ``ota_privacy``.
         diversity: how the members differ (see ``airinfer train``).
         epochs: training epochs of every model.
         connectivity: the probabilities p that a neighbour joins.
@@ -56,8 +59,9 @@ class OtaConnectivityConfig:
     widths: tuple[float, ...] = (0.25, 0.33, 0.5)
     full_width: float = 1.0
     members: int = 16
+    trained_members: int = 20
     diversity: Literal["init", "bagging", "shards"] = "bagging"
-    epochs: int = 5
+    epochs: int = 2
     connectivity: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
     aggregations: tuple[Aggregation, ...] = ("ideal", "ota")
     channel: Literal["awgn", "rayleigh"] = "rayleigh"
@@ -69,8 +73,10 @@ class OtaConnectivityConfig:
     def __post_init__(self):
         if any(not 0.0 <= p <= 1.0 for p in self.connectivity):
             raise ConfigError(f"connectivity: {self.connectivity} must lie in [0, 1]")
-        if self.members < 1:
-            raise ConfigError(f"members: {self.members} is not >= 1")
+        if not 1 <= self.members <= self.trained_members:
+            raise ConfigError(
+                f"members: {self.members} must lie in [1, trained_members={self.trained_members}]"
+            )
         if self.draws < 1:
             raise ConfigError(f"draws: {self.draws} is not >= 1")
         if not math.isfinite(self.snr_db):
@@ -109,8 +115,9 @@ def _curve(config, width, aggregation_kind):
         outputs = member_outputs(config.spec(width, 1, "init"))
         accuracy = float(np.mean(np.argmax(outputs.test_logits[0], -1) == outputs.test_labels))
         return dict.fromkeys(config.connectivity, accuracy)
-    outputs = member_outputs(config.spec(width, config.members))
-    probs = np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1)  # [N, K, C]
+    outputs = member_outputs(config.spec(width, config.trained_members))
+    logits = outputs.test_logits[: config.members]
+    probs = np.moveaxis(aggregation.softmax(logits), 0, 1)  # [N, K, C]
     key = aggregation.curve_key(config.seed, width, aggregation_kind)
     if aggregation_kind == "ideal":
         accuracy = aggregation.ideal_accuracy_curve(

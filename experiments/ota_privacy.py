@@ -53,7 +53,7 @@ class OtaPrivacyConfig:
     """
 
     seed: int = 0
-    ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", width=0.5, members=20, epochs=5)
+    ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", width=0.5, members=20, epochs=2)
     epsilon: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, math.inf)
     delta: float = 1e-5
     snr_db: float = 0.0

@@ -154,7 +154,8 @@ def test_ota_snr_save_logits(fake_members, tmp_path):
 
 def test_ota_connectivity_rows(fake_members, tmp_path):
     config = ota_connectivity.OtaConnectivityConfig(
-        dataset="digits", widths=(0.5,), members=NUM_MEMBERS, connectivity=(0.0, 1.0), draws=2,
+        dataset="digits", widths=(0.5,), members=NUM_MEMBERS, trained_members=NUM_MEMBERS,
+        connectivity=(0.0, 1.0), draws=2,
         snr_db=40.0, backend="jax",
     )  # fmt: skip
     rows = runner.run(ota_connectivity.EXPERIMENT, config, tmp_path, progress=False).rows
