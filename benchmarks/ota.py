@@ -137,8 +137,9 @@ def make_floor(num_samples, num_snr, num_draws, draws_per_step, num_values=NUM_C
     def floor(key):
         def step(index):
             key_gain, key_noise = jax.random.split(_step_key(key, *index))
-            words = jax.random.bits(key_gain, batch + (NUM_DEVICES,), jnp.uint32)
-            noise = jax.random.normal(key_noise, batch + (reals,), jnp.float32)
+            # Flat, as the twin draws them (then reshapes, which is free).
+            words = jax.random.bits(key_gain, (math.prod(batch) * NUM_DEVICES,), jnp.uint32)
+            noise = jax.random.normal(key_noise, (math.prod(batch) * reals,), jnp.float32)
             return jnp.sum(noise) + jnp.sum((words >> 31).astype(jnp.float32))
 
         return jax.lax.map(step, (points, draw_blocks))

@@ -211,7 +211,8 @@ def _per_real(per_symbol):
 def _device_estimates(key, g, config):
     if config.csi_error_var == 0:
         return g
-    return g + channels.complex_normal(key, g.shape, config.csi_error_var)
+    error = channels.complex_normal(key, (math.prod(g.shape),), config.csi_error_var)
+    return g + error.reshape(g.shape)
 
 
 def _full_batch(reals, batch_shape):
@@ -247,18 +248,24 @@ def _uses_gain_shortcut(config):
     )
 
 
+def _flat_draw(sampler, key, shape, dtype):
+    """Draw as one flat vector, then reshape: the same distribution, and XLA
+    compiles the generator for one dimension instead of one per batch axis."""
+    return sampler(key, (math.prod(shape),), dtype).reshape(shape)
+
+
 def _rayleigh_truncated_block(key, reals, transmit, batch_shape, no, config):
     key_gain, key_noise = jax.random.split(key)
     num_devices = reals.shape[-2]
     # |h|^2 ~ Exp(1): P(|h|^2 >= threshold) = exp(-threshold). One 32-bit word per
     # device and block decides it; nothing else of h reaches the receiver.
     above = math.exp(-config.threshold)
-    word = jax.random.bits(key_gain, batch_shape + (num_devices,), jnp.uint32)
+    word = _flat_draw(jax.random.bits, key_gain, batch_shape + (num_devices,), jnp.uint32)
     active = (word < np.uint32(min(above * 2.0**32, 2.0**32 - 1))).astype(jnp.float32)
     if transmit is not None:
         active = transmit * active
     amplitude = jnp.sqrt(jnp.float32(config.power * config.threshold))
-    noise = jax.random.normal(key_noise, batch_shape + reals.shape[-1:], jnp.float32)
+    noise = _flat_draw(jax.random.normal, key_noise, batch_shape + reals.shape[-1:], jnp.float32)
     # A masked sum, not an einsum: XLA fuses it with the noise into one loop
     # instead of a batch of 1 x K matrix products.
     received = amplitude * jnp.sum(active[..., None] * reals, axis=-2)

@@ -215,7 +215,8 @@ def channel_power_gains(key, batch_shape, num_devices, config):
     if config.channel == "awgn":
         return jnp.ones(shape, jnp.float32)
     if config.channel == "rayleigh" and config.num_rx_ant == 1 and config.backend == "jax":
-        return jax.random.exponential(key, shape, jnp.float32)
+        # Drawn flat and reshaped: XLA compiles a one-dimensional generator much faster.
+        return jax.random.exponential(key, (math.prod(shape),), jnp.float32).reshape(shape)
     h = channels.draw_flat_fading(
         key, tuple(batch_shape), num_devices, num_rx_ant=config.num_rx_ant,
         fading=config.channel, k_factor=config.k_factor, backend=config.backend,
@@ -319,7 +320,8 @@ def orthogonal_average(key, values, snr_db, config, participation=None, bler_tab
         decoded = middle + quantize.dequantize(
             quantize.quantize(values - middle, config.bits, clip), config.bits, clip
         )
-        ok = jax.random.uniform(key_link, effective.shape) >= bler_at(effective, table)
+        uniform = jax.random.uniform(key_link, (effective.size,)).reshape(effective.shape)
+        ok = uniform >= bler_at(effective, table)
 
     received = transmit & ok
     weights = received.astype(jnp.float32)

@@ -194,4 +194,5 @@ def add_gaussian_noise(key, values, variance):
     std = jnp.sqrt(jnp.asarray(variance, jnp.float32))
     if std.ndim:
         std = std[..., None]
-    return values + std * jax.random.normal(key, values.shape, jnp.float32)
+    noise = jax.random.normal(key, (values.size,), jnp.float32).reshape(values.shape)
+    return values + std * noise

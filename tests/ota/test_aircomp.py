@@ -67,7 +67,10 @@ def test_sign_votes_and_decision():
         pytest.param(dict(channel="awgn", backend="sionna"), marks=pytest.mark.slow),
         dict(channel="rayleigh", precoding="full", backend="jax"),
         dict(channel="rayleigh", precoding="full", backend="sionna"),
-        dict(channel="rician", k_factor=3.0, precoding="full", backend="jax"),
+        pytest.param(
+            dict(channel="rician", k_factor=3.0, precoding="full", backend="jax"),
+            marks=pytest.mark.slow,
+        ),
         dict(channel="rayleigh", precoding="full", num_rx_ant=4, backend="jax"),
         dict(channel="rayleigh", precoding="truncated", threshold=1e-6, backend="jax"),
         pytest.param(dict(channel="tdl-a", precoding="full"), marks=pytest.mark.slow),

@@ -18,6 +18,10 @@ CLIFF = ota.BlerTable(
 )
 
 
+# One compiled program per configuration (the BLER table is a traced argument).
+_orthogonal = jax.jit(ota.orthogonal_average, static_argnums=(3,))
+
+
 def _quantized(values, config):
     middle, clip = (config.high + config.low) / 2, (config.high - config.low) / 2
     return middle + quantize.dequantize(
@@ -28,7 +32,7 @@ def _quantized(values, config):
 def test_all_received_gives_the_average_of_the_quantised_values(key):
     probs, _ = member_probs(200, 5, 10)
     config = ota.OrthogonalConfig(channel="awgn", bits=6)
-    estimate = ota.orthogonal_average(key, probs, 10.0, config, bler_table=CLIFF)
+    estimate = _orthogonal(key, probs, 10.0, config, bler_table=CLIFF)
     assert bool(estimate.received.all())
     np.testing.assert_allclose(estimate.average, _quantized(probs, config).mean(1), atol=1e-6)
     step = 1 / 2**6
@@ -38,7 +42,7 @@ def test_all_received_gives_the_average_of_the_quantised_values(key):
 def test_nothing_received_falls_back_to_device_zero(key):
     probs, _ = member_probs(200, 5, 10)
     config = ota.OrthogonalConfig(channel="awgn")
-    estimate = ota.orthogonal_average(key, probs, -10.0, config, bler_table=CLIFF)
+    estimate = _orthogonal(key, probs, -10.0, config, bler_table=CLIFF)
     assert not bool(estimate.received.any())
     np.testing.assert_array_equal(estimate.average, probs[:, 0])
 
@@ -47,7 +51,7 @@ def test_p_zero_with_a_local_device_is_local_inference(key):
     probs, _ = member_probs(200, 5, 10)
     mask = ota.participation_mask(key, (200,), 5, 0.0)
     config = ota.OrthogonalConfig(channel="rayleigh", backend="jax", local_device=True)
-    estimate = ota.orthogonal_average(key, probs, 30.0, config, mask, bler_table=CLIFF)
+    estimate = _orthogonal(key, probs, 30.0, config, mask, bler_table=CLIFF)
     np.testing.assert_array_equal(estimate.average, probs[:, 0])
     np.testing.assert_array_equal(estimate.num_received, 1.0)
 
@@ -55,7 +59,7 @@ def test_p_zero_with_a_local_device_is_local_inference(key):
 def test_fading_drops_exactly_the_devices_below_the_cliff(key):
     probs, _ = member_probs(2000, 4, 10)
     config = ota.OrthogonalConfig(channel="rayleigh", backend="jax")
-    estimate = ota.orthogonal_average(key, probs, 10.0, config, bler_table=CLIFF)
+    estimate = _orthogonal(key, probs, 10.0, config, bler_table=CLIFF)
     # Received iff 10 dB + 10 log10 |h|^2 > 0 dB, i.e. |h|^2 > 0.1: P = e^-0.1.
     rate = float(estimate.received.mean())
     assert rate == pytest.approx(math.exp(-0.1), abs=4 * math.sqrt(0.09 / 8000))
@@ -70,6 +74,7 @@ def test_bad_orthogonal_configuration():
             ota.OrthogonalConfig(**{field: value})
 
 
+@pytest.mark.slow
 def test_ofdm_slots_decode_at_the_mutual_information_effective_snr(key):
     config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
     effective = ota.effective_snr_db(key, jnp.full((300,), 10.0), 3, 4, config)
@@ -81,7 +86,7 @@ def test_ofdm_slots_decode_at_the_mutual_information_effective_snr(key):
     assert linear.mean() < 10.0
     assert linear.std() > 0.5
     probs, _ = member_probs(300, 3, 4)
-    estimate = ota.orthogonal_average(key, probs, 10.0, config, bler_table=CLIFF)
+    estimate = _orthogonal(key, probs, 10.0, config, bler_table=CLIFF)
     np.testing.assert_array_equal(estimate.received, np.asarray(effective) > 1e-3)
 
 
