@@ -51,6 +51,7 @@ __all__ = [
     "Distillation",
     "choose_formulation",
     "make_optimizer",
+    "learning_rates",
     "cross_entropy_loss",
     "distillation_loss",
     "make_train_step",
@@ -121,10 +122,19 @@ def choose_formulation(kind: str, num_members: int, backend: str | None = None) 
     return "vmap"
 
 
-def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with a cosine decay of the learning rate over ``total_steps``."""
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """AdamW without its final learning-rate scaling, which the train step applies.
+
+    The learning rate enters the step as an argument (see :func:`learning_rates`)
+    so that one compiled step serves every number of epochs and members.
+    """
+    return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(config.weight_decay))
+
+
+def learning_rates(config: TrainConfig, total_steps: int) -> np.ndarray:
+    """``[total_steps]`` float32: the peak rate cosine-decayed towards 0 over the run."""
     schedule = optax.cosine_decay_schedule(config.learning_rate, max(1, total_steps))
-    return optax.adamw(schedule, weight_decay=config.weight_decay)
+    return np.asarray(jax.vmap(schedule)(jnp.arange(total_steps)), np.float32)
 
 
 def cross_entropy_loss(logits, labels):
@@ -151,10 +161,17 @@ def make_train_step(
 ) -> Callable:
     """One optimisation step of one member, as a pure function (not jitted).
 
+    Args:
+        graphdef: the member's NNX graph definition.
+        optimizer: the update direction (:func:`make_optimizer`); the step
+            scales it by ``-learning_rate``.
+        distillation: soft-target settings, or None.
+
     Returns:
-        ``step(params, rest, opt_state, images, labels, soft_logits, batch) ->
-        (params, rest, opt_state, loss)`` where ``params`` are the member's
-        ``nnx.Param`` state, ``rest`` its other state (BatchNorm statistics),
+        ``step(params, rest, opt_state, learning_rate, images, labels,
+        soft_logits, batch) -> (params, rest, opt_state, loss)`` where
+        ``params`` are the member's ``nnx.Param`` state, ``rest`` its other
+        state (BatchNorm statistics), ``learning_rate`` a float32 scalar,
         ``images [N, H, W, C]`` / ``labels [N]`` the whole training set,
         ``soft_logits [N, C]`` the teacher's logits (ignored without
         distillation) and ``batch [B]`` the row indices of this step.
@@ -171,30 +188,29 @@ def make_train_step(
             loss = (1 - distillation.weight) * loss + distillation.weight * soft
         return loss, nnx.state(model, nnx.Not(nnx.Param))
 
-    def step(params, rest, opt_state, images, labels, soft_logits, batch):
+    def step(params, rest, opt_state, learning_rate, images, labels, soft_logits, batch):
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             params, rest, images[batch], labels[batch], soft_logits[batch]
         )
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        direction, opt_state = optimizer.update(grads, opt_state, params)
+        updates = jax.tree.map(lambda d: -learning_rate * d, direction)
         return optax.apply_updates(params, updates), rest, opt_state, loss
 
     return step
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted_steps(
-    graphdef: nnx.GraphDef, config: TrainConfig, total_steps: int, distillation: Distillation | None
-):
+def _jitted_steps(graphdef: nnx.GraphDef, weight_decay: float, distillation: Distillation | None):
     """``(optimizer, jitted single-member step, jitted vmapped step)``.
 
-    Cached on everything the steps depend on, so training the same
-    architecture again with the same settings (another seed's members, a
+    Cached on everything the compiled steps depend on, so training the same
+    architecture again (other seeds, epochs, members or diversity; a
     benchmark's timed run) reuses the compiled programs.
     """
-    optimizer = make_optimizer(config, total_steps)
+    optimizer = make_optimizer(TrainConfig(weight_decay=weight_decay))
     step = make_train_step(graphdef, optimizer, distillation)
-    # members stacked on axis 0; the data set and its teacher logits are shared
-    vmapped = jax.vmap(step, in_axes=(0, 0, 0, None, None, None, 0))
+    # members stacked on axis 0; the learning rate, data set and teacher logits are shared
+    vmapped = jax.vmap(step, in_axes=(0, 0, 0, None, None, None, None, 0))
     return optimizer, jax.jit(step), jax.jit(vmapped)
 
 
@@ -257,8 +273,9 @@ def train_group(
     batch_size = min(config.batch_size, index_sets.shape[1])
     steps_per_epoch = index_sets.shape[1] // batch_size
     optimizer, single_step, vmapped_step = _jitted_steps(
-        group.graphdef, config, config.epochs * steps_per_epoch, distillation
+        group.graphdef, config.weight_decay, distillation
     )
+    rates = learning_rates(config, config.epochs * steps_per_epoch)
 
     images, labels = jnp.asarray(images), jnp.asarray(labels)
     # a 1-column placeholder keeps one step signature with and without a teacher
@@ -277,12 +294,13 @@ def train_group(
 
     if formulation == "vmap":
         loss_log = []
-        for epoch_batches_ in batches:
+        for epoch, epoch_batches_ in enumerate(batches):
             for s in range(steps_per_epoch):
                 params, rest, opt_state, loss = vmapped_step(
                     params,
                     rest,
                     opt_state,
+                    rates[epoch * steps_per_epoch + s],
                     images,
                     labels,
                     soft_logits,
@@ -298,12 +316,13 @@ def train_group(
             member = jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest, opt_state))
             member_params, member_rest, member_opt = member
             loss_log = []
-            for epoch_batches_ in batches:
+            for epoch, epoch_batches_ in enumerate(batches):
                 for s in range(steps_per_epoch):
                     member_params, member_rest, member_opt, loss = single_step(
                         member_params,
                         member_rest,
                         member_opt,
+                        rates[epoch * steps_per_epoch + s],
                         images,
                         labels,
                         soft_logits,
