@@ -411,9 +411,22 @@ def over_the_air_average(key, values, snr_db, config, normalization, participati
         block = _rayleigh_truncated_block
     else:
         block = _flat_fading_block
-    received, amplitude_sum, reference, num_active = block(
-        key, reals, transmit, batch_shape, no, config
-    )
+    if block is _rayleigh_truncated_block or len(batch_shape) == 1:
+        outputs = block(key, reals, transmit, batch_shape, no, config)
+    else:
+        # One flat batch axis through the channel: XLA compiles the channel's
+        # random draws for one axis instead of one per batch axis.
+        flat = (math.prod(batch_shape),)
+        outputs = block(
+            key,
+            _full_batch(reals, batch_shape).reshape(flat + reals.shape[-2:]),
+            None if transmit is None else transmit.reshape(flat + (num_devices,)),
+            flat,
+            no.reshape(flat),
+            config,
+        )
+        outputs = tuple(out.reshape(batch_shape + out.shape[1:]) for out in outputs)
+    received, amplitude_sum, reference, num_active = outputs
     local_weight = reference if config.local_device else None
     estimate = receiver_estimate(
         received, amplitude_sum, reals[..., 0, :], local_weight, no, config
