@@ -435,6 +435,16 @@ def planned_member_steps(num_train: int, config: EnsembleConfig, train_config: T
     return teacher + steps(rows, members)
 
 
+def _blocks_of_equal(items) -> list[tuple[int, int]]:
+    """``(start, stop)`` of each run of equal consecutive items: the stackable groups."""
+    blocks, start = [], 0
+    for i in range(1, len(items) + 1):
+        if i == len(items) or items[i] != items[start]:
+            blocks.append((start, i))
+            start = i
+    return blocks
+
+
 def train_ensemble(
     dataset: Dataset,
     config: EnsembleConfig,
@@ -504,7 +514,9 @@ def train_ensemble(
             on_step=on_step,
         )
         base_state = base.member_state(0)
-        quantize_keys = jax.random.split(jax.random.fold_in(root, 4), members)
+        quantize_keys = jnp.stack(
+            [jax.random.fold_in(jax.random.fold_in(root, 4), k) for k in range(members)]
+        )
         params, rest = nnx.split_state(base_state, nnx.Param, ...)
         # one compiled program for all K realisations (eager vmap compiles op by op)
         stacked_params = jax.jit(
@@ -519,11 +531,7 @@ def train_ensemble(
         losses = [base_losses[0]] * members
         formulations = [used]
     else:
-        first = 0
-        while first < members:
-            last = first
-            while last < members and member_configs[last] == member_configs[first]:
-                last += 1
+        for first, last in _blocks_of_equal(member_configs):
             ids = list(range(first, last))
             keys = jnp.stack([jax.random.fold_in(init_key, k) for k in ids])
             group = init_group(member_configs[first], keys)
@@ -543,7 +551,6 @@ def train_ensemble(
             groups.append(group)
             losses.extend(group_losses)
             formulations.append(used)
-            first = last
     train_seconds = time.perf_counter() - start
     ensemble = Ensemble(tuple(groups))
     val_accuracy = []
