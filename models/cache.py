@@ -84,7 +84,9 @@ def cached_train_ensemble(
     }
     try:
         save_ensemble(path, ensemble, metadata)
-    except FileExistsError:
-        # another process stored the same members first; theirs are as good
-        pass
+    except ValueError:
+        # orbax refuses an existing destination: another process stored the
+        # same members first, and theirs are as good
+        if not path.is_dir():
+            raise
     return ensemble, report, path
