@@ -24,15 +24,15 @@ floor_ratio <= 1.5, sionna_over_jax <= 1.5.
 
 Both JAX functions step through (SNR point, block of ``--draws-per-step``
 draws) with ``lax.map``; the floor draws its numbers in the same steps and
-shapes. The run uses the non-partitionable threefry (several times faster on
-one CPU host; ``--partitionable-rng`` restores JAX's default, which sharded
-sweeps need); the JSON line records which ran.
+shapes. The run uses JAX's default (partitionable) threefry; ``--fast-rng``
+switches to the non-partitionable one, several times faster on one CPU host
+but unfit for sharded sweeps. The JSON line records which ran.
 
 The Sionna backend is bound by Sionna's flat-fading generator, which draws the
 full complex gain of every device (two Philox normals) where the JAX twin
 draws one 32-bit word for the event ``|h|^2 >= threshold``.
 
-Run: ``python -m benchmarks.ota [--quick] [--repeats 3] [--skip-sionna]``.
+Run: ``python -m benchmarks.ota [--quick] [--fast-rng] [--skip-sionna]``.
 """
 
 import argparse
@@ -205,13 +205,14 @@ def main(argv=None):
     parser.add_argument("--skip-sionna", action="store_true", help="where TensorFlow is absent")
     parser.add_argument("--draws-per-step", type=int, default=4)
     parser.add_argument(
-        "--partitionable-rng", action="store_true",
-        help="keep JAX's default partitionable threefry (slower on this CPU, needed for sharding)",
+        "--fast-rng", action="store_true",
+        help="non-partitionable threefry: several times faster on one CPU host, unfit for sharding",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    # On one CPU host the non-partitionable threefry draws several times faster;
-    # sharded sweeps want the partitionable one. The JSON line records which ran.
-    jax.config.update("jax_threefry_partitionable", bool(args.partitionable_rng))
+    # JAX's default threefry is partitionable (sharded sweeps need it); on one CPU
+    # host the non-partitionable one draws several times faster. The JSON line
+    # records which ran.
+    jax.config.update("jax_threefry_partitionable", not args.fast_rng)
     workload = QUICK if args.quick else FULL
     num_samples, num_draws = workload["num_samples"], workload["num_draws"]
     snr_db = workload["snr_db"].astype(np.float32)
@@ -258,7 +259,7 @@ def main(argv=None):
         },
         **{k: round(v, 4) for k, v in results.items()},
         "jax_compile_s": round(compile_jax, 2),
-        "threefry_partitionable": bool(args.partitionable_rng),
+        "threefry_partitionable": not args.fast_rng,
         "draws_per_step": args.draws_per_step,
         "speedup": round(results["numpy_s"] / results["jax_s"], 2),
         "floor_ratio": round(results["jax_s"] / results["floor_s"], 3),
