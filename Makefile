@@ -25,6 +25,8 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.bridge
+	$(BIN)/python -m benchmarks.train
+	$(BIN)/python -m benchmarks.ota
 
 lint: setup
 	$(BIN)/ruff check .

@@ -214,12 +214,12 @@ def plot(rows, config, path):
         ax.axvline(no_privacy_x, color="gray", linewidth=0.5)
         ax.annotate("no DP", (no_privacy_x, 0.02), fontsize=7, ha="center",
                     xycoords=("data", "axes fraction"))  # fmt: skip
-    ax.set_xlabel("privacy level ε (δ = %g)" % config.delta)
+    ax.set_xlabel(f"privacy level ε (δ = {config.delta:g})")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
+    spec = config.ensemble
     ax.set_title(
-        f"{config.ensemble.members} devices, AWGN at {config.snr_db:g} dB, {config.ensemble.dataset}",
-        fontsize=9,
+        f"{spec.members} devices, AWGN at {config.snr_db:g} dB, {spec.dataset}", fontsize=9
     )
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
