@@ -278,7 +278,7 @@ def train_group(
     rates = learning_rates(config, config.epochs * steps_per_epoch)
 
     images, labels = jnp.asarray(images), jnp.asarray(labels)
-    # a 1-column placeholder keeps one step signature with and without a teacher
+    # a 1-column dummy array keeps one step signature with and without a teacher
     soft_logits = (
         jnp.zeros((labels.shape[0], 1), jnp.float32)
         if soft_logits is None
