@@ -9,7 +9,8 @@ and the MSE of the reconstructed features; batch 64. Timed as
 (b) JAX with the JAX-native twin of the channel (``jax_ms``),
 (c) TensorFlow with Sionna, ``tf.function(jit_compile=True)`` (``tf_ms``),
 
-each the median over ``--steps`` steps after warm-up. Prints one JSON line with
+each the median over ``--steps`` steps after warm-up, the variants taking turns
+step by step so that a machine's drift hits them alike. Prints one JSON line with
 the medians and the ratios ``bridge_over_jax`` (target <= 1.5) and
 ``tf_over_bridge`` (target >= 1.0).
 
@@ -58,18 +59,21 @@ def jax_loss(params, key, features, backend):
     return jnp.mean((estimate - features) ** 2)
 
 
-def time_steps(step, steps):
-    step(0)  # compile
-    step(1)
-    times = []
-    for i in range(steps):
-        start = time.perf_counter()
-        step(i + 2)
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+def median_ms(steps, num_steps):
+    """Median milliseconds per step of each ``steps[name](i)``, taking turns step by step."""
+    for step in steps.values():
+        step(0)  # compile
+        step(1)
+    times = {name: [] for name in steps}
+    for i in range(num_steps):
+        for name, step in steps.items():
+            start = time.perf_counter()
+            step(i + 2)
+            times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def bench_jax(backend, steps):
+def jax_step(backend):
     params = jax.tree.map(jnp.asarray, init_params())
     features = jax.random.normal(jax.random.key(1), (BATCH, NUM_DEVICES, FEATURES))
     value_and_grad = jax.jit(jax.value_and_grad(jax_loss), static_argnums=3)
@@ -79,10 +83,10 @@ def bench_jax(backend, steps):
         loss, grads = value_and_grad(params, jax.random.fold_in(root, i), features, backend)
         jax.block_until_ready(grads)
 
-    return time_steps(step, steps)
+    return step
 
 
-def bench_tensorflow(steps):
+def tensorflow_step():
     tf = tensorflow()
     sn = sionna_phy()
     params = {k: tf.Variable(v.astype(np.float32)) for k, v in init_params().items()}
@@ -117,7 +121,7 @@ def bench_tensorflow(steps):
         _, grads = value_and_grad(seed)
         [g.numpy() for g in grads]
 
-    return time_steps(step, steps)
+    return step
 
 
 def main(argv=None):
@@ -133,12 +137,12 @@ def main(argv=None):
     unknown = set(variants) - {"bridge", "jax", "tf"}
     if unknown:
         parser.error(f"--variants: unknown {sorted(unknown)}; choose from bridge, jax, tf")
-    timers = {
-        "bridge": lambda: bench_jax("sionna", args.steps),
-        "jax": lambda: bench_jax("jax", args.steps),
-        "tf": lambda: bench_tensorflow(args.steps),
+    builders = {
+        "bridge": lambda: jax_step("sionna"),
+        "jax": lambda: jax_step("jax"),
+        "tf": tensorflow_step,
     }
-    ms = {name: timers[name]() for name in variants}
+    ms = median_ms({name: builders[name]() for name in variants}, args.steps)
     result = {
         "benchmark": "bridge",
         "workload": f"{NUM_DEVICES} devices x {CHANNEL_USES} channel uses, batch {BATCH}, "

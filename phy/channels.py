@@ -199,10 +199,10 @@ def awgn(key, x, no, *, backend: Backend = "sionna"):
 # --------------------------------------------------------------------------- flat-fading MAC
 
 
-def _mac_apply_tf(x, h, no):
-    """y = h x + n in TensorFlow: h [B, M, K], x [B, K, n], no [B] -> [B, M, n]."""
+def _unit_noise_tf(shape):
+    """CN(0, 1) receiver noise from Sionna's AWGN block (its noise at ``no = 1``)."""
     tf = tensorflow()
-    return sionna_phy().channel.AWGN()(tf.einsum("bmk,bkn->bmn", h, x), no)
+    return sionna_phy().channel.AWGN()(tf.zeros(shape, tf.complex64), 1.0)
 
 
 def _mac_draw_tf(batch_size, num_devices, num_rx_ant, fading, k_factor, rx_correlation):
@@ -229,15 +229,6 @@ def _mac_draw_tf(batch_size, num_devices, num_rx_ant, fading, k_factor, rx_corre
 
 
 @functools.cache
-def _sionna_mac(num_devices, num_rx_ant, fading, k_factor, rx_correlation):
-    def draw_and_apply(x, no):
-        h = _mac_draw_tf(x.shape[0], num_devices, num_rx_ant, fading, k_factor, rx_correlation)
-        return _mac_apply_tf(x, h, no), h
-
-    return bridge(draw_and_apply)
-
-
-@functools.cache
 def _sionna_mac_draw(batch_size, num_devices, num_rx_ant, fading, k_factor, rx_correlation):
     return bridge(
         functools.partial(
@@ -246,7 +237,18 @@ def _sionna_mac_draw(batch_size, num_devices, num_rx_ant, fading, k_factor, rx_c
     )
 
 
-_sionna_mac_apply = bridge(_mac_apply_tf)
+@functools.cache
+def _sionna_unit_noise(shape):
+    return bridge(functools.partial(_unit_noise_tf, list(shape)))
+
+
+# Sionna draws the fading and the noise; the superposition y = h x + sqrt(no) n
+# is formed in JAX. Nothing differentiable then crosses the bridge, so the
+# backward pass needs no TensorFlow round trip (which would redo the forward).
+def _superpose(x, h, no, unit_noise):
+    """y = h x + sqrt(no) n: h [..., M, K], x [..., K, n], no [...], n [..., M, n]."""
+    y = jnp.einsum("...mk,...kn->...mn", h, x)
+    return y + jnp.sqrt(_expand_to_rank(no, y.ndim)).astype(y.dtype) * unit_noise
 
 
 def _jax_mac_draw(key, batch_shape, num_devices, num_rx_ant, fading, k_factor, rx_correlation):
@@ -266,9 +268,12 @@ def _jax_mac_draw(key, batch_shape, num_devices, num_rx_ant, fading, k_factor, r
     return h
 
 
-def _jax_mac_apply(key, x, h, no):
-    y = jnp.einsum("...mk,...kn->...mn", h, x)
-    return y + jnp.sqrt(_expand_to_rank(no, y.ndim)) * complex_normal(key, y.shape)
+def _unit_noise(key, shape, backend):
+    """CN(0, 1) noise of the receiver: Sionna's AWGN block or ``jax.random``."""
+    if backend == "jax":
+        return complex_normal(key, shape)
+    batch = math.prod(shape[:-2])
+    return _sionna_unit_noise((batch, *shape[-2:]))(key).reshape(shape)
 
 
 def _check_fading(fading, k_factor, num_rx_ant, rx_correlation):
@@ -351,18 +356,8 @@ def apply_mac(key, x, h, no, *, backend: Backend = "sionna"):
             f"h must have shape [..., num_rx_ant, {num_devices}] with batch {batch_shape}, "
             f"got {h.shape} for x of shape {x.shape}"
         )
-    if backend == "jax":
-        return _jax_mac_apply(
-            key, x, h, _expand_to_rank(jnp.asarray(no, jnp.float32), len(batch_shape))
-        )
-    num_rx_ant = h.shape[-2]
-    y = _sionna_mac_apply(
-        key,
-        x.reshape(-1, num_devices, n),
-        h.reshape(-1, num_rx_ant, num_devices),
-        _batch_noise(no, batch_shape),
-    )
-    return y.reshape(*batch_shape, num_rx_ant, n)
+    no = _batch_noise(no, batch_shape).reshape(batch_shape)
+    return _superpose(x, h, no, _unit_noise(key, (*batch_shape, h.shape[-2], n), backend))
 
 
 def flat_fading_mac(
@@ -411,15 +406,11 @@ def flat_fading_mac(
     params = (num_devices, num_rx_ant, fading, float(k_factor), float(rx_correlation))
     if backend == "jax":
         h = _jax_mac_draw(key_channel, batch_shape, *params)
-        y = _jax_mac_apply(
-            key_noise, x, h, _expand_to_rank(jnp.asarray(no, jnp.float32), len(batch_shape))
-        )
     else:
-        y, h = _sionna_mac(*params)(
-            key_channel, x.reshape(-1, num_devices, n), _batch_noise(no, batch_shape)
-        )
-        y = y.reshape(*batch_shape, num_rx_ant, n)
+        h = _sionna_mac_draw(math.prod(batch_shape), *params)(key_channel)
         h = h.reshape(*batch_shape, num_rx_ant, num_devices)
+    no = _batch_noise(no, batch_shape).reshape(batch_shape)
+    y = _superpose(x, h, no, _unit_noise(key_noise, (*batch_shape, num_rx_ant, n), backend))
     return ChannelOutput(y, h, _imperfect_csi(key_csi, h, csi_error_var))
 
 
