@@ -242,6 +242,17 @@ def _sionna_unit_noise(shape):
     return bridge(functools.partial(_unit_noise_tf, list(shape)))
 
 
+@functools.cache
+def _sionna_mac_draws(batch_size, n, num_devices, num_rx_ant, fading, k_factor, rx_correlation):
+    """Fading ``[B, M, K]`` and unit noise ``[B, M, n]`` in one bridged call."""
+
+    def draws():
+        h = _mac_draw_tf(batch_size, num_devices, num_rx_ant, fading, k_factor, rx_correlation)
+        return h, _unit_noise_tf([batch_size, num_rx_ant, n])
+
+    return bridge(draws)
+
+
 # Sionna draws the fading and the noise; the superposition y = h x + sqrt(no) n
 # is formed in JAX. Nothing differentiable then crosses the bridge, so the
 # backward pass needs no TensorFlow round trip (which would redo the forward).
@@ -406,11 +417,13 @@ def flat_fading_mac(
     params = (num_devices, num_rx_ant, fading, float(k_factor), float(rx_correlation))
     if backend == "jax":
         h = _jax_mac_draw(key_channel, batch_shape, *params)
+        unit_noise = complex_normal(key_noise, (*batch_shape, num_rx_ant, n))
     else:
-        h = _sionna_mac_draw(math.prod(batch_shape), *params)(key_channel)
+        h, unit_noise = _sionna_mac_draws(math.prod(batch_shape), n, *params)(key_channel)
         h = h.reshape(*batch_shape, num_rx_ant, num_devices)
+        unit_noise = unit_noise.reshape(*batch_shape, num_rx_ant, n)
     no = _batch_noise(no, batch_shape).reshape(batch_shape)
-    y = _superpose(x, h, no, _unit_noise(key_noise, (*batch_shape, num_rx_ant, n), backend))
+    y = _superpose(x, h, no, unit_noise)
     return ChannelOutput(y, h, _imperfect_csi(key_csi, h, csi_error_var))
 
 
