@@ -9,6 +9,9 @@ received SNR of device k is ``P_k * E|h_k|^2 / no``.
 (:func:`phy.bridge.bridge`); ``backend="jax"`` runs the pure-JAX twin, which is
 ``vmap``-able and needs no TensorFlow. The twins draw from the same
 distributions and apply the channel identically; the tests tie them together.
+On the multiple-access channel Sionna draws the fading and the noise, and the
+superposition is formed in JAX (the same code for both backends), so that no
+gradient has to cross the bridge.
 
 ``no`` broadcasts over the leading (batch) dimensions of ``x`` only, so SNR
 points and Monte-Carlo trials can share one call: give ``x`` the shape
