@@ -1,7 +1,7 @@
 """Lazy, quiet import of TensorFlow and Sionna.
 
-TensorFlow costs seconds to import and prints native log lines (oneDNN, CUDA
-stubs) before its logging is configured, which no environment variable
+TensorFlow costs seconds to import and prints native log lines (oneDNN, missing CUDA
+drivers) before its logging is configured, which no environment variable
 silences on the 2.21 line. Modules that need it call :func:`tensorflow` at
 call time, so the JAX-only paths never pay for it.
 """
