@@ -14,7 +14,7 @@ from typing import Literal, NamedTuple
 
 import numpy as np
 
-__all__ = ["EnsembleSpec", "MemberOutputs", "member_outputs"]
+__all__ = ["EnsembleSpec", "MemberOutputs", "member_outputs", "trained_ensemble"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,14 +70,19 @@ class MemberOutputs(NamedTuple):
 
 
 @functools.cache
-def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
-    """Train or load the members of ``spec`` and return their logits on validation and test."""
+def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
+    """Train or load the members of ``spec``.
+
+    Returns:
+        ``(ensemble, dataset)``: the :class:`models.ensemble.Ensemble` and the
+        :class:`models.datasets.Dataset` it was trained on (split with ``spec.seed``).
+    """
     from tqdm import tqdm
 
     from models.cache import cached_train_ensemble
     from models.datasets import load_dataset
     from models.ensemble import EnsembleConfig
-    from models.train import TrainConfig, ensemble_logits, planned_member_steps
+    from models.train import TrainConfig, planned_member_steps
     from models.zoo import ModelConfig
 
     dataset = load_dataset(spec.dataset, seed=spec.seed)
@@ -93,6 +98,15 @@ def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
             dataset, spec.seed, config, train_config, on_step=bar.update
         )
         bar.update(total - bar.n)  # loaded from the cache: nothing to train
+    return ensemble, dataset
+
+
+@functools.cache
+def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
+    """Train or load the members of ``spec`` and return their logits on validation and test."""
+    from models.train import ensemble_logits
+
+    ensemble, dataset = trained_ensemble(spec, progress)
     return MemberOutputs(
         test_logits=ensemble_logits(ensemble, dataset.test_images),
         test_labels=dataset.test_labels,
