@@ -62,6 +62,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "experiments.ota_privacy",
         "accuracy vs differential-privacy level: over-the-air vs orthogonal, belief vs vote",
     ),
+    "latency_bitrate": (
+        "experiments.latency_bitrate",
+        "latency vs uplink bitrate: edge-only, cloud-only and split at every split point (Fig. 3)",
+    ),
 }
 
 
