@@ -30,6 +30,29 @@ Default hardware, a microcontroller-class IoT device and a datacenter GPU:
   is then microseconds, so the regimes hardly depend on it; a fixed per-request
   delay belongs in ``rtt_s``.
 
+Regimes found (exact crossings; the survey's Fig. 3 predicts edge, then split,
+then cloud as the bitrate grows):
+
+* Defaults (compact CNN, width 1, 28×28×1, 8-bit features): two regimes only,
+  edge-only below 0.40 Mbps and cloud-only above. No split ever wins: the
+  features after ``conv1`` (14×14×32) and ``conv2`` (7×7×64) hold 8× and 4×
+  as many values as the 784-pixel input, so they cost more bits than the raw
+  image and more device time than sending it; ``hidden`` sends 128 values
+  (1/6 of the input's bits) but after 99.97 % of the FLOPs, so it beats
+  cloud-only only below 0.33 Mbps and edge-only only above 199 Mbps.
+* ``--set feature_bits=4 --set bottleneck=0.125`` (a bottleneck keeping 4 of
+  the 32 channels after ``conv1``, 4 bits each: half the input's bits, after
+  6 % of the FLOPs): edge-only below 0.21 Mbps, split at ``conv1`` from 0.21 to
+  3.14 Mbps (3G included), cloud-only above.
+* ``--set model=mobilenet_v2 --set dataset=cifar10 --set device_flops_per_s=1e10
+  --set bottleneck=0.0625`` (MobileNetV2 on 32×32×3 and a phone-class device,
+  1e10 FLOP/s as an order of magnitude): edge-only below 0.21 Mbps, split at
+  ``stage4`` to 0.76 Mbps, then at ``stage1`` to 44.9 Mbps (3G, LTE and Wi-Fi),
+  cloud-only above. With ``feature_bits=2`` and no bottleneck instead, split at
+  ``stage4`` wins from 0.85 to 1.95 Mbps. On the default microcontroller
+  MobileNetV2 takes 0.37 s on the device and cloud-only wins everywhere from
+  0.1 Mbps on.
+
 Regimes (which placement is fastest, and from which bitrate on) are computed
 exactly from the rows by :func:`regimes` and written to ``regimes.json``
 beside the results, with each split point's window: the bitrates where it beats
@@ -149,17 +172,22 @@ def _hardware(config):
 
 
 @functools.cache
-def _placements(config):
-    """The placements of the config's model (built shape-only: no data, no weights)."""
+def _profile(model, dataset, width, num_classes):
+    """FLOPs and feature sizes of one architecture, built shape-only (no data, no weights)."""
     from models.zoo import ModelConfig, abstract_model
-    from strategies.latency import placements, profile_model
+    from strategies.latency import profile_model
 
-    model_config = ModelConfig(
-        config.model, INPUT_SHAPES[config.dataset], config.num_classes, config.width
-    )
-    profile = profile_model(abstract_model(model_config), model_config.input_shape)
+    model_config = ModelConfig(model, INPUT_SHAPES[dataset], num_classes, width)
+    return profile_model(abstract_model(model_config), model_config.input_shape)
+
+
+@functools.cache
+def _placements(config):
+    """The placements of the config's model; the profile is shared by configs of one model."""
+    from strategies.latency import placements
+
     return placements(
-        profile,
+        _profile(config.model, config.dataset, config.width, config.num_classes),
         input_bits=config.input_bits,
         feature_bits=config.feature_bits,
         bottleneck=config.bottleneck,
@@ -396,7 +424,8 @@ def plot(rows, config, path):
             )
         bottom.set_yticks(range(len(split_points)), split_points)
         bottom.set_ylim(-0.5, len(split_points) - 0.5)
-        bottom.legend(fontsize=7, loc="upper left")
+        bottom.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
+                      frameon=False)  # fmt: skip
 
     if rows:
         for regime in regimes(rows):

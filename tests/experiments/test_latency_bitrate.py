@@ -1,5 +1,6 @@
 """Latency vs uplink bitrate: the latency model (strategies.latency) and the experiment."""
 
+import dataclasses
 import json
 import math
 
@@ -175,6 +176,11 @@ def test_default_cnn_on_28x28_has_no_split_regime_and_the_bottleneck_setting_has
     """Why split never wins by default, and the documented setting where it does."""
     analysis = latency_bitrate.analysis(LatencyBitrateConfig())
     assert [r["strategy"] for r in analysis["regimes"]] == ["edge_only", "cloud_only"]
+    # they cross where full / 5e8 = 784 * 8 / R + full / 1e12
+    full = analysis["full_flops"]
+    crossing = 784 * 8 / (full / 5e8 - full / 1e12) / 1e6
+    assert analysis["regimes"][0]["high_mbps"] == pytest.approx(crossing, rel=1e-9)
+    assert 0.39 < crossing < 0.40  # the figure the docs quote
     conv1, conv2, hidden = analysis["splits"]
     # early features cost more bits than the input: never faster than the cloud
     assert conv1["payload_vs_cloud"] == 8.0 and conv2["payload_vs_cloud"] == 4.0
@@ -318,3 +324,29 @@ def test_rtt_adds_to_every_placement_that_sends():
         delayed = latency_bitrate.run_point(None, with_rtt, point)
         extra = 0.0 if point["strategy"] == "edge_only" else 0.02
         assert delayed["latency_s"] == pytest.approx(plain["latency_s"] + extra, rel=REL)
+
+
+@pytest.mark.slow  # MobileNetV2's FLOPs: 19 lowerings, ~30 s on a busy 2-core CPU
+def test_documented_mobilenet_settings():
+    phone = LatencyBitrateConfig(
+        model="mobilenet_v2", dataset="cifar10", device_flops_per_s=1e10, bottleneck=0.0625
+    )
+    regimes = latency_bitrate.analysis(phone)["regimes"]
+    assert [(r["strategy"], r["split_point"]) for r in regimes] == [
+        ("edge_only", None),
+        ("split", "stage4"),
+        ("split", "stage1"),
+        ("cloud_only", None),
+    ]
+    bounds = [round(r["high_mbps"], 2) for r in regimes[:-1]]
+    assert bounds == [0.21, 0.76, 44.88]
+    two_bit = latency_bitrate.analysis(dataclasses.replace(phone, bottleneck=1.0, feature_bits=2))
+    assert [(r["strategy"], r["split_point"]) for r in two_bit["regimes"]] == [
+        ("edge_only", None),
+        ("split", "stage4"),
+        ("cloud_only", None),
+    ]
+    mcu = latency_bitrate.analysis(
+        dataclasses.replace(phone, device_flops_per_s=5e8, bottleneck=1.0)
+    )
+    assert [r["strategy"] for r in mcu["regimes"]] == ["cloud_only"]
