@@ -77,7 +77,7 @@ __all__ = ["LatencyBitrateConfig", "EXPERIMENT", "NEUROSURGEON_UPLINKS_MBPS", "r
 Dataset = Literal["digits", "fashion_mnist", "cifar10"]
 ModelKind = Literal["cnn", "mobilenet_v2", "mlp"]
 INPUT_SHAPES = {"digits": (8, 8, 1), "fashion_mnist": (28, 28, 1), "cifar10": (32, 32, 3)}
-# Average uplink throughputs measured by Neurosurgeon (Kang et al., ASPLOS 2017, Table 2).
+# Average uplink throughputs measured by Neurosurgeon (Kang et al., ASPLOS 2017).
 NEUROSURGEON_UPLINKS_MBPS = {"3G": 1.1, "LTE": 5.85, "Wi-Fi": 18.88}
 
 
