@@ -1,0 +1,459 @@
+"""The analog split strategy (deep JSCC of features): power, channel, gradients, cost, training."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from models.checkpoint import CheckpointMismatchError
+from models.datasets import load_dataset
+from models.ensemble import EnsembleConfig
+from models.train import TrainConfig, train_ensemble
+from models.zoo import ModelConfig, build_model, flops
+from phy.conventions import snr_db_to_no
+from strategies.base import Hardware, Link, latency_s
+from strategies.jscc import (
+    JSCCCodec,
+    JSCCConfig,
+    JSCCSplitStrategy,
+    accuracy_vs_snr,
+    analog_link,
+    cached_train_jscc,
+    codec_flops,
+    jscc_logits,
+    load_jscc,
+    ofdm_positions,
+    train_jscc,
+    unit_energy_symbols,
+)
+
+# float32 rounding of a mean of k squares, k <= 256
+POWER_TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", seed=0)
+
+
+@pytest.fixture(scope="module")
+def classifier(digits):
+    """A small MLP trained briefly on digits (about 0.9 test accuracy)."""
+    config = EnsembleConfig(ModelConfig("mlp", digits.image_shape, 10, 0.25), 1, "init")
+    ensemble, _ = train_ensemble(digits, config, TrainConfig(epochs=8, seed=0))
+    model = ensemble.member(0)
+    model.eval()
+    return model
+
+
+def _config(**changes):
+    base = JSCCConfig(
+        split_point="hidden1", symbols=8, channel="awgn", hidden=32, epochs=4, backend="jax"
+    )
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.fixture(scope="module")
+def trained(classifier, digits):
+    """A codec trained through the JAX twin of Rayleigh fading, with its training report."""
+    config = _config(channel="rayleigh", epochs=6)
+    codec, model, report = train_jscc(classifier, digits, config)
+    return config, codec, model, report
+
+
+def _codec(config, feature_shape, seed=0):
+    return JSCCCodec.from_config(config, feature_shape, jax.random.key(seed))
+
+
+# --------------------------------------------------------------------------- power constraint
+
+
+def test_unit_energy_for_every_sample_at_any_input_scale():
+    reals = jax.random.normal(jax.random.key(0), (64, 2 * 24))
+    scales = 10.0 ** jnp.linspace(-30, 30, 64)  # each row its own scale
+    reals = reals * scales[:, None]
+    reals = reals.at[0].set(0.0).at[1].set(0.0).at[1, 5].set(-3e-38)  # zero and one tiny entry
+    x = unit_energy_symbols(reals)
+    assert x.shape == (64, 24) and x.dtype == jnp.complex64
+    energy = np.mean(np.abs(np.asarray(x, np.complex128)) ** 2, axis=-1)
+    np.testing.assert_allclose(energy, 1.0, atol=POWER_TOLERANCE)
+    # a rescaled row sends the same symbols (the constraint, not the scale, sets the power)
+    np.testing.assert_allclose(unit_energy_symbols(reals[2:] * 7.0), x[2:], rtol=1e-5, atol=1e-6)
+
+
+def test_unit_energy_gradient_is_finite_for_a_zero_row():
+    def total_power(reals):
+        return jnp.sum(jnp.abs(unit_energy_symbols(reals)[:, :3]) ** 2)
+
+    reals = jnp.zeros((2, 8)).at[1].set(jnp.arange(8.0))
+    grad = jax.grad(total_power)(reals)
+    assert np.all(np.isfinite(grad))
+    np.testing.assert_array_equal(grad[0], 0.0)
+    assert np.any(grad[1] != 0)
+
+
+@pytest.mark.parametrize("side_info", [False, True])
+def test_encoder_meets_the_power_constraint_for_adversarial_features(side_info):
+    config = _config(symbols=16, side_info=side_info)
+    codec = _codec(config, (2, 2, 6))
+    base = jax.random.normal(jax.random.key(1), (6, 2, 2, 6))
+    features = jnp.concatenate(
+        [base * 1e-30, base * 1e30, jnp.zeros_like(base[:1]), jnp.abs(base) * 1e15, base]
+    )
+    snr_db = jnp.tile(jnp.array([-40.0, 60.0, jnp.inf, -jnp.inf, 0.0, 10.0]), 5)[: len(features)]
+    x = codec.encode(features, snr_db)
+    energy = np.mean(np.abs(np.asarray(x, np.complex128)) ** 2, axis=-1)
+    np.testing.assert_allclose(energy, 1.0, atol=POWER_TOLERANCE)
+
+
+# --------------------------------------------------------------------------- channel
+
+
+@pytest.mark.parametrize("backend", ["jax", "sionna"])
+@pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
+def test_noise_free_link_returns_the_symbols(channel, backend):
+    x = unit_energy_symbols(jax.random.normal(jax.random.key(2), (16, 2 * 32)))
+    equalised, effective = analog_link(jax.random.key(3), x, jnp.inf, channel, backend=backend)
+    # conj(h) h x / |h|^2 = x up to float rounding
+    np.testing.assert_allclose(equalised, x, rtol=1e-5, atol=1e-5)
+    assert effective.shape == x.shape and np.all(np.isposinf(effective))
+
+
+@pytest.mark.parametrize("backend", ["jax", "sionna"])
+def test_awgn_noise_has_the_stated_power(backend):
+    """(1 + no) x_hat - x = n ~ CN(0, no); E|n|^2 = no, and |n|^2 ~ Exp has std no."""
+    batch, k, snr_db = 64, 256, 10.0
+    samples = batch * k
+    tolerance = 5 / math.sqrt(samples)  # 5 sigma of the relative error of a mean of Exp(no)
+    x = unit_energy_symbols(jax.random.normal(jax.random.key(4), (batch, 2 * k)))
+    equalised, effective = analog_link(jax.random.key(5), x, snr_db, "awgn", backend=backend)
+    no = float(snr_db_to_no(snr_db))
+    noise = (1 + no) * np.asarray(equalised) - np.asarray(x)
+    assert abs(np.mean(np.abs(noise) ** 2) / no - 1) < tolerance
+    np.testing.assert_allclose(effective, snr_db, rtol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["jax", "sionna"])
+def test_rayleigh_effective_snr_has_one_unit_mean_gain_per_block(backend):
+    """The effective SNR is snr + 10 log10|h|^2; E|h|^2 = 1 (exponential |h|^2, one per sample)."""
+    batch, k, snr_db = 4000, 4, 5.0
+    tolerance = 5 / math.sqrt(batch)  # 5 sigma of a mean of Exp(1)
+    x = jnp.ones((batch, k), jnp.complex64)
+    _, effective = analog_link(jax.random.key(6), x, snr_db, "rayleigh", backend=backend)
+    gain = 10 ** ((np.asarray(effective) - snr_db) / 10)
+    np.testing.assert_allclose(
+        gain, np.broadcast_to(gain[:, :1], gain.shape), rtol=1e-5
+    )  # block fading: one h per sample
+    assert abs(gain[:, 0].mean() - 1) < tolerance
+
+
+def test_ofdm_positions_spread_over_the_grid():
+    (symbols, subcarriers), positions = ofdm_positions(16, 64)
+    assert (symbols, subcarriers) == (1, 64)
+    np.testing.assert_array_equal(positions, np.arange(0, 64, 4))
+    (symbols, subcarriers), positions = ofdm_positions(100, 64)
+    assert (symbols, subcarriers) == (2, 64)
+    assert len(set(positions.tolist())) == 100 and positions.min() == 0 and positions.max() < 128
+
+
+def test_bad_channel_backend_and_config_raise_value_errors():
+    x = jnp.ones((2, 4), jnp.complex64)
+    with pytest.raises(ValueError, match="'jax' has no twin of the 'tdl-a'"):
+        analog_link(jax.random.key(0), x, 0.0, "tdl-a", backend="jax")
+    with pytest.raises(ValueError, match="channel: unknown 'rician'"):
+        analog_link(jax.random.key(0), x, 0.0, "rician")
+    with pytest.raises(ValueError, match=r"x must have shape \[batch, k\]"):
+        analog_link(jax.random.key(0), x[0], 0.0, "awgn")
+    with pytest.raises(ValueError, match="'jax' has no twin of the 'tdl-a'"):
+        JSCCConfig(channel="tdl-a", backend="jax")
+    with pytest.raises(ValueError, match="symbols: 0 is not an int >= 1"):
+        JSCCConfig(symbols=0)
+    with pytest.raises(ValueError, match=r"snr_range_db: \(5, -5\) is not finite with low <= high"):
+        JSCCConfig(snr_range_db=(5, -5))
+    with pytest.raises(ValueError, match="backend: unknown 'torch'"):
+        JSCCConfig(backend="torch")
+    with pytest.raises(ValueError, match="learning_rate: 0 is not > 0"):
+        JSCCConfig(learning_rate=0)
+
+
+# --------------------------------------------------------------------------- gradients
+
+
+def _loss_of_codec(classifier, config, images, labels, snr_db, channel, backend, key):
+    classifier_def, classifier_state = nnx.split(classifier)
+    codec_def, _ = nnx.split(_codec(config, (64,)))
+
+    def loss(codec_state):
+        logits = jscc_logits(
+            nnx.merge(classifier_def, classifier_state), nnx.merge(codec_def, codec_state),
+            key, images, snr_db, channel, config, backend=backend,
+        )  # fmt: skip
+        return jnp.mean(-jax.nn.log_softmax(logits)[jnp.arange(len(labels)), labels])
+
+    return loss
+
+
+def test_noise_free_gradients_through_sionna_match_the_jax_twin(classifier, digits):
+    """Without noise both backends compute the same function: equal loss and gradients."""
+    config = _config()
+    images, labels = digits.train_images[:32], digits.train_labels[:32]
+    state = nnx.state(_codec(config, (64,)))
+    results = {}
+    for backend in ("jax", "sionna"):
+        loss = _loss_of_codec(
+            classifier, config, images, labels, jnp.inf, "awgn", backend, jax.random.key(0)
+        )
+        results[backend] = jax.jit(jax.value_and_grad(loss))(state)
+    (value_jax, grad_jax), (value_sionna, grad_sionna) = results["jax"], results["sionna"]
+    np.testing.assert_allclose(value_sionna, value_jax, rtol=1e-6)
+    leaves_jax, leaves_sionna = jax.tree.leaves(grad_jax), jax.tree.leaves(grad_sionna)
+    for g_jax, g_sionna in zip(leaves_jax, leaves_sionna, strict=True):
+        assert np.all(np.isfinite(g_sionna))
+        np.testing.assert_allclose(g_sionna, g_jax, rtol=1e-4, atol=1e-6)
+    assert max(float(jnp.max(jnp.abs(g))) for g in leaves_sionna) > 0
+
+
+def _unit(tree):
+    norm = jnp.sqrt(sum(jnp.vdot(leaf, leaf) for leaf in jax.tree.leaves(tree)))
+    return jax.tree.map(lambda leaf: leaf / norm, tree)
+
+
+def _assert_gradient_matches_finite_differences(loss, state, seed=0):
+    """Central differences along unit directions vs the gradient's projections.
+
+    Along the gradient itself (the derivative there is |g|) with step 1e-3,
+    and along a random direction with step 3e-3: float32 rounding of a loss
+    near 2 gives about 1e-4 of absolute error; larger steps cross ReLU kinks.
+    """
+    grad = jax.jit(jax.grad(loss))(state)
+    assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad))
+    random = jax.tree.map(
+        lambda leaf: jax.random.normal(
+            jax.random.fold_in(jax.random.key(seed), leaf.size), leaf.shape
+        ),
+        state,
+    )
+    loss = jax.jit(loss)
+    for direction, step, rtol, atol in ((grad, 1e-3, 0.01, 1e-3), (random, 3e-3, 0.1, 2e-4)):
+        direction = _unit(direction)
+        projected = float(
+            sum(
+                jnp.vdot(g, d)
+                for g, d in zip(jax.tree.leaves(grad), jax.tree.leaves(direction), strict=True)
+            )
+        )
+        plus = loss(jax.tree.map(lambda p, d, s=step: p + s * d, state, direction))
+        minus = loss(jax.tree.map(lambda p, d, s=step: p - s * d, state, direction))
+        finite_difference = float((plus - minus) / (2 * step))
+        assert abs(projected - finite_difference) <= rtol * abs(projected) + atol, (
+            projected,
+            finite_difference,
+        )
+    gradient_norm = float(jnp.sqrt(sum(jnp.vdot(g, g) for g in jax.tree.leaves(grad))))
+    assert gradient_norm > 1e-2
+
+
+@pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
+def test_gradient_through_the_sionna_channel_matches_finite_differences(
+    classifier, digits, channel
+):
+    """With noise (5 dB); the key fixes the channel draw, so the loss is a function of the codec."""
+    config = _config()
+    images, labels = digits.train_images[:32], digits.train_labels[:32]
+    state = nnx.state(_codec(config, (64,)))
+    loss = _loss_of_codec(
+        classifier, config, images, labels, 5.0, channel, "sionna", jax.random.key(1)
+    )
+    _assert_gradient_matches_finite_differences(loss, state)
+
+
+@pytest.mark.slow
+def test_gradient_through_the_bridged_tdl_a_channel_matches_finite_differences(classifier, digits):
+    """TDL-A over OFDM: here the gradient crosses the bridge (TF's own VJP)."""
+    config = _config(channel="tdl-a", backend="sionna", symbols=8, ofdm_subcarriers=16)
+    images, labels = digits.train_images[:32], digits.train_labels[:32]
+    state = nnx.state(_codec(config, (64,)))
+    loss = _loss_of_codec(
+        classifier, config, images, labels, 5.0, "tdl-a", "sionna", jax.random.key(2)
+    )
+    _assert_gradient_matches_finite_differences(loss, state, seed=1)
+
+
+# --------------------------------------------------------------------------- strategy
+
+
+def test_strategy_is_jitted_deterministic_and_compiles_once(trained, digits):
+    config, codec, model, _ = trained
+    strategy = JSCCSplitStrategy(model, codec, config)
+    assert strategy.name == "split_analog"
+    traces = []
+
+    def run(key, images, link):
+        traces.append(1)
+        return strategy(key, images, link)
+
+    run = jax.jit(run)
+    images = digits.test_images[:50]
+    key = jax.random.key(3)
+    a = run(key, images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
+    b = run(key, images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
+    c = run(jax.random.key(4), images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
+    run(key, images, Link(snr_db=12.0, channel="rayleigh", backend="jax"))
+    assert a.shape == (50, 10) and a.dtype == jnp.float32
+    np.testing.assert_array_equal(a, b)
+    assert np.mean(np.asarray(a) != np.asarray(c)) > 0.9  # another channel draw
+    assert len(traces) == 1  # the SNR is traced: one compilation for the sweep
+    eager = strategy(key, images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
+    np.testing.assert_allclose(eager, a, rtol=1e-4, atol=1e-4)
+    # noise-free awgn: the codec's reconstruction alone decides
+    snr = jnp.full((50,), jnp.inf)
+    jax_logits = run(key, images, Link(snr_db=snr, channel="awgn", backend="jax")).logits
+    sionna_logits = run(key, images, Link(snr_db=snr, channel="awgn", backend="sionna")).logits
+    np.testing.assert_allclose(sionna_logits, jax_logits, rtol=1e-5, atol=1e-5)
+
+
+def test_cost_fields_are_exact(trained, digits):
+    config, codec, model, _ = trained
+    hardware = Hardware(device_flops_per_s=2e8, server_flops_per_s=5e12, symbol_rate_hz=1e5)
+    strategy = JSCCSplitStrategy(model, codec, config, hardware)
+    cost = strategy(jax.random.key(0), digits.test_images[:4], Link(snr_db=3.0, backend="jax")).cost
+    encoder, decoder = codec_flops(codec)
+    shape = digits.image_shape
+    assert cost.channel_uses == config.symbols == 8
+    assert cost.payload_bits == 0
+    assert cost.device_flops == flops(model, shape, "hidden1", "front") + encoder
+    assert cost.server_flops == decoder + flops(model, shape, "hidden1", "back")
+    assert cost.latency_s == latency_s(cost.device_flops, 8, cost.server_flops, hardware)
+    # the networks' dense layers: a multiply-add is 2 flops; biases, ReLU and
+    # the power normalisation add a few per unit
+    features, hidden, k = 64, config.hidden, config.symbols
+    dense_encoder = 2 * (features + 1) * hidden + 2 * hidden * 2 * k
+    dense_decoder = 2 * 3 * k * hidden + 2 * hidden * features
+    assert dense_encoder <= encoder <= dense_encoder + 20 * (hidden + k)
+    assert dense_decoder <= decoder <= dense_decoder + 20 * (hidden + k + features)
+    # jitted, the same numbers (float32 holds these integers exactly)
+    jitted = jax.jit(strategy)(jax.random.key(0), digits.test_images[:4], Link(3.0, backend="jax"))
+    np.testing.assert_array_equal([float(v) for v in jitted.cost[:4]], [float(v) for v in cost[:4]])
+
+
+def test_strategy_rejects_mismatched_inputs(trained, digits):
+    config, codec, model, _ = trained
+    with pytest.raises(ValueError, match="split_point: unknown 'conv2'"):
+        JSCCSplitStrategy(model, codec, dataclasses.replace(config, split_point="conv2"))
+    with pytest.raises(ValueError, match="symbols: the codec sends 8, the config says 4"):
+        JSCCSplitStrategy(model, codec, dataclasses.replace(config, symbols=4))
+    strategy = JSCCSplitStrategy(model, codec, config)
+    with pytest.raises(ValueError, match=r"images must have shape \[batch, H, W, C\]"):
+        strategy(jax.random.key(0), digits.test_images[0], Link(0.0, backend="jax"))
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_reduces_the_loss_and_beats_chance(trained, digits):
+    """Digits, k = 8, 6 epochs through Rayleigh fading (SNR in [-10, 20] dB)."""
+    config, codec, model, report = trained
+    steps = 6 * (len(digits.train_labels) // config.batch_size)
+    assert report.losses.shape == (steps,) and np.all(np.isfinite(report.losses))
+    first, last = report.losses[:10].mean(), report.losses[-10:].mean()
+    assert first > 1.5  # a fresh codec sends noise: near chance (ln 10 = 2.3)
+    assert last < 0.5 * first, (first, last)
+    strategy = JSCCSplitStrategy(model, codec, config)
+    accuracy = accuracy_vs_snr(
+        strategy, jax.random.key(0), digits.test_images, digits.test_labels, [-10.0, 20.0],
+        channel="rayleigh", backend="jax",
+    )  # fmt: skip
+    # 359 test images: binomial sigma <= 0.027; graceful, monotone in SNR, well above chance 0.1
+    assert accuracy[1] > 0.75 and accuracy[1] > accuracy[0] + 0.1, accuracy
+
+
+def test_fine_tuning_trains_the_back_and_never_the_front(classifier, digits):
+    config = _config(fine_tune_back=True, epochs=1)
+    _, model, _ = train_jscc(classifier, digits, config)
+    before, after = nnx.state(classifier), nnx.state(model)
+    front_before = nnx.state(classifier.stages[0])
+    front_after = nnx.state(model.stages[0])
+    for old, new in zip(jax.tree.leaves(front_before), jax.tree.leaves(front_after), strict=True):
+        np.testing.assert_array_equal(old, new)
+    changed = [
+        not np.array_equal(old, new)
+        for old, new in zip(jax.tree.leaves(before), jax.tree.leaves(after), strict=True)
+    ]
+    assert sum(changed) == 4  # the kernels and biases of hidden2 and logits
+
+
+def test_checkpoint_cache_round_trip(classifier, digits, tmp_path):
+    config = _config(epochs=1)
+    codec, model, report, path = cached_train_jscc(classifier, digits, 0, config, root=tmp_path)
+    assert report is not None and path.parent == tmp_path and path.name.startswith("jscc-")
+    again, model_again, report_again, path_again = cached_train_jscc(
+        classifier, digits, 0, config, root=tmp_path
+    )
+    assert report_again is None and path_again == path
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(codec)), jax.tree.leaves(nnx.state(again)), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(model_again)), strict=True
+    ):
+        np.testing.assert_array_equal(a, b)
+    # another config or another classifier is another entry
+    other = build_model(ModelConfig("mlp", digits.image_shape, 10, 0.25), jax.random.key(9))
+    _, _, other_report, other_path = cached_train_jscc(other, digits, 0, config, root=tmp_path)
+    assert other_report is not None and other_path != path
+    with pytest.raises(CheckpointMismatchError, match="symbols: checkpoint has 8, expected 4"):
+        load_jscc(path, classifier, dataclasses.replace(config, symbols=4))
+
+
+# --------------------------------------------------------------------------- backends agree
+
+
+@pytest.mark.slow
+def test_sionna_and_jax_channels_give_statistically_equal_accuracy(trained, digits):
+    """The same codec over Sionna's channel and over the JAX twin: equal accuracy within noise.
+
+    5 channel draws of the 359 test images per point (N = 1795); the difference of
+    two accuracies has sigma <= sqrt(2 * 0.25 / 1795) = 0.017; bound 4 sigma.
+    """
+    config, codec, model, _ = trained
+    strategy = JSCCSplitStrategy(model, codec, config)
+    images = np.concatenate([digits.test_images] * 5)
+    labels = np.concatenate([digits.test_labels] * 5)
+    points = [-5.0, 0.0, 5.0]
+    for channel in ("awgn", "rayleigh"):
+        results = {
+            backend: accuracy_vs_snr(
+                strategy,
+                jax.random.key(11),
+                images,
+                labels,
+                points,
+                channel=channel,
+                backend=backend,
+                chunk_size=len(labels),
+            )  # fmt: skip
+            for backend in ("jax", "sionna")
+        }
+        np.testing.assert_array_less(np.abs(results["jax"] - results["sionna"]), 4 * 0.017)
+
+
+@pytest.mark.slow
+def test_training_through_sionna_reaches_the_accuracy_of_training_through_the_twin(
+    classifier, digits
+):
+    """Trained through each backend (other channel draws): test accuracies within 0.08."""
+    accuracies = {}
+    for backend in ("jax", "sionna"):
+        config = _config(channel="rayleigh", epochs=6, backend=backend)
+        codec, model, _ = train_jscc(classifier, digits, config)
+        accuracies[backend] = accuracy_vs_snr(
+            JSCCSplitStrategy(model, codec, config), jax.random.key(0),
+            np.concatenate([digits.test_images] * 3), np.concatenate([digits.test_labels] * 3),
+            [0.0, 10.0], channel="rayleigh", backend="jax",
+        )  # fmt: skip
+    np.testing.assert_array_less(np.abs(accuracies["jax"] - accuracies["sionna"]), 0.08)
