@@ -1,0 +1,208 @@
+"""Cloud inference: the device sends its raw input over a digital link, the server classifies it.
+
+The device does no inference; it turns its image into bits and sends them
+with 5G LDPC + Gray QAM (:mod:`phy.digital`, Sionna) over the link's channel.
+The server's full model sees the image rebuilt from the *decided* bits, bit
+errors and all. Two sources:
+
+* ``"pixels"``: uniform 8-bit pixels (:class:`~strategies.codec.PixelFormat`),
+  ``H W C 8`` bits per image, MSB first, into LDPC blocks (the last padded).
+  A bit error changes one pixel's code.
+* ``"jpeg"`` / ``"webp"``: the 8-bit image encoded by Pillow at ``quality``
+  (:class:`~strategies.codec.ImageCodec`); the stream's bits are sent and the
+  server decodes the received bytes with Pillow. A corrupted stream is
+  decoded as far as it goes; where Pillow cannot decode it at all, the server
+  sees a neutral image (the training mean: all zeros once normalised) and the
+  failure is counted (:meth:`CloudStrategy.receive`). Stream lengths vary per
+  image; the number of blocks of each is side information assumed to arrive
+  intact (a few bits of control signalling, not counted).
+
+The digital link exists only as Sionna blocks: ``Link.backend`` is not
+consulted (``"jax"`` runs the same Sionna link), and ``Link.channel`` must be
+``"awgn"`` or ``"rayleigh"`` (i.i.d. per-symbol fading, perfect CSI).
+
+Cost of one inference: channel uses ``ceil(bits / k) n / bits_per_symbol``
+(mean over the batch for codecs), payload bits (mean over the batch for
+codecs; JAX scalars then), 0 device FLOPs (the codec's work is not a model's
+and is not counted), the full model's FLOPs on the server.
+"""
+
+import dataclasses
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from models.zoo import SplitClassifier, flops
+from strategies.base import Cost, Hardware, Link, Outcome, make_cost
+from strategies.codec import (
+    ImageCodec,
+    PixelFormat,
+    bits_to_bytes,
+    bytes_to_bits,
+    channel_uses_per_sample,
+    digital_link_config,
+    send_bits,
+)
+from strategies.local import check_common, check_images, inference_copy
+
+__all__ = ["SOURCES", "CloudStrategy", "CloudReception"]
+
+SOURCES = ("pixels", "jpeg", "webp")
+
+
+class CloudReception(NamedTuple):
+    """What reached the server.
+
+    Attributes:
+        codes: ``[B, H, W, C]`` uint8, the 8-bit pixels rebuilt from the
+            decided bits (zeros where the codec failed).
+        images: ``[B, H, W, C]`` float32, the normalised images the server's
+            model sees: ``codes`` normalised, or the neutral image (zeros).
+        payload_bits: ``[B]`` int32, info bits sent per image.
+        channel_uses: ``[B]`` int32, complex channel uses per image.
+        decode_failed: ``[B]`` bool, the codec could not decode the received
+            stream and the server saw the neutral image (always False for pixels).
+    """
+
+    codes: jax.Array
+    images: jax.Array
+    payload_bits: jax.Array
+    channel_uses: jax.Array
+    decode_failed: jax.Array
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CloudStrategy:
+    """Raw input over a digital link to the server's full model.
+
+    Parameters:
+        model: the server's full classifier.
+        pixel_format: the normalisation of the images and their stored pixel
+            range (:meth:`PixelFormat.for_dataset`).
+        hardware: compute speeds and symbol rate behind the latency.
+        source: ``"pixels"``, ``"jpeg"`` or ``"webp"``.
+        quality: codec quality, an int in ``[1, 100]`` (ignored for pixels).
+        jpeg_tables: ``"inline"`` (standard JPEG files) or ``"shared"``
+            (abbreviated streams, tables known at both ends); see :class:`ImageCodec`.
+        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
+        code_rate: LDPC rate ``k / n``.
+        block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
+        max_bytes: codec buffer per image; None: :meth:`ImageCodec.stream_bound`
+            of the image shape. All ``ceil(8 max_bytes / k)`` blocks are
+            simulated; only a stream's own blocks are counted as sent.
+
+    Input (``__call__``):
+        key: JAX PRNG key of the channel and noise; the same key gives the same result.
+        images: ``[B, H, W, C]`` float32 normalised images (``C`` as ``pixel_format``).
+        link: :class:`~strategies.base.Link`; ``snr_db`` is Es/N0 per complex
+            symbol in dB (noise CN(0, no), ``no = 10**(-snr_db/10)``; average
+            Es/N0 under Rayleigh fading).
+
+    Output:
+        :class:`~strategies.base.Outcome` with the server's logits
+        ``[B, num_classes]`` float32 and the cost of one inference.
+    """
+
+    model: SplitClassifier
+    pixel_format: PixelFormat
+    hardware: Hardware = Hardware()
+    source: str = "pixels"
+    quality: int = 75
+    jpeg_tables: str = "inline"
+    modulation: str = "qpsk"
+    code_rate: float = 0.5
+    block_bits: int = 512
+    max_bytes: int | None = None
+    _flops: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self):
+        check_common(self.model, self.hardware)
+        if not isinstance(self.pixel_format, PixelFormat):
+            raise ValueError(
+                f"pixel_format: {type(self.pixel_format).__name__} is not a PixelFormat"
+            )
+        if self.source not in SOURCES:
+            raise ValueError(f"source: unknown {self.source!r}; allowed: {', '.join(SOURCES)}")
+        if self.source != "pixels":
+            self.codec  # noqa: B018 (checks quality and jpeg_tables now)
+        if self.max_bytes is not None and not (
+            isinstance(self.max_bytes, int) and self.max_bytes >= 1
+        ):
+            raise ValueError(f"max_bytes: {self.max_bytes!r} is not None or an int >= 1")
+        self.link_config("awgn")  # checks modulation, code_rate and block_bits now
+
+    @property
+    def name(self) -> str:
+        if self.source == "pixels":
+            return "cloud_digital"
+        return f"cloud_digital_{self.source}_q{self.quality}"
+
+    @property
+    def codec(self) -> ImageCodec:
+        """The image codec (``source`` ``"jpeg"`` or ``"webp"``)."""
+        return ImageCodec(self.source, self.quality, self.jpeg_tables)
+
+    def link_config(self, channel: str):
+        """The :class:`phy.digital.LinkConfig` used over ``channel``."""
+        return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
+
+    def buffer_bytes(self, image_shape: tuple[int, int, int]) -> int:
+        """Codec buffer per image: ``max_bytes`` or the codec's bound for ``image_shape``."""
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return self.codec.stream_bound(tuple(int(d) for d in image_shape))
+
+    def server_flops(self, input_shape: tuple[int, ...]) -> float:
+        """FLOPs of the server's full model on one ``input_shape`` sample."""
+        input_shape = tuple(int(d) for d in input_shape)
+        if input_shape not in self._flops:
+            self._flops[input_shape] = flops(self.model, input_shape)
+        return self._flops[input_shape]
+
+    def receive(self, key: jax.Array, images: jax.Array, link: Link) -> CloudReception:
+        """Encode, send and rebuild the images: what the server's model will see.
+
+        Same inputs as ``__call__``; returns a :class:`CloudReception`.
+        """
+        check_images(images)
+        self.pixel_format.check_images(images)
+        config = self.link_config(link.channel)
+        batch, shape = images.shape[0], tuple(images.shape[1:])
+        codes = self.pixel_format.to_codes(images)
+        if self.source == "pixels":
+            bits = bytes_to_bits(codes.reshape(batch, -1))
+            decided = send_bits(key, bits, link.snr_db, config)
+            received = bits_to_bytes(decided).reshape(codes.shape)
+            payload = jnp.full((batch,), bits.shape[1], jnp.int32)
+            failed = jnp.zeros((batch,), bool)
+        else:
+            streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
+            decided = send_bits(key, bytes_to_bits(streams), link.snr_db, config)
+            received, failed = self.codec.decode_jax(bits_to_bytes(decided), lengths, shape)
+            payload = 8 * lengths
+        server_images = self.pixel_format.from_codes(received)
+        server_images = jnp.where(failed[:, None, None, None], 0.0, server_images)
+        uses = channel_uses_per_sample(payload, config)
+        return CloudReception(received, server_images, payload, uses, failed)
+
+    def cost(self, reception: CloudReception, channel: str) -> Cost:
+        """The :class:`~strategies.base.Cost` of one inference, from a reception over ``channel``.
+
+        Pixels: exact Python numbers; codecs: means over the batch (JAX scalars).
+        """
+        shape = tuple(int(d) for d in reception.images.shape[1:])
+        if self.source == "pixels":
+            payload = 8 * math.prod(shape)
+            uses = float(channel_uses_per_sample(payload, self.link_config(channel)))
+            payload = float(payload)
+        else:
+            payload = jnp.mean(reception.payload_bits.astype(jnp.float32))
+            uses = jnp.mean(reception.channel_uses.astype(jnp.float32))
+        return make_cost(uses, payload, 0.0, self.server_flops(shape), self.hardware)
+
+    def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome:
+        reception = self.receive(key, images, link)
+        logits = inference_copy(self.model)(reception.images)
+        return Outcome(logits, self.cost(reception, link.channel))
