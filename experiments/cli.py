@@ -6,6 +6,7 @@
     airinfer run NAME [--quick] [--out DIR] [--set KEY=VALUE]... [--overwrite] [--no-progress]
     airinfer plot DIR                      redraw DIR/NAME.png from DIR/results.csv
     airinfer train ...                     train models (when experiments.train is present)
+    airinfer train-encoder ...             train an analog split link's encoder and decoder
 
 ``list`` and ``--help`` import neither JAX nor TensorFlow: the experiment table
 names modules without importing them, and the runner is imported only by the
@@ -29,6 +30,7 @@ PROG = "airinfer"
 USAGE_ERROR = 2
 INTERRUPTED = 130
 TRAIN_MODULE = "experiments.train"
+TRAIN_ENCODER_MODULE = "experiments.train_encoder"
 
 
 class UsageError(Exception):
@@ -148,6 +150,18 @@ def _add_train(commands, argv: list[str]) -> None:
         parser.set_defaults(handler=train.main)
 
 
+def _add_train_encoder(commands, argv: list[str]) -> None:
+    """Register ``train-encoder``; import its module only when it is the command."""
+    if importlib.util.find_spec(TRAIN_ENCODER_MODULE) is None:
+        return
+    description = "train the encoder and decoder of an analog split link through the channel"
+    parser = commands.add_parser("train-encoder", help=description, description=description)
+    if argv[:1] == ["train-encoder"]:
+        module = importlib.import_module(TRAIN_ENCODER_MODULE)
+        module.add_arguments(parser)
+        parser.set_defaults(handler=module.main)
+
+
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     """The ``airinfer`` parser; ``argv`` decides whether ``train``'s options are loaded."""
     parser = _Parser(
@@ -202,6 +216,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     plotting.set_defaults(handler=_plot)
 
     _add_train(commands, argv or [])
+    _add_train_encoder(commands, argv or [])
     return parser
 
 
