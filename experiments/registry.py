@@ -66,6 +66,11 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "experiments.latency_bitrate",
         "latency vs uplink bitrate: edge-only, cloud-only and split at every split point (Fig. 3)",
     ),
+    "strategies_snr": (
+        "experiments.strategies_snr",
+        "accuracy vs SNR of every strategy: local, cloud, split digital/analog, partitioning, "
+        "edge ensemble",
+    ),
 }
 
 

@@ -128,3 +128,11 @@ class Strategy(Protocol):
     name: str
 
     def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome: ...
+
+    def message(self, images: jax.Array) -> jax.Array | None:
+        """What leaves the inferring device for ``images`` ``[B, H, W, C]``, before the channel.
+
+        ``[B, ...]`` (the values or symbols its transmitter sends, as reals), or
+        None when nothing leaves it. Privacy proxies attack this message.
+        """
+        ...

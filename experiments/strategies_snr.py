@@ -1,0 +1,370 @@
+"""Collaboration strategies vs SNR on one physical layer: the digital cliff and analog grace.
+
+Every strategy of :mod:`strategies` classifies the same test images at every
+Es/N0 of the sweep, over AWGN and Rayleigh fading:
+
+* ``local``: the compact device model alone (no link; flat in SNR);
+* ``cloud_digital``: 8-bit pixels over 5G LDPC + QPSK to the full model;
+  ``cloud_jpeg``: the same link carrying a JPEG stream (optional);
+* ``split_digital_b{2,4,8}``: the full model cut at ``split_point``, features
+  quantised to b bits and sent over the same digital link;
+* ``split_analog``: the same cut, features mapped by a trained deep-JSCC
+  encoder to as many complex channel uses as ``split_digital_b2`` needs
+  (``analog_matched_bits``), trained through the channel it is tested on;
+* ``partition_layer``: the full model's stages along a chain of devices, each
+  hop a digital link; ``partition_horizontal``: the units of one stage split
+  across devices, each slice over its own digital link;
+* ``edge_ensemble``: ``ensemble_devices`` compact members averaging their
+  softmax outputs over the air (truncated channel inversion).
+
+The full model (``server_width``) serves cloud, split and partitioning; the
+compact members (``ensemble_width``) serve the edge ensemble, and member 0 is
+the local device. Both come from the model cache shared with the ``ota_*``
+experiments. ``snr_db`` is Es/N0 per complex symbol of every link (average
+Es/N0 under fading). Accuracy is measured on the first ``num_test`` test
+images with a 95 % Wilson interval; the cost columns are per inference.
+"""
+
+import dataclasses
+import functools
+import math
+import sys
+from typing import Literal
+
+import numpy as np
+
+from experiments import registry
+from experiments.config import ConfigError
+from experiments.members import EnsembleSpec, trained_ensemble
+from experiments.registry import Experiment
+from experiments.stats import wilson_interval
+
+STRATEGIES = (
+    "local",
+    "cloud_digital",
+    "cloud_jpeg",
+    "split_digital_b2",
+    "split_digital_b4",
+    "split_digital_b8",
+    "split_analog",
+    "partition_layer",
+    "partition_horizontal",
+    "edge_ensemble",
+)
+Strategy = Literal[STRATEGIES]
+CHANNELS = ("awgn", "rayleigh")
+COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
+
+
+@dataclasses.dataclass(frozen=True)
+class StrategiesSnrConfig:
+    """Configuration of ``strategies_snr``.
+
+    Attributes:
+        seed: root of every point's key, of the data split and of the training.
+        dataset: ``fashion_mnist``, ``digits`` or ``cifar10``.
+        epochs: training epochs of every classifier.
+        server_width: width of the full CNN (cloud, split, partitioning).
+        ensemble_width, ensemble_members: the compact CNNs (bagging); member 0
+            is the local device.
+        ensemble_devices: K devices of the edge ensemble (the first K members).
+        strategies: which curves to draw (see the module docstring).
+        channels: ``awgn`` and/or ``rayleigh``.
+        snr_db: Es/N0 per complex symbol in dB.
+        split_point: where split strategies cut the full model.
+        clip_percentile: the feature quantiser's clip, a percentile of the
+            training features' magnitudes.
+        analog_matched_bits: ``split_analog`` gets the channel uses of
+            ``split_digital_b{analog_matched_bits}``.
+        jscc_epochs, jscc_snr_range_db: training of the analog encoder/decoder.
+        partition_cuts: split points of the layer-wise chain (D - 1 cuts).
+        horizontal_layer, horizontal_devices: the stage whose units are split
+            across devices.
+        hop_bits: quantiser bits of each partitioning hop.
+        jpeg_quality: quality of ``cloud_jpeg``.
+        modulation, code_rate, block_bits: the digital links (5G LDPC + QAM).
+        num_test: test images (the first ones; 0 = all).
+        batch_size: images per jitted call.
+        backend: channels of the analog links: ``sionna`` or ``jax``.
+    """
+
+    seed: int = 0
+    dataset: Literal["digits", "fashion_mnist", "cifar10"] = "fashion_mnist"
+    epochs: int = 2
+    server_width: float = 1.0
+    ensemble_width: float = 0.5
+    ensemble_members: int = 20
+    ensemble_devices: int = 16
+    strategies: tuple[Strategy, ...] = STRATEGIES
+    channels: tuple[Literal["awgn", "rayleigh"], ...] = CHANNELS
+    snr_db: tuple[float, ...] = tuple(float(s) for s in range(-10, 31, 2))
+    split_point: str = "hidden"
+    clip_percentile: float = 99.9
+    analog_matched_bits: int = 2
+    jscc_epochs: int = 10
+    jscc_snr_range_db: tuple[float, float] = (-10.0, 20.0)
+    partition_cuts: tuple[str, ...] = ("conv2", "hidden")
+    horizontal_layer: str = "hidden"
+    horizontal_devices: int = 4
+    hop_bits: int = 8
+    jpeg_quality: int = 75
+    modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
+    code_rate: float = 0.5
+    block_bits: int = 512
+    num_test: int = 2000
+    batch_size: int = 250
+    backend: Literal["sionna", "jax"] = "sionna"
+
+    def __post_init__(self):
+        if not 1 <= self.ensemble_devices <= self.ensemble_members:
+            raise ConfigError(
+                f"ensemble_devices: {self.ensemble_devices} must lie in "
+                f"[1, ensemble_members={self.ensemble_members}]"
+            )
+        if any(not math.isfinite(s) for s in self.snr_db):
+            raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
+        for name in ("epochs", "jscc_epochs", "batch_size", "horizontal_devices"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not >= 1")
+        if self.num_test < 0:
+            raise ConfigError(f"num_test: {self.num_test} is not >= 0")
+        if self.analog_matched_bits not in (2, 4, 8):
+            raise ConfigError(f"analog_matched_bits: {self.analog_matched_bits} is not 2, 4 or 8")
+
+    def spec(self, width, members, diversity):
+        return EnsembleSpec(
+            dataset=self.dataset, model="cnn", width=width, members=members,
+            diversity=diversity, epochs=self.epochs, seed=self.seed,
+        )  # fmt: skip
+
+
+QUICK = {
+    "dataset": "digits",
+    "epochs": 10,
+    "snr_db": tuple(float(s) for s in range(-10, 31, 5)),
+    "jscc_epochs": 10,
+    "num_test": 0,
+    "batch_size": 360,
+}
+
+
+def points(config):
+    """One point per (channel, strategy, snr_db)."""
+    return [
+        {"strategy": strategy, "channel": channel, "snr_db": snr}
+        for channel in config.channels
+        for strategy in config.strategies
+        for snr in config.snr_db
+    ]
+
+
+@functools.cache
+def _setup(config):
+    """(server model, compact ensemble, dataset, test images, test labels)."""
+    server, _ = trained_ensemble(config.spec(config.server_width, 1, "init"))
+    ensemble, dataset = trained_ensemble(
+        config.spec(config.ensemble_width, config.ensemble_members, "bagging")
+    )
+    n = config.num_test or len(dataset.test_labels)
+    return server.member(0), ensemble, dataset, dataset.test_images[:n], dataset.test_labels[:n]
+
+
+def _digital(config):
+    return {
+        "modulation": config.modulation, "code_rate": config.code_rate,
+        "block_bits": config.block_bits,
+    }  # fmt: skip
+
+
+def matched_symbols(config, model, image_shape):
+    """Channel uses of ``split_digital_b{analog_matched_bits}``: the analog link's ``k``."""
+    from models.zoo import feature_shape
+    from strategies.codec import channel_uses_per_sample, digital_link_config
+
+    values = math.prod(feature_shape(model, config.split_point, image_shape))
+    link = digital_link_config("awgn", config.modulation, config.code_rate, config.block_bits)
+    return int(channel_uses_per_sample(values * config.analog_matched_bits, link))
+
+
+@functools.cache
+def _clip(config):
+    from strategies.split_digital import calibrate_clip
+
+    server, _, dataset, _, _ = _setup(config)
+    return calibrate_clip(server, config.split_point, dataset.train_images, config.clip_percentile)
+
+
+@functools.cache
+def _strategy(config, name, channel):
+    """The strategy behind a curve (the analog split is trained per channel)."""
+    from strategies import cloud, edge_ensemble, local, partition, split_digital
+    from strategies.digital_hop import DigitalHop
+
+    server, ensemble, dataset, _, _ = _setup(config)
+    if name == "local":
+        return local.LocalStrategy(ensemble.member(0))
+    if name in ("cloud_digital", "cloud_jpeg"):
+        source = "pixels" if name == "cloud_digital" else "jpeg"
+        return cloud.CloudStrategy(
+            server, cloud.PixelFormat.for_dataset(dataset), source=source,
+            quality=config.jpeg_quality, **_digital(config),
+        )  # fmt: skip
+    if name.startswith("split_digital_b"):
+        return split_digital.SplitDigitalStrategy(
+            server, config.split_point, int(name.removeprefix("split_digital_b")),
+            _clip(config), signed=False, **_digital(config),
+        )  # fmt: skip
+    if name == "split_analog":
+        return _analog(config, channel)
+    if name in ("partition_layer", "partition_horizontal"):
+        layer = config.partition_cuts[-1] if name == "partition_layer" else config.horizontal_layer
+        hop = DigitalHop(
+            bits=config.hop_bits, low=0.0, high=_stage_clip(config, layer),
+            modulation=config.modulation, code_rate=config.code_rate,
+            max_block_bits=config.block_bits,
+        )  # fmt: skip
+        if name == "partition_layer":
+            hops = tuple(
+                dataclasses.replace(hop, high=_stage_clip(config, cut))
+                for cut in config.partition_cuts
+            )
+            return partition.LayerPartitionStrategy(server, config.partition_cuts, hops)
+        return partition.HorizontalPartitionStrategy(
+            server, config.horizontal_layer, config.horizontal_devices, hop
+        )
+    if name == "edge_ensemble":
+        members = [ensemble.member(k) for k in range(config.ensemble_devices)]
+        return edge_ensemble.EdgeEnsembleStrategy(members)
+    raise ValueError(f"strategy: unknown {name!r}")
+
+
+@functools.cache
+def _stage_clip(config, stage):
+    """The clip of a hop after ``stage`` (ReLU features: the range is [0, clip])."""
+    from strategies.split_digital import calibrate_clip
+
+    server, _, dataset, _, _ = _setup(config)
+    return calibrate_clip(server, stage, dataset.train_images, config.clip_percentile)
+
+
+def _analog(config, channel):
+    from tqdm import tqdm
+
+    from strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
+
+    server, _, dataset, _, _ = _setup(config)
+    jscc = JSCCConfig(
+        split_point=config.split_point,
+        symbols=matched_symbols(config, server, dataset.image_shape),
+        channel=channel, snr_range_db=config.jscc_snr_range_db, epochs=config.jscc_epochs,
+        seed=config.seed, backend=config.backend,
+    )  # fmt: skip
+    with tqdm(desc=f"deep JSCC encoder ({channel})", unit="step", file=sys.stderr) as bar:
+        codec, classifier, _, _ = cached_train_jscc(
+            server, dataset, config.seed, jscc, on_step=bar.update
+        )
+    return JSCCSplitStrategy(classifier, codec, jscc)
+
+
+@functools.cache
+def _jitted(strategy):
+    import jax
+
+    return jax.jit(strategy)
+
+
+def evaluate(strategy, key, images, labels, link, batch_size):
+    """Correct decisions and the mean cost of ``strategy`` over ``images`` in batches.
+
+    Every batch has ``batch_size`` images (the last one padded by repetition,
+    the padding not counted), so one compiled program serves them all.
+
+    Returns:
+        ``(correct, cost)``: an int and a dict of the cost columns, averaged
+        over the images (codecs send a different number of bits per image).
+    """
+    import jax
+
+    run = _jitted(strategy)
+    correct, totals = 0, dict.fromkeys(COST_COLUMNS, 0.0)
+    for i, start in enumerate(range(0, len(labels), batch_size)):
+        batch = images[start : start + batch_size]
+        size = len(batch)
+        if size < batch_size:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - size, axis=0)])
+        outcome = run(jax.random.fold_in(key, i), batch, link)
+        decisions = np.asarray(outcome.logits).argmax(-1)[:size]
+        correct += int(np.sum(decisions == labels[start : start + size]))
+        for name in COST_COLUMNS:
+            totals[name] += size * float(np.mean(getattr(outcome.cost, name)))
+    return correct, {name: total / len(labels) for name, total in totals.items()}
+
+
+def run_point(key, config, point):
+    """Accuracy (95 % Wilson half-width) and cost of one strategy at one SNR."""
+    import jax.numpy as jnp
+
+    from strategies.base import Link
+
+    _, _, _, images, labels = _setup(config)
+    strategy = _strategy(config, point["strategy"], point["channel"])
+    link = Link(
+        snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend
+    )
+    correct, cost = evaluate(strategy, key, images, labels, link, config.batch_size)
+    low, high = wilson_interval(correct, len(labels))
+    return {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2, **cost}
+
+
+STYLE = {
+    "local": ("tab:gray", ":"),
+    "cloud_digital": ("black", "--"),
+    "cloud_jpeg": ("tab:brown", "--"),
+    "split_digital_b2": ("tab:red", "--"),
+    "split_digital_b4": ("tab:orange", "--"),
+    "split_digital_b8": ("gold", "--"),
+    "split_analog": ("tab:blue", "-"),
+    "partition_layer": ("tab:purple", "-."),
+    "partition_horizontal": ("tab:pink", "-."),
+    "edge_ensemble": ("tab:green", "-"),
+}
+
+
+def plot(rows, config, path):
+    """One panel per channel: accuracy vs Es/N0, one line per strategy."""
+    from matplotlib.figure import Figure
+
+    from experiments.plotting import save_figure
+
+    figure = Figure(figsize=(5.0 * len(config.channels), 4.0), layout="constrained")
+    axes = figure.subplots(1, len(config.channels), squeeze=False, sharey=True)[0]
+    for ax, channel in zip(axes, config.channels, strict=True):
+        for name in config.strategies:
+            curve = sorted(
+                (r["snr_db"], r["accuracy"], r["accuracy_ci"], r["channel_uses"])
+                for r in rows
+                if r["channel"] == channel and r["strategy"] == name
+            )
+            if not curve:
+                continue
+            x, y, ci, uses = (np.asarray(c) for c in zip(*curve, strict=True))
+            color, style = STYLE[name]
+            ax.plot(x, y, style, color=color, marker=".", label=f"{name} ({uses[0]:.0f} uses)")
+            ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.12, linewidth=0)
+        ax.set_title(channel, fontsize=10)
+        ax.set_xlabel("Es/N0 per complex symbol [dB]")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("accuracy")
+    axes[-1].legend(fontsize=7, loc="lower right")
+    save_figure(figure, path)
+
+
+EXPERIMENT = Experiment(
+    name="strategies_snr",
+    summary=registry.EXPERIMENTS["strategies_snr"][1],
+    config=StrategiesSnrConfig,
+    quick=QUICK,
+    points=points,
+    run_point=run_point,
+    plot=plot,
+)
