@@ -137,7 +137,8 @@ class CloudStrategy:
     def name(self) -> str:
         if self.source == "pixels":
             return "cloud_digital"
-        return f"cloud_digital_{self.source}_q{self.quality}"
+        shared = "_shared" if self.source == "jpeg" and self.jpeg_tables == "shared" else ""
+        return f"cloud_digital_{self.source}{shared}_q{self.quality}"
 
     @property
     def codec(self) -> ImageCodec:

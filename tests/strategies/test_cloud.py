@@ -291,3 +291,13 @@ def test_bad_input(digits_cnn, digits_pixels, digits_batch, key):
         CloudStrategy(digits_cnn, (0.0, 1.0))
     with pytest.raises(ValueError, match="model"):
         CloudStrategy(None, digits_pixels)
+
+
+def test_names_tell_the_source_apart(digits_cnn, digits_pixels):
+    def name(**fields):
+        return CloudStrategy(digits_cnn, digits_pixels, **fields).name
+
+    assert name() == "cloud_digital"
+    assert name(source="webp", quality=30) == "cloud_digital_webp_q30"
+    assert name(source="jpeg", quality=30) == "cloud_digital_jpeg_q30"
+    assert name(source="jpeg", quality=30, jpeg_tables="shared") == "cloud_digital_jpeg_shared_q30"
