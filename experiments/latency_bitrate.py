@@ -358,7 +358,7 @@ def analysis(config):
     }
 
 
-def analysis_file(config):
+def analysis_file(config, rows=None):
     """``regimes.json``: :func:`analysis` of the config."""
     return {"regimes.json": (json.dumps(analysis(config), indent=2) + "\n").encode()}
 

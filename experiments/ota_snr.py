@@ -244,7 +244,7 @@ def plot(rows, config, path):
     save_figure(figure, path)
 
 
-def member_logits_file(config):
+def member_logits_file(config, rows=None):
     """With ``save_logits``: ``member_logits.npz`` (``logits`` [K, N, C], ``labels`` [N])."""
     if not config.save_logits:
         return {}

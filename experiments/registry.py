@@ -30,8 +30,9 @@ class Experiment:
             so a result does not depend on which points ran before it.
         plot: ``plot(rows, config, path)`` draws the figure from the CSV rows
             (dicts of column values, numbers already parsed) into ``path``.
-        artifacts: optional ``artifacts(config) -> {file name: bytes}``: extra
-            files written (atomically) beside the results after the sweep.
+        artifacts: optional ``artifacts(config, rows) -> {file name: bytes}``:
+            extra files written (atomically) beside the results after the sweep
+            (``rows`` as for ``plot``).
     """
 
     name: str
@@ -70,6 +71,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
         "experiments.strategies_snr",
         "accuracy vs SNR of every strategy: local, cloud, split digital/analog, partitioning, "
         "edge ensemble",
+    ),
+    "table1": (
+        "experiments.table1",
+        "the survey's Table I measured: accuracy, channel uses, latency, inversion PSNR, offline",
     ),
 }
 

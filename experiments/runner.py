@@ -501,14 +501,15 @@ def run(
     resumed = len(done)
     computed, first_point_s = _sweep(experiment, config, points, done, out_dir, progress)
     plot_path = replot(out_dir, experiment)
+    rows = read_rows(out_dir / RESULTS_FILE)
     if experiment.artifacts is not None:
-        for name, content in experiment.artifacts(config).items():
+        for name, content in experiment.artifacts(config, rows).items():
             _write_atomic(out_dir / name, content)
     finished = time.time()
     _write_json(
         out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s, computed, resumed)
     )
-    return RunResult(out_dir, read_rows(out_dir / RESULTS_FILE), computed, resumed, plot_path)
+    return RunResult(out_dir, rows, computed, resumed, plot_path)
 
 
 def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | None = None) -> Path:

@@ -1,0 +1,249 @@
+"""The survey's Table I, measured: every strategy at one reference link.
+
+For each strategy of ``strategies_snr`` (same models, same links, same
+configuration fields) at ``snr_db`` on ``channel`` with neighbours joining
+with probability ``connectivity``, one row with
+
+* ``accuracy`` (95 % Wilson half-width ``accuracy_ci``) and the cost of one
+  inference: ``channel_uses``, ``payload_bits``, ``device_flops``,
+  ``server_flops`` and ``latency_s`` (device compute + channel uses / symbol
+  rate + server compute, with :class:`strategies.base.Hardware`'s speeds);
+* ``privacy_psnr_db``: the privacy proxy, the PSNR with which an inverse
+  network trained on what leaves the device (:meth:`Strategy.message`, before
+  the channel: the most an eavesdropper could see) reconstructs unseen inputs
+  (:mod:`strategies.inversion`); ``blind_psnr_db`` is the floor, what guessing
+  the mean image gives (the value of strategies that send nothing);
+* ``offline_accuracy``: the accuracy with no link at all (the device alone),
+  empty where the strategy cannot decide without its link.
+
+Besides ``results.csv`` the run writes ``table1.md``, the same numbers as a
+Markdown table.
+"""
+
+import dataclasses
+import functools
+
+import numpy as np
+
+from experiments import registry, strategies_snr
+from experiments.config import ConfigError
+from experiments.registry import Experiment
+from experiments.stats import wilson_interval
+
+# Strategies that decide on the device when there is no link: the device's own
+# model (the edge ensemble then averages over no neighbour).
+OFFLINE = ("local", "edge_ensemble")
+
+
+@dataclasses.dataclass(frozen=True)
+class Table1Config(strategies_snr.StrategiesSnrConfig):
+    """Configuration of ``table1``: that of ``strategies_snr`` plus the reference link.
+
+    Attributes:
+        snr_db: the reference Es/N0 per complex symbol in dB (one value).
+        channel: the reference channel, ``awgn`` or ``rayleigh``.
+        connectivity: probability that a neighbour joins the edge ensemble.
+        attack_train: images the attacker trains its inverse network on (the
+            first ones of the training split; 0 = all).
+        attack_epochs: most epochs of the inverse network.
+    """
+
+    snr_db: tuple[float, ...] = (10.0,)
+    channel: str = "rayleigh"
+    connectivity: float = 1.0
+    attack_train: int = 10000
+    attack_epochs: int = 30
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.snr_db) != 1:
+            raise ConfigError(f"snr_db: {self.snr_db} must hold one reference SNR")
+        if self.channel not in strategies_snr.CHANNELS:
+            raise ConfigError(
+                f"channel: unknown {self.channel!r}; allowed: {', '.join(strategies_snr.CHANNELS)}"
+            )
+        if not 0.0 <= self.connectivity <= 1.0:
+            raise ConfigError(f"connectivity: {self.connectivity} is not in [0, 1]")
+        if self.attack_train < 0 or self.attack_epochs < 1:
+            raise ConfigError(
+                f"attack_train: {self.attack_train} must be >= 0 and attack_epochs: "
+                f"{self.attack_epochs} >= 1"
+            )
+
+
+QUICK = strategies_snr.QUICK | {"snr_db": (10.0,), "attack_train": 0, "attack_epochs": 15}
+
+
+def points(config):
+    """One point per strategy."""
+    return [{"strategy": name} for name in config.strategies]
+
+
+@functools.cache
+def _attack_data(config):
+    """(training images, test images) of the attacker, both in [0, 1]."""
+    from strategies.inversion import to_unit_range
+
+    _, _, dataset, test_images, _ = strategies_snr._setup(config)
+    train_images = dataset.train_images[: config.attack_train or None]
+    return (
+        train_images,
+        test_images,
+        to_unit_range(train_images, dataset),
+        to_unit_range(test_images, dataset),
+    )
+
+
+def _messages(strategy, images, batch_size):
+    """``strategy.message`` over ``images`` in batches, or None when nothing is sent."""
+    parts = [
+        strategy.message(images[start : start + batch_size])
+        for start in range(0, len(images), batch_size)
+    ]
+    return None if parts[0] is None else np.concatenate([np.asarray(p) for p in parts])
+
+
+@functools.cache
+def _blind_psnr(config):
+    from strategies.inversion import blind_psnr
+
+    _, _, unit_train, unit_test = _attack_data(config)
+    return blind_psnr(unit_train, unit_test)
+
+
+def privacy_psnr(key, config, strategy):
+    """Reconstruction PSNR (dB) of the inputs from ``strategy``'s messages."""
+    from strategies.inversion import InversionConfig
+    from strategies.inversion import privacy_psnr as attack
+
+    train_images, test_images, unit_train, unit_test = _attack_data(config)
+    sent_train = _messages(strategy, train_images, config.batch_size)
+    if sent_train is None:
+        return _blind_psnr(config)
+    sent_test = _messages(strategy, test_images, config.batch_size)
+    inversion = InversionConfig(epochs=config.attack_epochs, seed=config.seed)
+    return attack(key, sent_train, unit_train, sent_test, unit_test, inversion)
+
+
+def run_point(key, config, point):
+    """One row of the table: accuracy, cost, privacy proxy and the offline accuracy."""
+    import jax
+    import jax.numpy as jnp
+
+    from strategies.base import Link
+
+    _, _, _, images, labels = strategies_snr._setup(config)
+    name = point["strategy"]
+    strategy = strategies_snr._strategy(config, name, config.channel)
+    key_link, key_attack, key_offline = jax.random.split(key, 3)
+
+    def accuracy(connectivity):
+        link = Link(
+            snr_db=jnp.float32(config.snr_db[0]), connectivity=jnp.float32(connectivity),
+            channel=config.channel, backend=config.backend,
+        )  # fmt: skip
+        return strategies_snr.evaluate(strategy, key_link, images, labels, link, config.batch_size)
+
+    correct, cost = accuracy(config.connectivity)
+    low, high = wilson_interval(correct, len(labels))
+    offline = None
+    if name in OFFLINE:
+        offline = accuracy(0.0)[0] / len(labels)
+    return {
+        "accuracy": correct / len(labels),
+        "accuracy_ci": (high - low) / 2,
+        **cost,
+        "privacy_psnr_db": privacy_psnr(key_attack, config, strategy),
+        "blind_psnr_db": _blind_psnr(config),
+        "offline_accuracy": offline,
+    }
+
+
+COLUMNS = (
+    ("strategy", "strategy", "{}"),
+    ("accuracy", "accuracy", "{:.3f}"),
+    ("channel_uses", "channel uses", "{:,.0f}"),
+    ("payload_bits", "payload bits", "{:,.0f}"),
+    ("device_flops", "device MFLOP", "{:.3g}"),
+    ("server_flops", "server MFLOP", "{:.3g}"),
+    ("latency_s", "latency [ms]", "{:.3g}"),
+    ("privacy_psnr_db", "inversion PSNR [dB]", "{:.1f}"),
+    ("offline_accuracy", "with no link", "{}"),
+)
+SCALE = {"device_flops": 1e-6, "server_flops": 1e-6, "latency_s": 1e3}
+
+
+def markdown(rows, config):
+    """The rows as a Markdown table, with the reference link in a caption line."""
+    lines = [
+        f"{config.dataset}, {config.channel} at {config.snr_db[0]:g} dB, connectivity "
+        f"{config.connectivity:g}; blind inversion floor {rows[0]['blind_psnr_db']:.1f} dB.",
+        "",
+        "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
+        "|" + "|".join("---" for _ in COLUMNS) + "|",
+    ]
+    for row in rows:
+        cells = []
+        for column, _, fmt in COLUMNS:
+            value = row[column]
+            if column == "offline_accuracy":
+                cells.append("no" if value is None else f"yes ({value:.3f})")
+            else:
+                cells.append(fmt.format(value * SCALE.get(column, 1) if column in SCALE else value))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def table_file(config, rows):
+    """``table1.md``: :func:`markdown` of the results."""
+    return {"table1.md": markdown(rows, config).encode()}
+
+
+def plot(rows, config, path):
+    """Four bar charts side by side: accuracy, channel uses, latency and inversion PSNR."""
+    from matplotlib.figure import Figure
+
+    from experiments.plotting import save_figure
+
+    names = [r["strategy"] for r in rows]
+    panels = (
+        ("accuracy", "accuracy", False),
+        ("channel_uses", "channel uses / inference", True),
+        ("latency_s", "latency [s]", True),
+        ("privacy_psnr_db", "inversion PSNR [dB]", False),
+    )
+    figure = Figure(figsize=(14, 0.35 * len(names) + 1.5), layout="constrained")
+    axes = figure.subplots(1, len(panels), sharey=True)
+    colors = [strategies_snr.STYLE[n][0] for n in names]
+    y = np.arange(len(names))
+    for ax, (column, title, log) in zip(axes, panels, strict=True):
+        values = np.asarray([r[column] for r in rows], float)
+        # a log axis cannot show 0 (strategies that send nothing): draw a sliver
+        ax.barh(y, np.maximum(values, 0.5) if log else values, color=colors)
+        if log:
+            ax.set_xscale("log")
+        if column == "privacy_psnr_db":
+            ax.axvline(rows[0]["blind_psnr_db"], color="black", linestyle=":", label="blind")
+            ax.legend(fontsize=7)
+        ax.set_title(title, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].invert_yaxis()
+    figure.suptitle(
+        f"{config.dataset}, {config.channel} at {config.snr_db[0]:g} dB, "
+        f"connectivity {config.connectivity:g}",
+        fontsize=10,
+    )
+    save_figure(figure, path)
+
+
+EXPERIMENT = Experiment(
+    name="table1",
+    summary=registry.EXPERIMENTS["table1"][1],
+    config=Table1Config,
+    quick=QUICK,
+    points=points,
+    run_point=run_point,
+    plot=plot,
+    artifacts=table_file,
+)
