@@ -80,6 +80,7 @@ __all__ = [
     "codec_flops",
     "JSCCSplitStrategy",
     "JSCCTrainReport",
+    "make_train_step",
     "train_jscc",
     "accuracy_vs_snr",
     "classifier_fingerprint",
@@ -570,8 +571,26 @@ def _check_classifier(classifier: SplitClassifier, dataset: Dataset, config: JSC
 
 
 @functools.lru_cache(maxsize=16)
-def _jitted_train_step(classifier_def, codec_def, config: JSCCConfig, total_steps: int):
-    """``(optimizer, jitted step)`` for one architecture and config (compiled once per run)."""
+def make_train_step(classifier_def, codec_def, config: JSCCConfig, total_steps: int):
+    """The optimiser and the jitted training step of one architecture and config.
+
+    Cached, so that training the same architecture again reuses the compiled step.
+
+    Args:
+        classifier_def, codec_def: the ``nnx.GraphDef`` of the classifier and
+            of the codec.
+        config: the link and training settings.
+        total_steps: length of the cosine learning-rate schedule.
+
+    Returns:
+        ``(optimizer, step)``: an optax Adam whose state ``step`` updates, and
+        ``step(trainable, classifier_state, opt_state, key, images, labels,
+        batch) -> (trainable, opt_state, loss)``, where ``trainable`` is
+        ``{"codec": state}`` (plus ``"classifier"`` with ``fine_tune_back``),
+        ``images [N, H, W, C]`` / ``labels [N]`` the whole training set and
+        ``batch [B]`` the rows of this step; ``key`` draws the SNRs (uniform in
+        ``snr_range_db``, one per sample) and the channel.
+    """
     schedule = optax.cosine_decay_schedule(config.learning_rate, max(1, total_steps))
     optimizer = optax.adam(schedule)
     low, high = config.snr_range_db
@@ -643,7 +662,7 @@ def train_jscc(
     batch_size = min(config.batch_size, n)
     steps_per_epoch = n // batch_size
     total_steps = config.epochs * steps_per_epoch
-    optimizer, step = _jitted_train_step(classifier_def, codec_def, config, total_steps)
+    optimizer, step = make_train_step(classifier_def, codec_def, config, total_steps)
 
     trainable = {"codec": codec_state}
     if config.fine_tune_back:

@@ -257,6 +257,21 @@ def _assert_gradient_matches_finite_differences(loss, state, seed=0):
     assert gradient_norm > 1e-2
 
 
+def test_extreme_snrs_give_finite_logits_and_gradients(classifier, digits):
+    """-40 dB, +60 dB and no noise, over Rayleigh fading (deep fades included: 256 draws)."""
+    config = _config()
+    images, labels = digits.train_images[:256], digits.train_labels[:256]
+    state = nnx.state(_codec(config, (64,)))
+    snr_db = jnp.repeat(jnp.array([-40.0, 60.0, jnp.inf, 0.0]), 64)
+    loss = _loss_of_codec(
+        classifier, config, images, labels, snr_db, "rayleigh", "jax", jax.random.key(8)
+    )
+    value, grad = jax.jit(jax.value_and_grad(loss))(state)
+    assert np.isfinite(value)
+    leaves = jax.tree.leaves(grad)
+    assert all(np.all(np.isfinite(g)) for g in leaves) and any(np.any(g != 0) for g in leaves)
+
+
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
 def test_gradient_through_the_sionna_channel_matches_finite_differences(
     classifier, digits, channel
