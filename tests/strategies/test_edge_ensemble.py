@@ -121,6 +121,8 @@ def test_jit_determinism(group, images):
     first = run(jax.random.key(8), images, link).logits
     np.testing.assert_array_equal(first, run(jax.random.key(8), images, link).logits)
     assert not np.array_equal(first, run(jax.random.key(9), images, link).logits)
+    run(jax.random.key(8), images, Link(20.0, 0.1, channel="rayleigh", backend="jax"))
+    assert run._cache_size() == 1  # SNR and connectivity are traced: no recompilation
     eager = strategy(jax.random.key(8), images, link).logits
     np.testing.assert_allclose(first, eager, rtol=1e-5, atol=1e-6)
 

@@ -210,6 +210,8 @@ def test_layer_jit_determinism(untrained, images):
     other = run(jax.random.key(6), images, link).logits
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+    run(jax.random.key(5), images, Link(snr_db=7.0))
+    assert run._cache_size() == 1  # the SNR is traced: no recompilation
     # Eager and jitted runs draw the same channel; only XLA's fusion rounds differently.
     eager = strategy(jax.random.key(5), images, link).logits
     np.testing.assert_allclose(first, eager, rtol=1e-4, atol=1e-4)
