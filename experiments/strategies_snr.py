@@ -97,7 +97,8 @@ class StrategiesSnrConfig:
     ensemble_devices: int = 16
     strategies: tuple[Strategy, ...] = STRATEGIES
     channels: tuple[Literal["awgn", "rayleigh"], ...] = CHANNELS
-    snr_db: tuple[float, ...] = tuple(float(s) for s in range(-10, 31, 2))
+    # 2 dB steps where the digital links fall off their cliff, coarser above
+    snr_db: tuple[float, ...] = (*(float(s) for s in range(-10, 11, 2)), 15.0, 20.0, 30.0)
     split_point: str = "hidden"
     clip_percentile: float = 99.9
     analog_matched_bits: int = 2
@@ -111,7 +112,7 @@ class StrategiesSnrConfig:
     modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
     code_rate: float = 0.5
     block_bits: int = 512
-    num_test: int = 2000
+    num_test: int = 1000
     batch_size: int = 250
     backend: Literal["sionna", "jax"] = "sionna"
 
