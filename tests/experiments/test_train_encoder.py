@@ -70,30 +70,47 @@ def test_tdl_a_without_sionna_exits_2_through_the_cli(tmp_path, capsys):
     assert "--snr-range" in capsys.readouterr().out
 
 
-def test_a_run_writes_a_report_and_checkpoint_and_reuses_the_cache(tmp_path, monkeypatch, capsys):
+ARGV = (
+    "--model", "mlp", "--width", "0.25", "--classifier-epochs", "3", "--split-point",
+    "hidden1", "--symbols", "8", "--channel", "rayleigh", "--epochs", "2", "--backend",
+    "jax", "--test-snrs", "0,20", "--no-progress",
+)  # fmt: skip
+
+
+def test_a_run_writes_a_report_and_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    assert command.main(parse(*ARGV, "--out", str(out))) == 0
+    assert "results in" in capsys.readouterr().out
+    report = json.loads((out / "report.json").read_text())
+    assert [point["snr_db"] for point in report["accuracy"]] == [0.0, 20.0]
+    assert all(0 <= point["accuracy"] <= 1 for point in report["accuracy"])
+    assert 0 <= report["classifier_accuracy"] <= 1 and report["test_samples"] == 359
+    assert report["cost"]["channel_uses"] == 8 and report["cost"]["payload_bits"] == 0
+    assert report["from_cache"] is False and report["train_seconds"] > 0
+    assert report["config"]["jscc"]["channel"] == "rayleigh"
+    assert report["config"]["jscc"]["split_point"] == "hidden1"
+    assert report["versions"]["jax"] and report["versions"]["flax"]
+    assert len(list((tmp_path / "cache").glob("jscc-*"))) == 1
+    assert (out / "checkpoint").is_dir()
+    # a second run refuses the folder without --overwrite
+    assert command.main(parse(*ARGV, "--out", str(out))) == 2
+    assert "--overwrite" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_the_checkpoint_reproduces_the_report_and_a_rerun_loads_the_cache(
+    tmp_path, monkeypatch, capsys
+):
     from models.datasets import load_dataset
     from models.zoo import ModelConfig, build_model
     from strategies.jscc import JSCCSplitStrategy, accuracy_vs_snr, load_jscc
 
     monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    argv = (
-        "--model", "mlp", "--width", "0.25", "--classifier-epochs", "3", "--split-point",
-        "hidden1", "--symbols", "8", "--channel", "rayleigh", "--epochs", "2", "--backend",
-        "jax", "--test-snrs", "0,20", "--out", str(out), "--no-progress",
-    )  # fmt: skip
-    assert command.main(parse(*argv)) == 0
-    assert "results in" in capsys.readouterr().out
+    assert command.main(parse(*ARGV, "--out", str(out))) == 0
     report = json.loads((out / "report.json").read_text())
-    assert [point["snr_db"] for point in report["accuracy"]] == [0.0, 20.0]
-    assert all(0 <= point["accuracy"] <= 1 for point in report["accuracy"])
-    assert report["cost"]["channel_uses"] == 8 and report["cost"]["payload_bits"] == 0
-    assert report["from_cache"] is False and report["train_seconds"] > 0
-    assert report["config"]["jscc"]["channel"] == "rayleigh"
-    assert report["versions"]["jax"] and report["versions"]["flax"]
-    assert len(list((tmp_path / "cache").glob("jscc-*"))) == 1
-
-    # the checkpoint reproduces the reported accuracy with the same keys
+    # the checkpoint gives the reported accuracy with the same keys
     dataset = load_dataset("digits", seed=0)
     template = build_model(ModelConfig("mlp", dataset.image_shape, 10, 0.25), _key(0))
     codec, classifier, config, _ = load_jscc(out / "checkpoint", template)
@@ -102,11 +119,7 @@ def test_a_run_writes_a_report_and_checkpoint_and_reuses_the_cache(tmp_path, mon
         dataset.test_labels, [0.0, 20.0], channel="rayleigh", backend="jax",
     )  # fmt: skip
     np.testing.assert_allclose(accuracy, [p["accuracy"] for p in report["accuracy"]])
-
-    # a second run refuses the folder without --overwrite, then loads from the cache
-    assert command.main(parse(*argv)) == 2
-    assert "--overwrite" in capsys.readouterr().err
-    assert command.main(parse(*argv, "--overwrite")) == 0
+    assert command.main(parse(*ARGV, "--out", str(out), "--overwrite")) == 0
     again = json.loads((out / "report.json").read_text())
     assert again["from_cache"] is True and again["accuracy"] == report["accuracy"]
 
