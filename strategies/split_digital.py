@@ -1,19 +1,27 @@
 """Split edge-cloud inference over a digital link: front on the device, back on the server.
 
 The device runs the model's front up to ``split_point``; its features are
-quantised to ``bits`` bits per value with clipping (:mod:`phy.quantize`, a
-mid-rise quantiser), coded with 5G LDPC, mapped to Gray QAM and sent over the
-link's channel (:mod:`phy.digital`, Sionna); the server dequantises the
-decided bits and runs the back::
+quantised to ``bits`` bits per value with clipping, coded with 5G LDPC,
+mapped to Gray QAM and sent over the link's channel (:mod:`phy.digital`,
+Sionna); the server dequantises the decided bits and runs the back::
 
     images -> front -> [compress] -> quantise -> bits -> LDPC + QAM -> channel
            -> decided bits -> dequantise -> [expand] -> back -> logits
 
-The quantiser covers ``[-clip, clip]`` (``signed=True``) or ``[0, clip]``
-(``signed=False``, for ReLU features such as the CNN's and MLP's: all
-``2**bits`` levels then lie where the features are). A value inside the range
-comes back within half a step, :attr:`SplitDigitalStrategy.quantization_error_bound`;
-:func:`calibrate_clip` picks ``clip`` from a percentile of training features.
+Two uniform quantisers with ``L = 2**bits`` levels, codes packed MSB first
+(:mod:`phy.quantize`):
+
+* ``signed=True``: :mod:`phy.quantize`'s mid-rise quantiser over
+  ``[-clip, clip]``, levels ``-clip + (i + 1/2) 2 clip / L``.
+* ``signed=False``, for ReLU features (the CNN's and MLP's split points): levels
+  ``i clip / (L - 1)``, ``i = 0 .. L - 1``, nearest level. Zero and ``clip``
+  are levels: the many exact zeros of ReLU features come back as zeros. (A
+  mid-rise quantiser would turn each into half a step, a bias that summed over
+  thousands of features wrecks the back's input.)
+
+A value inside the range comes back within half a step,
+:attr:`SplitDigitalStrategy.quantization_error_bound`; :func:`calibrate_clip`
+picks ``clip`` from a percentile of training features.
 
 An optional learned :class:`Bottleneck` shrinks the features' last axis
 (channels of a convolutional feature map, units of a dense one) from ``C`` to
@@ -128,13 +136,13 @@ def _check_split_point(model: SplitClassifier, split_point: str):
         )
 
 
-def _features(model, split_point, images, bottleneck, batch_size):
-    """The device's output on ``images``, in batches, as one NumPy array."""
+def _features(model, split_point, images, batch_size):
+    """The front's features of ``images``, computed in batches, as one NumPy array."""
     front = jax.jit(lambda x: model.front(x, split_point))
-    parts = []
-    for start in range(0, len(images), batch_size):
-        f = front(jnp.asarray(images[start : start + batch_size]))
-        parts.append(np.asarray(bottleneck.compress(f) if bottleneck is not None else f))
+    parts = [
+        np.asarray(front(jnp.asarray(images[start : start + batch_size])))
+        for start in range(0, len(images), batch_size)
+    ]
     return np.concatenate(parts)
 
 
@@ -144,7 +152,6 @@ def calibrate_clip(
     images,
     percentile: float = 99.9,
     *,
-    bottleneck: Bottleneck | None = None,
     batch_size: int = 512,
 ) -> float:
     """The clip level of the feature quantiser: a percentile of the features' magnitudes.
@@ -155,7 +162,6 @@ def calibrate_clip(
         images: ``[N, H, W, C]`` float32 training images (normalised).
         percentile: in ``(0, 100]``; 100 gives the largest magnitude seen, so
             nothing of ``images`` is clipped.
-        bottleneck: when given, the percentile of its code instead.
         batch_size: images per jitted call.
 
     Output:
@@ -168,7 +174,7 @@ def calibrate_clip(
         raise ValueError(f"percentile: {percentile!r} is not a number in (0, 100]")
     if not 0 < percentile <= 100:
         raise ValueError(f"percentile: {percentile!r} is not in (0, 100]")
-    features = _features(inference_copy(model), split_point, images, bottleneck, batch_size)
+    features = _features(inference_copy(model), split_point, images, batch_size)
     clip = float(np.percentile(np.abs(features), percentile))
     if not clip > 0:
         raise ValueError(
@@ -205,8 +211,8 @@ class SplitDigitalStrategy:
         modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
         code_rate: LDPC rate ``k / n``.
         block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
-        signed: quantise over ``[-clip, clip]`` (True) or ``[0, clip]`` (False).
-            With a bottleneck it must be True (the code is signed).
+        signed: quantise over ``[-clip, clip]`` (True, mid-rise) or ``[0, clip]``
+            (False, zero a level). With a bottleneck it must be True (the code is signed).
         bottleneck: optional :class:`Bottleneck` (:func:`train_bottleneck`).
 
     Input (``__call__``):
@@ -275,8 +281,9 @@ class SplitDigitalStrategy:
     @property
     def quantization_error_bound(self) -> float:
         """Largest error of a value inside the quantiser's range: half a step."""
-        width = 2 * self.range_bound if self.signed else self.range_bound
-        return width / 2**self.bits / 2
+        if self.signed:
+            return self.range_bound / 2**self.bits
+        return self.range_bound / (2**self.bits - 1) / 2
 
     def link_config(self, channel: str):
         """The :class:`phy.digital.LinkConfig` used over ``channel``."""
@@ -311,12 +318,20 @@ class SplitDigitalStrategy:
             self._flops[input_shape] = (device, server)
         return self._flops[input_shape]
 
-    def _to_range(self, values):
-        """Map the quantiser's range onto ``[-clip, clip]`` of :mod:`phy.quantize`."""
-        return values if self.signed else 2.0 * values - self.range_bound
+    def quantize_to_bits(self, values):
+        """Values ``[...]`` -> bits ``[..., bits]`` float32 of 0/1, MSB first."""
+        if self.signed:
+            return quantize.quantize_to_bits(values, self.bits, self.range_bound)
+        top = 2**self.bits - 1
+        codes = jnp.clip(jnp.round(values * (top / self.range_bound)), 0, top)
+        return quantize.codes_to_bits(codes.astype(jnp.int32), self.bits)
 
-    def _from_range(self, values):
-        return values if self.signed else (values + self.range_bound) / 2.0
+    def bits_to_values(self, bit_array):
+        """Bits ``[..., bits]`` (MSB first) -> reconstructed values ``[...]`` float32."""
+        if self.signed:
+            return quantize.bits_to_values(bit_array, self.range_bound)
+        codes = quantize.bits_to_codes(bit_array).astype(jnp.float32)
+        return codes * (self.range_bound / (2**self.bits - 1))
 
     def receive(self, key: jax.Array, images: jax.Array, link: Link) -> SplitReception:
         """Run the front, quantise, send and dequantise: the values the server gets.
@@ -331,10 +346,9 @@ class SplitDigitalStrategy:
         if self.bottleneck is not None:
             sent = self.bottleneck.compress(sent)
         batch = sent.shape[0]
-        bits = quantize.quantize_to_bits(self._to_range(sent), self.bits, self.range_bound)
+        bits = self.quantize_to_bits(sent)
         decided = send_bits(key, bits.reshape(batch, -1), link.snr_db, config)
-        values = quantize.bits_to_values(decided.reshape(bits.shape), self.range_bound)
-        return SplitReception(sent, self._from_range(values))
+        return SplitReception(sent, self.bits_to_values(decided.reshape(bits.shape)))
 
     def server(self, received: jax.Array) -> jax.Array:
         """Server side: received values ``[B, ...]`` -> logits ``[B, num_classes]`` float32."""

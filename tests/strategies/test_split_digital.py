@@ -107,6 +107,24 @@ def test_full_call_is_jitted_and_its_cost_exact(eight_bits, digits_cnn, digits_b
     assert float(outcome.cost.device_flops) == flops(digits_cnn, (8, 8, 1), "conv2", "front")
 
 
+def test_quantisers_hand_computed(digits_cnn):
+    # unsigned, 2 bits, clip 3: levels 0, 1, 2, 3 (nearest; clipped outside)
+    unsigned = SplitDigitalStrategy(digits_cnn, "conv2", 2, 3.0, signed=False)
+    values = jnp.array([0.0, 0.4, 0.6, 2.9, 5.0, -1.0])
+    bits = unsigned.quantize_to_bits(values)
+    np.testing.assert_array_equal(bits[2], [0, 1])  # code 1, MSB first
+    np.testing.assert_array_equal(bits[3], [1, 1])
+    np.testing.assert_array_equal(unsigned.bits_to_values(bits), [0, 0, 1, 3, 3, 0])
+    assert unsigned.quantization_error_bound == 0.5
+    # signed, 2 bits, clip 2: phy.quantize's mid-rise levels -1.5, -0.5, 0.5, 1.5
+    signed = SplitDigitalStrategy(digits_cnn, "conv2", 2, 2.0)
+    values = jnp.array([0.1, -0.1, 1.9, -3.0])
+    np.testing.assert_array_equal(
+        signed.bits_to_values(signed.quantize_to_bits(values)), [0.5, -0.5, 1.5, -1.5]
+    )
+    assert signed.quantization_error_bound == 0.5
+
+
 # --------------------------------------------------------------------------- the link's extremes
 
 
@@ -116,11 +134,13 @@ def test_eight_bits_at_40_db_within_the_quantiser_bound(eight_bits, digits_cnn, 
     reception = receive(key, images, Link(snr_db=40.0))
     sent, received = np.asarray(reception.sent), np.asarray(reception.received)
     half_step = strategy.quantization_error_bound
-    assert half_step == pytest.approx(strategy.clip / 2**9)  # [0, clip] in 256 cells
+    assert half_step == pytest.approx(strategy.clip / 255 / 2)  # levels i clip / 255
     assert np.abs(received - sent).max() <= half_step + ULPS * strategy.clip
-    # every received value is a cell centre: no bit was flipped
-    cells = received / (2 * half_step) - 0.5
-    np.testing.assert_allclose(cells, np.round(cells), atol=1e-3)
+    # every received value is a level, no bit was flipped, and zeros stay zeros
+    levels = received / (2 * half_step)
+    np.testing.assert_allclose(levels, np.round(levels), atol=1e-3)
+    assert (sent == 0).mean() > 0.1  # ReLU features: many exact zeros
+    np.testing.assert_array_equal(received[sent == 0], 0.0)
     np.testing.assert_allclose(sent, inference_copy(digits_cnn).front(images, "conv2"), atol=1e-6)
     logits = np.asarray(strategy.server(reception.received))
     full = np.asarray(digits_cnn(images))
@@ -170,9 +190,7 @@ def test_calibrate_clip_is_a_percentile_of_magnitudes(digits_cnn, digits):
     assert calibrate_clip(digits_cnn, "hidden", images, 50) == pytest.approx(
         np.percentile(features, 50), rel=1e-6
     )
-    bottleneck = Bottleneck(32, 4, rngs=nnx.Rngs(0))
-    assert 0 < calibrate_clip(digits_cnn, "conv2", images, 100, bottleneck=bottleneck) < 1
-    for bad in (0, 100.5, "high"):
+    for bad in (0, 100.5, "high", True):
         with pytest.raises(ValueError, match="percentile"):
             calibrate_clip(digits_cnn, "hidden", images, bad)
     with pytest.raises(ValueError, match="split_point"):
