@@ -10,7 +10,7 @@ and the MSE of the reconstructed features; batch 64. Timed as
 (c) TensorFlow with Sionna, ``tf.function(jit_compile=True)`` (``tf_ms``),
 
 each the median over ``--steps`` steps after warm-up, the variants taking turns
-step by step so that a machine's drift hits them alike. Prints one JSON line with
+(:func:`benchmarks.timing.median_ms`). Prints one JSON line with
 the medians and the ratios ``bridge_over_jax`` (target <= 1.5) and
 ``tf_over_bridge`` (target >= 1.0).
 
@@ -21,13 +21,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks.timing import median_ms
 from phy import channels
 from phy._tf import sionna_phy, tensorflow
 from phy.bridge import key_to_tf_seed, stateless_sionna_rng
@@ -60,20 +59,6 @@ def jax_loss(params, key, features, backend):
     received = jnp.concatenate([y.real, y.imag, h.real, h.imag], axis=-1)
     estimate = (received @ params["decoder"]).reshape(features.shape)
     return jnp.mean((estimate - features) ** 2)
-
-
-def median_ms(steps, num_steps):
-    """Median milliseconds per step of each ``steps[name](i)``, taking turns step by step."""
-    for step in steps.values():
-        step(0)  # compile
-        step(1)
-    times = {name: [] for name in steps}
-    for i in range(num_steps):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step(i + 2)
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def jax_step(backend):

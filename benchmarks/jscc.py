@@ -30,44 +30,19 @@ import json
 import math
 import os
 import platform
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from benchmarks.timing import median_ms
 from models.datasets import load_dataset
 from models.zoo import ModelConfig, build_model
 from strategies.jscc import SNR_CLIP_DB, JSCCCodec, JSCCConfig, make_train_step
 
 SYMBOLS, HIDDEN, SPLIT_POINT, SNR_RANGE_DB = 16, 128, "hidden1", (-10.0, 20.0)
 LEARNING_RATE, SCHEDULE_STEPS = 3e-3, 1000
-
-
-def median_ms(steps, num_steps, settle_s=0.005):
-    """Median milliseconds per step of each ``steps[name](i)``, the variants taking turns.
-
-    As :func:`benchmarks.bridge.median_ms`, with two guards against one
-    variant's leftovers slowing the next: the order rotates every round, and
-    each timed step starts after ``settle_s`` of sleep, once the previous
-    step's worker threads have gone idle (TensorFlow's spin-waiting pool slowed
-    whichever JAX step came right after it by 25-40 %).
-    """
-    for step in steps.values():
-        step(0)  # compile
-        step(1)
-    names = list(steps)
-    times = {name: [] for name in names}
-    for i in range(num_steps):
-        shift = i % len(names)
-        for name in names[shift:] + names[:shift]:
-            time.sleep(settle_s)
-            start = time.perf_counter()
-            steps[name](i + 2)
-            times[name].append(time.perf_counter() - start)
-    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def _setup(batch):
