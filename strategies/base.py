@@ -129,10 +129,11 @@ class Strategy(Protocol):
 
     def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome: ...
 
-    def message(self, images: jax.Array) -> jax.Array | None:
-        """What leaves the inferring device for ``images`` ``[B, H, W, C]``, before the channel.
+    def message(self, images: jax.Array, snr_db: float) -> jax.Array | None:
+        """What leaves a device for ``images`` ``[B, H, W, C]``, before the channel.
 
-        ``[B, ...]`` (the values or symbols its transmitter sends, as reals), or
-        None when nothing leaves it. Privacy proxies attack this message.
+        ``[B, ...]`` float32: the values or symbols its transmitter sends (as
+        reals), for links at ``snr_db`` (only SNR-aware encoders look at it);
+        None when nothing leaves the device. Privacy proxies attack this message.
         """
         ...

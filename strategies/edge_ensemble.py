@@ -195,6 +195,13 @@ class EdgeEnsembleStrategy:
         values = jnp.moveaxis(probs, 0, 1)
         return ota.one_hot_votes(values) if self.payload == "vote" else values
 
+    def message(self, images, snr_db=None):
+        """What a neighbour (device 1) sends: its payload, ``[B, C]`` float32; None when
+        there is no neighbour (K = 1)."""
+        if self.num_members == 1:
+            return None
+        return self.payloads(images)[:, 1]
+
     def cost(self, input_shape, num_classes):
         """:class:`strategies.base.Cost` of one sample of ``input_shape`` with C classes."""
         input_shape = tuple(int(d) for d in input_shape)

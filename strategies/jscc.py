@@ -526,6 +526,14 @@ class JSCCSplitStrategy:
             )
         return self._costs[input_shape]
 
+    def message(self, images, snr_db):
+        """The encoder's ``k`` unit-energy symbols at ``snr_db`` as reals ``[B, 2k]`` float32
+        (real parts, then imaginary parts)."""
+        images = jnp.asarray(images, jnp.float32)
+        features = nnx.merge(*self._classifier).front(images, self.config.split_point)
+        snr_db = jnp.broadcast_to(jnp.asarray(snr_db, jnp.float32), (images.shape[0],))
+        return symbols_to_reals(nnx.merge(*self._codec).encode(features, snr_db))
+
     def __call__(self, key, images, link: Link) -> Outcome:
         images = jnp.asarray(images, jnp.float32)
         if images.ndim != 4:

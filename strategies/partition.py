@@ -257,6 +257,15 @@ class LayerPartitionStrategy:
         device_flops = sum(self._flops[input_shape], 0.0)
         return make_cost(channel_uses, payload_bits, device_flops, 0.0, self.hardware)
 
+    def message(self, images, snr_db=None):
+        """What device 1 sends: its activations as the first hop quantises them,
+        ``[B, V]`` float32; None for a single device."""
+        if not self.cuts:
+            return None
+        start, stop = self.device_stages()[0]
+        x = _run(_inference_stages(self.model)[start:stop], jnp.asarray(images, jnp.float32))
+        return digital_hop.reconstruct(x.reshape(x.shape[0], -1), self.hops[0])
+
     def __call__(self, key, images, link):
         _check_images(images)
         _check_link(link)
@@ -424,6 +433,13 @@ class HorizontalPartitionStrategy:
         device_flops = sum(counts[:index]) + max(slice_counts)
         server_flops = sum(counts[index + 1 :], 0.0)
         return make_cost(channel_uses, payload_bits, device_flops, server_flops, self.hardware)
+
+    def message(self, images, snr_db=None):
+        """What the devices send the fusion node: every slice of ``layer``'s output as
+        the hops quantise them, concatenated, ``[B, ...]`` float32."""
+        stop = self._layer_index() + 1
+        x = _run(_inference_stages(self.model)[:stop], jnp.asarray(images, jnp.float32))
+        return digital_hop.reconstruct(x, self.hop)
 
     def __call__(self, key, images, link):
         _check_images(images)

@@ -172,3 +172,13 @@ def test_accuracy_high_vs_low_snr():
     # 360 test images: sigma <= 0.026; measured about 0.93 and 0.1 when written.
     assert high >= 0.8
     assert low <= 0.35
+
+
+def test_message_is_a_neighbours_payload(group, images):
+    strategy = EdgeEnsembleStrategy(group)
+    np.testing.assert_allclose(
+        strategy.message(images), _softmax_of(group.member(1), images), rtol=1e-6, atol=1e-7
+    )
+    votes = EdgeEnsembleStrategy(group, "vote").message(images)
+    np.testing.assert_array_equal(jnp.sum(votes, -1), 1.0)
+    assert EdgeEnsembleStrategy([group.member(0)]).message(images) is None

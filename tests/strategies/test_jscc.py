@@ -472,3 +472,12 @@ def test_training_through_sionna_reaches_the_accuracy_of_training_through_the_tw
             [0.0, 10.0], channel="rayleigh", backend="jax",
         )  # fmt: skip
     np.testing.assert_array_less(np.abs(accuracies["jax"] - accuracies["sionna"]), 0.08)
+
+
+def test_message_is_the_unit_energy_symbols(trained, digits):
+    config, codec, model, _ = trained
+    strategy = JSCCSplitStrategy(model, codec, config)
+    sent = strategy.message(digits.test_images[:40], 5.0)
+    assert sent.shape == (40, 2 * config.symbols)
+    energy = jnp.mean(sent[:, : config.symbols] ** 2 + sent[:, config.symbols :] ** 2, axis=-1)
+    np.testing.assert_allclose(energy, 1.0, rtol=1e-5)

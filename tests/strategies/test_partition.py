@@ -318,3 +318,20 @@ def test_strategy_names(untrained):
         HorizontalPartitionStrategy(untrained, "hidden", 1).cost((8, 8, 1)).device_flops,
         sum(stage_flops(untrained, (8, 8, 1))[:3]),
     )
+
+
+def test_messages_are_the_quantised_activations(untrained, images):
+    """What leaves the first device of a chain (and the devices of a split layer)
+    lies on the hop's quantiser grid and rebuilds the activations within half a step."""
+    chain = LayerPartitionStrategy.calibrated(untrained, 3, images, bits=3)
+    sent = chain.message(images)
+    activations = untrained.stages[0](images).reshape(len(images), -1)
+    assert sent.shape == activations.shape
+    assert len(np.unique(np.asarray(sent))) <= 2**3
+    step = (chain.hops[0].high - chain.hops[0].low) / 2**3
+    assert float(jnp.max(jnp.abs(sent - activations))) <= step / 2 + 1e-6
+    assert LayerPartitionStrategy(untrained, ()).message(images) is None
+    split = HorizontalPartitionStrategy.calibrated(untrained, "hidden", 4, images, bits=3)
+    sent = split.message(images)
+    assert sent.shape == (len(images), untrained.stages[-1].dense.in_features)
+    assert len(np.unique(np.asarray(sent))) <= 2**3
