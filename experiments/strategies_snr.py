@@ -53,6 +53,8 @@ STRATEGIES = (
 )
 Strategy = Literal[STRATEGIES]
 CHANNELS = ("awgn", "rayleigh")
+# Training images that set the partitioning hops' quantiser ranges.
+CALIBRATION_IMAGES = 2000
 COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
 
 
@@ -199,7 +201,6 @@ def _clip(config):
 def _strategy(config, name, channel):
     """The strategy behind a curve (the analog split is trained per channel)."""
     from strategies import cloud, edge_ensemble, local, partition, split_digital
-    from strategies.digital_hop import DigitalHop
 
     server, ensemble, dataset, _, _ = _setup(config)
     if name == "local":
@@ -218,34 +219,25 @@ def _strategy(config, name, channel):
     if name == "split_analog":
         return _analog(config, channel)
     if name in ("partition_layer", "partition_horizontal"):
-        layer = config.partition_cuts[-1] if name == "partition_layer" else config.horizontal_layer
-        hop = DigitalHop(
-            bits=config.hop_bits, low=0.0, high=_stage_clip(config, layer),
-            modulation=config.modulation, code_rate=config.code_rate,
-            max_block_bits=config.block_bits,
-        )  # fmt: skip
+        # each hop's quantiser spans the clip_percentile of the activations it sends
+        calibration = dataset.train_images[:CALIBRATION_IMAGES]
+        hop = {
+            "bits": config.hop_bits, "quantile": config.clip_percentile / 100,
+            "modulation": config.modulation, "code_rate": config.code_rate,
+            "max_block_bits": config.block_bits,
+        }  # fmt: skip
         if name == "partition_layer":
-            hops = tuple(
-                dataclasses.replace(hop, high=_stage_clip(config, cut))
-                for cut in config.partition_cuts
-            )
-            return partition.LayerPartitionStrategy(server, config.partition_cuts, hops)
-        return partition.HorizontalPartitionStrategy(
-            server, config.horizontal_layer, config.horizontal_devices, hop
+            return partition.LayerPartitionStrategy.calibrated(
+                server, len(config.partition_cuts) + 1, calibration,
+                cuts=config.partition_cuts, **hop,
+            )  # fmt: skip
+        return partition.HorizontalPartitionStrategy.calibrated(
+            server, config.horizontal_layer, config.horizontal_devices, calibration, **hop
         )
     if name == "edge_ensemble":
         members = [ensemble.member(k) for k in range(config.ensemble_devices)]
         return edge_ensemble.EdgeEnsembleStrategy(members)
     raise ValueError(f"strategy: unknown {name!r}")
-
-
-@functools.cache
-def _stage_clip(config, stage):
-    """The clip of a hop after ``stage`` (ReLU features: the range is [0, clip])."""
-    from strategies.split_digital import calibrate_clip
-
-    server, _, dataset, _, _ = _setup(config)
-    return calibrate_clip(server, stage, dataset.train_images, config.clip_percentile)
 
 
 def _analog(config, channel):

@@ -94,10 +94,10 @@ def _attack_data(config):
     )
 
 
-def _messages(strategy, images, batch_size):
+def _messages(strategy, images, snr_db, batch_size):
     """``strategy.message`` over ``images`` in batches, or None when nothing is sent."""
     parts = [
-        strategy.message(images[start : start + batch_size])
+        strategy.message(images[start : start + batch_size], snr_db)
         for start in range(0, len(images), batch_size)
     ]
     return None if parts[0] is None else np.concatenate([np.asarray(p) for p in parts])
@@ -117,10 +117,11 @@ def privacy_psnr(key, config, strategy):
     from strategies.inversion import privacy_psnr as attack
 
     train_images, test_images, unit_train, unit_test = _attack_data(config)
-    sent_train = _messages(strategy, train_images, config.batch_size)
+    snr_db = config.snr_db[0]
+    sent_train = _messages(strategy, train_images, snr_db, config.batch_size)
     if sent_train is None:
         return _blind_psnr(config)
-    sent_test = _messages(strategy, test_images, config.batch_size)
+    sent_test = _messages(strategy, test_images, snr_db, config.batch_size)
     inversion = InversionConfig(epochs=config.attack_epochs, seed=config.seed)
     return attack(key, sent_train, unit_train, sent_test, unit_test, inversion)
 

@@ -203,6 +203,18 @@ class CloudStrategy:
             uses = jnp.mean(reception.channel_uses.astype(jnp.float32))
         return make_cost(uses, payload, 0.0, self.server_flops(shape), self.hardware)
 
+    def message(self, images: jax.Array, snr_db=None) -> jax.Array:
+        """What leaves the device: its 8-bit pixels, or what the codec stream decodes
+        to, ``[B, H, W, C]`` float32 in code units (0..255)."""
+        check_images(images)
+        self.pixel_format.check_images(images)
+        codes = self.pixel_format.to_codes(images)
+        if self.source != "pixels":
+            shape = tuple(images.shape[1:])
+            streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
+            codes, _ = self.codec.decode_jax(streams, lengths, shape)
+        return jnp.asarray(codes, jnp.float32)
+
     def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome:
         reception = self.receive(key, images, link)
         logits = inference_copy(self.model)(reception.images)

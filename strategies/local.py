@@ -79,6 +79,10 @@ class LocalStrategy:
     def name(self) -> str:
         return "local"
 
+    def message(self, images, snr_db=None) -> None:
+        """Nothing leaves the device."""
+        return None
+
     def device_flops(self, input_shape: tuple[int, ...]) -> float:
         """FLOPs of one inference of one ``input_shape`` ``(H, W, C)`` sample."""
         input_shape = tuple(int(d) for d in input_shape)

@@ -350,6 +350,15 @@ class SplitDigitalStrategy:
         decided = send_bits(key, bits.reshape(batch, -1), link.snr_db, config)
         return SplitReception(sent, self.bits_to_values(decided.reshape(bits.shape)))
 
+    def message(self, images: jax.Array, snr_db=None) -> jax.Array:
+        """What leaves the device: the quantised features (or bottleneck code) as the
+        server rebuilds them from error-free bits, ``[B, ...]`` float32."""
+        check_images(images)
+        sent = inference_copy(self.model).front(images, self.split_point)
+        if self.bottleneck is not None:
+            sent = self.bottleneck.compress(sent)
+        return self.bits_to_values(self.quantize_to_bits(sent))
+
     def server(self, received: jax.Array) -> jax.Array:
         """Server side: received values ``[B, ...]`` -> logits ``[B, num_classes]`` float32."""
         if self.bottleneck is not None:

@@ -191,6 +191,7 @@ def test_pixels_high_snr_equals_noiseless_and_hopeless_snr_is_chance(
     noiseless = digits_pixels.from_codes(codes)
     reception = receive(key, images, Link(snr_db=40.0))
     np.testing.assert_array_equal(reception.codes, codes)
+    np.testing.assert_array_equal(pixels_run[0].message(images), codes)  # the raw pixels leave
     # the same arithmetic, compiled in another program: float32 rounding apart
     np.testing.assert_allclose(reception.images, noiseless, rtol=0, atol=1e-6)
     assert not reception.decode_failed.any()
@@ -247,6 +248,7 @@ def test_codec_high_snr_is_the_clean_decode_and_low_snr_fails_to_neutral(
 
     reception = receive(key, images, Link(snr_db=40.0))
     np.testing.assert_array_equal(reception.codes, clean)
+    np.testing.assert_array_equal(strategy.message(images), clean)  # what an eavesdropper decodes
     np.testing.assert_allclose(reception.images, digits_pixels.from_codes(clean), atol=1e-6)
     assert not reception.decode_failed.any()
     np.testing.assert_array_equal(reception.payload_bits, 8 * encoded.lengths)

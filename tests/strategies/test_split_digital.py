@@ -142,6 +142,8 @@ def test_eight_bits_at_40_db_within_the_quantiser_bound(eight_bits, digits_cnn, 
     assert (sent == 0).mean() > 0.1  # ReLU features: many exact zeros
     np.testing.assert_array_equal(received[sent == 0], 0.0)
     np.testing.assert_allclose(sent, inference_copy(digits_cnn).front(images, "conv2"), atol=1e-6)
+    # what leaves the device is what an error-free link delivers
+    np.testing.assert_array_equal(strategy.message(images), received)
     logits = np.asarray(strategy.server(reception.received))
     full = np.asarray(digits_cnn(images))
     bound = logit_error_bound(digits_cnn, half_step)
