@@ -71,6 +71,7 @@ import numpy as np
 from experiments import registry
 from experiments.config import ConfigError
 from experiments.registry import Experiment
+from strategies.base import Hardware
 
 __all__ = ["LatencyBitrateConfig", "EXPERIMENT", "NEUROSURGEON_UPLINKS_MBPS", "regimes"]
 
@@ -121,8 +122,8 @@ class LatencyBitrateConfig:
     width: float = 1.0
     num_classes: int = 10
     bitrates_mbps: tuple[float, ...] = log_grid(0.1, 100.0, 10)
-    device_flops_per_s: float = 5e8
-    server_flops_per_s: float = 1e12
+    device_flops_per_s: float = Hardware.device_flops_per_s
+    server_flops_per_s: float = Hardware.server_flops_per_s
     rtt_s: float = 0.0
     input_bits: float = 8.0
     feature_bits: int = 8

@@ -57,6 +57,12 @@ class Link:
 class Hardware:
     """Compute speeds and link bandwidth behind the latency of a strategy.
 
+    The defaults are those of ``latency_bitrate`` (see there for the sources): a
+    Cortex-M7 microcontroller running int8 CMSIS-NN kernels (about 0.5 GOP/s at
+    480 MHz), a datacenter GPU at batch 1 (5 % of an A100's 19.5 TFLOP/s FP32
+    peak) and a 1 MHz uplink (1 M complex channel uses per second, the order of
+    an LTE-M carrier).
+
     Attributes:
         device_flops_per_s: sustained FLOP/s of an IoT device.
         server_flops_per_s: sustained FLOP/s of the edge/cloud server.
@@ -64,8 +70,8 @@ class Hardware:
             bandwidth for Nyquist signalling).
     """
 
-    device_flops_per_s: float = 1e9
-    server_flops_per_s: float = 1e13
+    device_flops_per_s: float = 5e8
+    server_flops_per_s: float = 1e12
     symbol_rate_hz: float = 1e6
 
     def __post_init__(self):

@@ -45,7 +45,10 @@ def test_cost_hand_computed(group):
     # 10 values -> 5 complex symbols, shared by the 3 neighbours over the air
     assert (cost.channel_uses, cost.payload_bits) == (5, 0)
     assert cost.device_flops == member_flops and cost.server_flops == 0.0
-    assert cost.latency_s == pytest.approx(member_flops / 1e9 + 5 / 1e6, rel=1e-12)
+    hardware = Hardware()
+    assert cost.latency_s == pytest.approx(
+        member_flops / hardware.device_flops_per_s + 5 / hardware.symbol_rate_hz, rel=1e-12
+    )
     slow = Hardware(device_flops_per_s=1e6, symbol_rate_hz=1e3)
     repeated = EdgeEnsembleStrategy(group, "vote", repetitions=3, hardware=slow)
     cost = repeated.cost((8, 8, 1), NUM_CLASSES)
