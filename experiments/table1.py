@@ -122,7 +122,7 @@ def privacy_psnr(key, config, strategy):
     if sent_train is None:
         return _blind_psnr(config)
     sent_test = _messages(strategy, test_images, snr_db, config.batch_size)
-    inversion = InversionConfig(epochs=config.attack_epochs, seed=config.seed)
+    inversion = InversionConfig(epochs=config.attack_epochs)
     return attack(key, sent_train, unit_train, sent_test, unit_test, inversion)
 
 
