@@ -144,10 +144,10 @@ class StrategiesSnrConfig:
 QUICK = {
     "dataset": "digits",
     "epochs": 10,
-    "snr_db": tuple(float(s) for s in range(-10, 31, 5)),
+    "snr_db": (-10.0, -2.0, 2.0, 6.0, 20.0),
     "jscc_epochs": 10,
-    "num_test": 0,
-    "batch_size": 360,
+    "num_test": 200,
+    "batch_size": 200,
 }
 
 
