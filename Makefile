@@ -27,6 +27,7 @@ bench: setup
 	$(BIN)/python -m benchmarks.bridge
 	$(BIN)/python -m benchmarks.train
 	$(BIN)/python -m benchmarks.ota
+	$(BIN)/python -m benchmarks.jscc
 
 lint: setup
 	$(BIN)/ruff check .
