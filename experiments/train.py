@@ -25,9 +25,9 @@ without loading JAX.
 import argparse
 import sys
 
-__all__ = ["add_arguments", "main"]
+from experiments.commands import PROG, BadInput, check_choice, checkpoint_path, fail, load_dataset
 
-PROG = "airinfer"
+__all__ = ["add_arguments", "main"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -94,87 +94,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _BadInput(ValueError):
-    pass
-
-
-def _check_choice(name: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise _BadInput(f"--{name}: unknown {value!r}; allowed: {', '.join(allowed)}")
-
-
 def _validate(args) -> tuple:
-    """Configs from ``args``; raises ``_BadInput`` naming the option, value and what is allowed."""
+    """Configs from ``args``; raises ``BadInput`` naming the option, value and what is allowed."""
     from models.datasets import DATASETS
     from models.ensemble import DIVERSITY_KINDS
     from models.train import FORMULATIONS
     from models.zoo import MODEL_KINDS
 
-    _check_choice("dataset", args.dataset, DATASETS)
-    _check_choice("model", args.model, MODEL_KINDS)
-    _check_choice("diversity", args.diversity, DIVERSITY_KINDS)
-    _check_choice("formulation", args.formulation, FORMULATIONS)
+    check_choice("dataset", args.dataset, DATASETS)
+    check_choice("model", args.model, MODEL_KINDS)
+    check_choice("diversity", args.diversity, DIVERSITY_KINDS)
+    check_choice("formulation", args.formulation, FORMULATIONS)
     if not 0 < args.width <= 4:
-        raise _BadInput(f"--width: {args.width} is not in (0, 4]")
+        raise BadInput(f"--width: {args.width} is not in (0, 4]")
     for name in ("members", "epochs", "batch_size"):
         if getattr(args, name) < 1:
-            raise _BadInput(
+            raise BadInput(
                 f"--{name.replace('_', '-')}: {getattr(args, name)} is not an integer >= 1"
             )
     if not 2 <= args.bits <= 16:
-        raise _BadInput(f"--bits: {args.bits} is not in [2, 16]")
+        raise BadInput(f"--bits: {args.bits} is not in [2, 16]")
     if not 0 < args.teacher_width <= 4:
-        raise _BadInput(f"--teacher-width: {args.teacher_width} is not in (0, 4]")
+        raise BadInput(f"--teacher-width: {args.teacher_width} is not in (0, 4]")
     if not args.learning_rate > 0:
-        raise _BadInput(f"--learning-rate: {args.learning_rate} is not > 0")
+        raise BadInput(f"--learning-rate: {args.learning_rate} is not > 0")
     try:
         widths = tuple(float(w) for w in args.widths.split(",") if w.strip())
     except ValueError:
-        raise _BadInput(
+        raise BadInput(
             f"--widths: {args.widths!r} is not a comma-separated list of numbers"
         ) from None
     if any(not 0 < w <= 4 for w in widths):
-        raise _BadInput(f"--widths: {args.widths!r} has a width outside (0, 4]")
+        raise BadInput(f"--widths: {args.widths!r} has a width outside (0, 4]")
     architectures = []
     for entry in filter(None, (e.strip() for e in args.architectures.split(","))):
         kind, _, width = entry.partition(":")
-        _check_choice("architectures", kind, MODEL_KINDS)
+        check_choice("architectures", kind, MODEL_KINDS)
         try:
             architectures.append((kind, float(width)))
         except ValueError:
-            raise _BadInput(f"--architectures: {entry!r} is not KIND:WIDTH") from None
+            raise BadInput(f"--architectures: {entry!r} is not KIND:WIDTH") from None
         if not 0 < architectures[-1][1] <= 4:
-            raise _BadInput(f"--architectures: {entry!r} has a width outside (0, 4]")
+            raise BadInput(f"--architectures: {entry!r} has a width outside (0, 4]")
     return widths, tuple(architectures)
 
 
 def main(args: argparse.Namespace) -> int:
     """Train, evaluate and save; returns the exit status (2 on bad input)."""
-    import pathlib
-
     try:
         widths, architectures = _validate(args)
-    except _BadInput as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    out = pathlib.Path(args.out)
-    checkpoint_path = out / "checkpoint"
-    if checkpoint_path.exists() and not args.overwrite:
-        print(
-            f"{PROG}: error: --out: {out} already holds a checkpoint; "
-            "pass --overwrite to replace it",
-            file=sys.stderr,
-        )
-        return 2
-
-    from models.datasets import DatasetError, load_dataset
-
-    try:
-        dataset = load_dataset(args.dataset, seed=args.seed)
-    except DatasetError as error:
-        print(f"{PROG}: error: --dataset {args.dataset}: {error}", file=sys.stderr)
-        return 2
-    return _train_and_save(args, widths, architectures, dataset, out, checkpoint_path)
+        checkpoint = checkpoint_path(args.out, args.overwrite)
+        dataset = load_dataset(args.dataset, args.seed)
+    except BadInput as error:
+        return fail(error)
+    return _train_and_save(args, widths, architectures, dataset, checkpoint.parent, checkpoint)
 
 
 def _train_and_save(args, widths, architectures, dataset, out, checkpoint_path) -> int:

@@ -31,9 +31,10 @@ without loading JAX.
 import argparse
 import sys
 
+from experiments.commands import PROG, BadInput, check_choice, checkpoint_path, fail, load_dataset
+
 __all__ = ["add_arguments", "main", "DEFAULT_SPLIT_POINTS"]
 
-PROG = "airinfer"
 # A cut in the middle of each model family: features smaller than the input.
 DEFAULT_SPLIT_POINTS = {"cnn": "conv2", "mlp": "hidden1", "mobilenet_v2": "stage4"}
 CHANNEL_CHOICES = ("awgn", "rayleigh", "tdl-a")
@@ -131,52 +132,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class _BadInput(ValueError):
-    pass
-
-
-def _check_choice(name: str, value: str, allowed) -> None:
-    if value not in allowed:
-        raise _BadInput(f"--{name}: unknown {value!r}; allowed: {', '.join(allowed)}")
-
-
 def _numbers(name: str, text: str) -> tuple[float, ...]:
     import math
 
     try:
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
-        raise _BadInput(f"--{name}: {text!r} is not a comma-separated list of numbers") from None
+        raise BadInput(f"--{name}: {text!r} is not a comma-separated list of numbers") from None
     if not values or not all(math.isfinite(v) for v in values):
-        raise _BadInput(f"--{name}: {text!r} is not a non-empty list of finite numbers")
+        raise BadInput(f"--{name}: {text!r} is not a non-empty list of finite numbers")
     return values
 
 
 def _validate(args) -> tuple[tuple[float, float], tuple[float, ...]]:
-    """The SNR range and test SNRs; raises ``_BadInput`` naming the option, value and allowed."""
+    """The SNR range and test SNRs; raises ``BadInput`` naming the option, value and allowed."""
     from models.datasets import DATASETS
     from models.zoo import MODEL_KINDS
 
-    _check_choice("dataset", args.dataset, DATASETS)
-    _check_choice("model", args.model, MODEL_KINDS)
-    _check_choice("channel", args.channel, CHANNEL_CHOICES)
-    _check_choice("backend", args.backend, BACKEND_CHOICES)
+    check_choice("dataset", args.dataset, DATASETS)
+    check_choice("model", args.model, MODEL_KINDS)
+    check_choice("channel", args.channel, CHANNEL_CHOICES)
+    check_choice("backend", args.backend, BACKEND_CHOICES)
     if args.channel == "tdl-a" and args.backend == "jax":
-        raise _BadInput("--backend: 'jax' has no twin of the tdl-a channel; allowed: sionna")
+        raise BadInput("--backend: 'jax' has no twin of the tdl-a channel; allowed: sionna")
     if not 0 < args.width <= 4:
-        raise _BadInput(f"--width: {args.width} is not in (0, 4]")
+        raise BadInput(f"--width: {args.width} is not in (0, 4]")
     for name in (
         "classifier_epochs", "symbols", "hidden", "epochs", "batch_size", "ofdm_subcarriers",
     ):  # fmt: skip
         if getattr(args, name) < 1:
-            raise _BadInput(
+            raise BadInput(
                 f"--{name.replace('_', '-')}: {getattr(args, name)} is not an integer >= 1"
             )
     if not args.learning_rate > 0:
-        raise _BadInput(f"--learning-rate: {args.learning_rate} is not > 0")
+        raise BadInput(f"--learning-rate: {args.learning_rate} is not > 0")
     snr_range = _numbers("snr-range", args.snr_range)
     if len(snr_range) != 2 or snr_range[0] > snr_range[1]:
-        raise _BadInput(f"--snr-range: {args.snr_range!r} is not LOW,HIGH with LOW <= HIGH")
+        raise BadInput(f"--snr-range: {args.snr_range!r} is not LOW,HIGH with LOW <= HIGH")
     return snr_range, _numbers("test-snrs", args.test_snrs)
 
 
@@ -195,39 +187,17 @@ def _versions() -> dict:
 
 def main(args: argparse.Namespace) -> int:
     """Train (or load) the codec, evaluate and save; returns the exit status (2 on bad input)."""
-    import pathlib
-
-    try:
-        snr_range, test_snrs = _validate(args)
-    except _BadInput as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
-    out = pathlib.Path(args.out)
-    checkpoint_path = out / "checkpoint"
-    if checkpoint_path.exists() and not args.overwrite:
-        print(
-            f"{PROG}: error: --out: {out} already holds a checkpoint; "
-            "pass --overwrite to replace it",
-            file=sys.stderr,
-        )
-        return 2
-
-    from models.datasets import DatasetError, load_dataset
     from models.zoo import ModelConfig, abstract_model
 
     try:
-        dataset = load_dataset(args.dataset, seed=args.seed)
-    except DatasetError as error:
-        print(f"{PROG}: error: --dataset {args.dataset}: {error}", file=sys.stderr)
-        return 2
-    model_config = ModelConfig(args.model, dataset.image_shape, dataset.num_classes, args.width)
-    split_points = abstract_model(model_config).split_points
-    split_point = args.split_point or DEFAULT_SPLIT_POINTS[args.model]
-    try:
-        _check_choice("split-point", split_point, split_points)
-    except _BadInput as error:
-        print(f"{PROG}: error: {error}", file=sys.stderr)
-        return 2
+        snr_range, test_snrs = _validate(args)
+        out = checkpoint_path(args.out, args.overwrite).parent
+        dataset = load_dataset(args.dataset, args.seed)
+        model_config = ModelConfig(args.model, dataset.image_shape, dataset.num_classes, args.width)
+        split_point = args.split_point or DEFAULT_SPLIT_POINTS[args.model]
+        check_choice("split-point", split_point, abstract_model(model_config).split_points)
+    except BadInput as error:
+        return fail(error)
     return _train_and_save(args, dataset, model_config, split_point, snr_range, test_snrs, out)
 
 
