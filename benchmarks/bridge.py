@@ -19,14 +19,12 @@ Run: ``python -m benchmarks.bridge [--steps 30]``.
 
 import argparse
 import json
-import os
-import platform
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import median_ms
+from benchmarks.timing import median_ms, parse_args, result_line
 from phy import channels
 from phy._tf import sionna_phy, tensorflow
 from phy.bridge import key_to_tf_seed, stateless_sionna_rng
@@ -115,40 +113,15 @@ def tensorflow_step():
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=30, help="timed steps per variant")
-    parser.add_argument(
-        "--variants",
-        default="bridge,jax,tf",
-        help="comma-separated subset of bridge,jax,tf (jax alone needs no TensorFlow)",
-    )
-    args = parser.parse_args(argv)
-    variants = args.variants.split(",")
-    unknown = set(variants) - {"bridge", "jax", "tf"}
-    if unknown:
-        parser.error(f"--variants: unknown {sorted(unknown)}; choose from bridge, jax, tf")
+    args, variants = parse_args(parser, argv)
     builders = {
         "bridge": lambda: jax_step("sionna"),
         "jax": lambda: jax_step("jax"),
         "tf": tensorflow_step,
     }
     ms = median_ms({name: builders[name]() for name in variants}, args.steps)
-    result = {
-        "benchmark": "bridge",
-        "workload": f"{NUM_DEVICES} devices x {CHANNEL_USES} channel uses, batch {BATCH}, "
-        "value-and-grad",
-        **{f"{name}_ms": round(value, 2) for name, value in ms.items()},
-    }
-    if {"bridge", "jax"} <= ms.keys():
-        result["bridge_over_jax"] = round(ms["bridge"] / ms["jax"], 3)
-    if {"bridge", "tf"} <= ms.keys():
-        result["tf_over_bridge"] = round(ms["tf"] / ms["bridge"], 3)
-    result |= {
-        "targets": {"bridge_over_jax": "<= 1.5", "tf_over_bridge": ">= 1.0"},
-        "jax_backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-    }
-    print(json.dumps(result))
+    workload = f"{NUM_DEVICES} devices x {CHANNEL_USES} channel uses, batch {BATCH}, value-and-grad"
+    print(json.dumps(result_line("bridge", workload, ms)))
 
 
 if __name__ == "__main__":

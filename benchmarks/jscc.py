@@ -28,15 +28,13 @@ Run: ``python -m benchmarks.jscc [--steps 50] [--batch 64]``.
 import argparse
 import json
 import math
-import os
-import platform
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks.timing import median_ms
+from benchmarks.timing import median_ms, parse_args, result_line
 from models.datasets import load_dataset
 from models.zoo import ModelConfig, build_model
 from strategies.jscc import SNR_CLIP_DB, JSCCCodec, JSCCConfig, make_train_step
@@ -184,16 +182,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=50, help="timed steps per variant")
     parser.add_argument("--batch", type=int, default=64, help="samples per step (default 64)")
-    parser.add_argument(
-        "--variants",
-        default="bridge,jax,tf",
-        help="comma-separated subset of bridge,jax,tf (jax alone needs no TensorFlow)",
-    )
-    args = parser.parse_args(argv)
-    variants = args.variants.split(",")
-    unknown = set(variants) - {"bridge", "jax", "tf"}
-    if unknown:
-        parser.error(f"--variants: unknown {sorted(unknown)}; choose from bridge, jax, tf")
+    args, variants = parse_args(parser, argv)
     if args.steps < 1 or args.batch < 1:
         parser.error("--steps and --batch must be >= 1")
     setup = _setup(args.batch)
@@ -203,25 +192,12 @@ def main(argv=None):
         "tf": lambda: tensorflow_step(setup),
     }
     ms = median_ms({name: builders[name]() for name in variants}, args.steps)
-    result = {
-        "benchmark": "jscc",
-        "workload": f"one training step: MLP front (frozen) -> encoder -> {SYMBOLS} symbols -> "
+    workload = (
+        f"one training step: MLP front (frozen) -> encoder -> {SYMBOLS} symbols -> "
         f"Rayleigh, SNR U{list(SNR_RANGE_DB)} dB -> MMSE -> decoder -> back (frozen) -> "
-        f"cross-entropy, grad + Adam; batch {args.batch}",
-        **{f"{name}_ms": round(value, 3) for name, value in ms.items()},
-    }
-    if {"bridge", "jax"} <= ms.keys():
-        result["bridge_over_jax"] = round(ms["bridge"] / ms["jax"], 3)
-    if {"bridge", "tf"} <= ms.keys():
-        result["tf_over_bridge"] = round(ms["tf"] / ms["bridge"], 3)
-    result |= {
-        "targets": {"bridge_over_jax": "<= 1.5", "tf_over_bridge": ">= 1.0"},
-        "steps": args.steps,
-        "jax_backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-    }
+        f"cross-entropy, grad + Adam; batch {args.batch}"
+    )
+    result = result_line("jscc", workload, ms, digits=3, extra={"steps": args.steps})
     print(json.dumps(result))
 
 

@@ -1,9 +1,36 @@
-"""Fair timing of variants of one workload on a noisy machine."""
+"""What the benchmarks share: the ``--variants`` option, fair timing and the result line."""
 
+import os
+import platform
 import statistics
 import time
 
-__all__ = ["median_ms"]
+import jax
+
+__all__ = ["parse_args", "median_ms", "result_line"]
+
+VARIANTS = ("bridge", "jax", "tf")
+TARGETS = {"bridge_over_jax": "<= 1.5", "tf_over_bridge": ">= 1.0"}
+
+
+def parse_args(parser, argv=None):
+    """``parser.parse_args(argv)`` with a ``--variants`` option added last.
+
+    Returns ``(args, variants)``: the variants to time, a list of ``"bridge"``,
+    ``"jax"`` and ``"tf"`` (all three by default); an unknown one is a usage
+    error (``parser.error``).
+    """
+    parser.add_argument(
+        "--variants",
+        default=",".join(VARIANTS),
+        help="comma-separated subset of bridge,jax,tf (jax alone needs no TensorFlow)",
+    )
+    args = parser.parse_args(argv)
+    variants = args.variants.split(",")
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"--variants: unknown {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    return args, variants
 
 
 def median_ms(steps, num_steps, settle_s=0.005):
@@ -30,3 +57,39 @@ def median_ms(steps, num_steps, settle_s=0.005):
             steps[name](i + 2)
             times[name].append(time.perf_counter() - start)
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
+
+
+def result_line(benchmark, workload, ms, *, digits=2, extra=None):
+    """The dict a benchmark prints as its one JSON line.
+
+    Parameters:
+        benchmark: the benchmark's name.
+        workload: one line describing what a step does.
+        ms: ``{variant: median milliseconds}`` (:func:`median_ms`) of the
+            variants ``"bridge"``, ``"jax"`` and ``"tf"`` timed.
+        digits: decimals the medians are rounded to.
+        extra: keys that go after ``targets`` (such as the number of steps).
+
+    Returns:
+        ``benchmark``, ``workload``, ``<variant>_ms`` of each variant, the
+        ratios ``bridge_over_jax`` and ``tf_over_bridge`` where both of their
+        variants ran (3 decimals), ``targets``, ``extra``, then where it ran:
+        ``jax_backend``, ``devices``, ``cpu_count`` and ``machine``.
+    """
+    result = {
+        "benchmark": benchmark,
+        "workload": workload,
+        **{f"{name}_ms": round(value, digits) for name, value in ms.items()},
+    }
+    if {"bridge", "jax"} <= ms.keys():
+        result["bridge_over_jax"] = round(ms["bridge"] / ms["jax"], 3)
+    if {"bridge", "tf"} <= ms.keys():
+        result["tf_over_bridge"] = round(ms["tf"] / ms["bridge"], 3)
+    return result | {
+        "targets": dict(TARGETS),
+        **(extra or {}),
+        "jax_backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
