@@ -1,5 +1,6 @@
 """Model inversion as a privacy proxy: closed forms, leaks of known information, bad input."""
 
+import dataclasses
 import math
 
 import jax
@@ -12,6 +13,7 @@ from phy.conventions import reals_to_symbols
 from strategies.inversion import (
     DeconvDecoder,
     InversionConfig,
+    _choose_decoders,
     blind_psnr,
     privacy_psnr,
     psnr_db,
@@ -145,16 +147,46 @@ def test_more_information_gives_higher_psnr(digits):
 
 
 @pytest.mark.slow  # compiling the transposed convolutions took 20-40 s on the shared 2-core CPU
-def test_deconv_decoder_reconstructs_from_spatial_features(digits):
+def test_deconv_decoder_and_the_best_of_both(digits):
     train, test = digits
-    config = InversionConfig(epochs=10, decoder="deconv", conv_channels=16)
-    inverter = train_inverter(jax.random.key(0), pool(train, 4), train, config)
-    assert inverter.decoder == "deconv"
-    reconstructions = inverter(pool(test, 4))
+    config = InversionConfig(epochs=10, conv_channels=16)
+    sent_train, sent_test = pool(train, 4), pool(test, 4)
+    fitted = {
+        decoder: train_inverter(
+            jax.random.key(0), sent_train, train, dataclasses.replace(config, decoder=decoder)
+        )
+        for decoder in ("deconv", "mlp", "best")
+    }
+    deconv = fitted["deconv"]
+    assert deconv.decoder == "deconv"
+    reconstructions = deconv(sent_test)
     assert reconstructions.shape == test.shape
     assert reconstructions.min() >= 0.0 and reconstructions.max() <= 1.0
     # measured 13.1 dB against a floor of 11.4 dB (the MLP: 13.5 dB)
-    assert reconstruction_psnr(inverter, pool(test, 4), test) >= blind_psnr(train, test) + 1.0
+    assert reconstruction_psnr(deconv, sent_test, test) >= blind_psnr(train, test) + 1.0
+    # "best" trains both on the same split and batches and keeps the lower validation MSE
+    winner = min((fitted["deconv"], fitted["mlp"]), key=lambda inverter: inverter.val_mse)
+    assert fitted["best"].decoder == winner.decoder
+    assert fitted["best"].val_mse == winner.val_mse
+    assert params_equal(fitted["best"], winner)
+
+
+@pytest.mark.parametrize(
+    "decoder, message_shape, image_shape, expected",
+    [
+        ("auto", (14, 14, 32), (28, 28, 1), ("deconv",)),  # upsampled feature maps
+        ("auto", (28, 28, 1), (28, 28, 1), ("mlp",)),  # full resolution: the linear path
+        ("auto", (2, 2, 64), (8, 8, 1), ("mlp",)),  # small images
+        ("auto", (128,), (28, 28, 1), ("mlp",)),
+        ("best", (7, 7, 64), (28, 28, 1), ("mlp", "deconv")),
+        ("best", (10,), (28, 28, 1), ("mlp",)),
+        ("deconv", (2, 2, 64), (8, 8, 1), ("deconv",)),
+        ("mlp", (7, 7, 64), (28, 28, 1), ("mlp",)),
+    ],
+)
+def test_decoder_choice_by_shape(decoder, message_shape, image_shape, expected):
+    config = InversionConfig(decoder=decoder)
+    assert _choose_decoders(config, message_shape, image_shape) == expected
 
 
 @pytest.mark.parametrize(
@@ -238,6 +270,8 @@ def test_bad_input_raises_clear_errors(digits):
         train_inverter(key, np.full((len(train), 3), np.nan), train)
     with pytest.raises(ValueError, match="decoder: 'deconv' needs messages"):
         train_inverter(key, train.reshape(len(train), -1), train, InversionConfig(decoder="deconv"))
+    with pytest.raises(ValueError, match="decoder: 'best' chooses on validation data"):
+        train_inverter(key, train, train, InversionConfig(decoder="best", validation_fraction=0.0))
     with pytest.raises(ValueError, match="validation_fraction: 0.1 of 4 rows"):
         train_inverter(key, train[:4], train[:4])
     # test messages of another shape: refused before any training
