@@ -197,9 +197,14 @@ def _clip(config):
     return calibrate_clip(server, config.split_point, dataset.train_images, config.clip_percentile)
 
 
-@functools.cache
 def _strategy(config, name, channel):
-    """The strategy behind a curve (the analog split is trained per channel)."""
+    """The strategy behind a curve: the analog split is trained per channel, the
+    others serve every channel (one build, one compiled program per channel)."""
+    return _analog(config, channel) if name == "split_analog" else _channel_free(config, name)
+
+
+@functools.cache
+def _channel_free(config, name):
     from strategies import cloud, edge_ensemble, local, partition, split_digital
 
     server, ensemble, dataset, _, _ = _setup(config)
@@ -216,8 +221,6 @@ def _strategy(config, name, channel):
             server, config.split_point, int(name.removeprefix("split_digital_b")),
             _clip(config), signed=False, **_digital(config),
         )  # fmt: skip
-    if name == "split_analog":
-        return _analog(config, channel)
     if name in ("partition_layer", "partition_horizontal"):
         # each hop's quantiser spans the clip_percentile of the activations it sends
         calibration = dataset.train_images[:CALIBRATION_IMAGES]
@@ -240,6 +243,7 @@ def _strategy(config, name, channel):
     raise ValueError(f"strategy: unknown {name!r}")
 
 
+@functools.cache
 def _analog(config, channel):
     from tqdm import tqdm
 

@@ -24,7 +24,10 @@ TINY = {
 def own_cache(tmp_path_factory, monkeypatch):
     """A model cache of this module's own (shared by its tests), and fresh memo tables."""
     monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path_factory.getbasetemp() / "models"))
-    for cached in (strategies_snr._setup, strategies_snr._strategy, strategies_snr._clip):
+    for cached in (
+        strategies_snr._setup, strategies_snr._channel_free, strategies_snr._analog,
+        strategies_snr._clip,
+    ):  # fmt: skip
         cached.cache_clear()
     table1._attack_data.cache_clear()
     table1._blind_psnr.cache_clear()
