@@ -134,32 +134,19 @@ def _plot(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
-def _add_train(commands, argv: list[str]) -> None:
-    """Register ``train`` when its module exists; import it only when it is the command.
+def _add_lazy_command(commands, argv: list[str], name: str, module: str, description: str):
+    """Register ``name`` when ``module`` exists; import it only when it is the command.
 
-    The training module pulls in JAX and Flax, which ``list`` and ``--help``
+    The training modules pull in JAX and Flax, which ``list`` and ``--help``
     must not pay for.
     """
-    if importlib.util.find_spec(TRAIN_MODULE) is None:
+    if importlib.util.find_spec(module) is None:
         return
-    description = "train device and server models (see 'airinfer train --help')"
-    parser = commands.add_parser("train", help=description, description=description)
-    if argv[:1] == ["train"]:
-        train = importlib.import_module(TRAIN_MODULE)
-        train.add_arguments(parser)
-        parser.set_defaults(handler=train.main)
-
-
-def _add_train_encoder(commands, argv: list[str]) -> None:
-    """Register ``train-encoder``; import its module only when it is the command."""
-    if importlib.util.find_spec(TRAIN_ENCODER_MODULE) is None:
-        return
-    description = "train the encoder and decoder of an analog split link through the channel"
-    parser = commands.add_parser("train-encoder", help=description, description=description)
-    if argv[:1] == ["train-encoder"]:
-        module = importlib.import_module(TRAIN_ENCODER_MODULE)
-        module.add_arguments(parser)
-        parser.set_defaults(handler=module.main)
+    parser = commands.add_parser(name, help=description, description=description)
+    if argv[:1] == [name]:
+        imported = importlib.import_module(module)
+        imported.add_arguments(parser)
+        parser.set_defaults(handler=imported.main)
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -215,8 +202,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     plotting.add_argument("dir", metavar="DIR", help="a results folder written by 'airinfer run'")
     plotting.set_defaults(handler=_plot)
 
-    _add_train(commands, argv or [])
-    _add_train_encoder(commands, argv or [])
+    argv = argv or []
+    _add_lazy_command(
+        commands, argv, "train", TRAIN_MODULE,
+        "train device and server models (see 'airinfer train --help')",
+    )  # fmt: skip
+    _add_lazy_command(
+        commands, argv, "train-encoder", TRAIN_ENCODER_MODULE,
+        "train the encoder and decoder of an analog split link through the channel",
+    )  # fmt: skip
     return parser
 
 
