@@ -28,9 +28,11 @@ shapes. The run uses JAX's default (partitionable) threefry; ``--fast-rng``
 switches to the non-partitionable one, several times faster on one CPU host
 but unfit for sharded sweeps. The JSON line records which ran.
 
-The Sionna backend is bound by Sionna's flat-fading generator, which draws the
-full complex gain of every device (two Philox normals) where the JAX twin
-draws one 32-bit word for the event ``|h|^2 >= threshold``.
+Both backends draw only what truncated inversion needs
+(:func:`phy.channels.truncated_rayleigh_draws`): per device and block the
+event ``|h|^2 >= threshold`` (one 32-bit word in the twin, one uniform from
+Sionna's generator), per received real one noise draw (``jax.random``, or
+Sionna's ``AWGN`` block). The NumPy reference draws the full complex gains.
 
 Run: ``python -m benchmarks.ota [--quick] [--fast-rng] [--skip-sionna]``.
 """

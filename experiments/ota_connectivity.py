@@ -109,12 +109,12 @@ def points(config):
 
 @functools.cache
 def _curve(config, width, aggregation_kind):
-    """{p: accuracy} of one curve, all p in one jitted call."""
+    """({p: accuracy}, test images) of one curve, all p in one jitted call."""
     p = np.asarray(config.connectivity, np.float32)
     if aggregation_kind == "single":
         outputs = member_outputs(config.spec(width, 1, "init"))
         accuracy = float(np.mean(np.argmax(outputs.test_logits[0], -1) == outputs.test_labels))
-        return dict.fromkeys(config.connectivity, accuracy)
+        return dict.fromkeys(config.connectivity, accuracy), len(outputs.test_labels)
     outputs = member_outputs(config.spec(width, config.trained_members))
     logits = outputs.test_logits[: config.members]
     probs = np.moveaxis(aggregation.softmax(logits), 0, 1)  # [N, K, C]
@@ -134,13 +134,14 @@ def _curve(config, width, aggregation_kind):
             key, probs, outputs.test_labels, np.full_like(p, config.snr_db),
             scheme="ota_belief", config=air, draws=config.draws, connectivity=p,
         )  # fmt: skip
-    return {q: float(a) for q, a in zip(config.connectivity, accuracy, strict=True)}
+    curve = {q: float(a) for q, a in zip(config.connectivity, accuracy, strict=True)}
+    return curve, len(outputs.test_labels)
 
 
 def run_point(key, config, point):
     """Accuracy with its 95 % Wilson interval over the test images."""
-    accuracy = _curve(config, point["width"], point["aggregation"])[point["p"]]
-    num_images = len(member_outputs(config.spec(point["width"], 1, "init")).test_labels)
+    curve, num_images = _curve(config, point["width"], point["aggregation"])
+    accuracy = curve[point["p"]]
     low, high = wilson_interval(round(accuracy * num_images), num_images)
     return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2}
 

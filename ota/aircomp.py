@@ -35,7 +35,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ota._checks import (
     check_choice,
@@ -237,35 +236,27 @@ def _awgn_block(key, reals, transmit, batch_shape, no, config):
 
 
 def _uses_gain_shortcut(config):
-    """Rayleigh, one antenna, perfect CSI, truncated inversion, JAX twin: after
-    inversion the phase cancels and only the event ``|h|^2 >= threshold`` matters."""
+    """Rayleigh, one antenna, perfect CSI, truncated inversion: after inversion
+    the phase cancels and only the event ``|h|^2 >= threshold`` matters."""
     return (
-        config.backend == "jax"
-        and config.channel == "rayleigh"
+        config.channel == "rayleigh"
         and config.precoding == "truncated"
         and config.num_rx_ant == 1
         and config.csi_error_var == 0
     )
 
 
-def _flat_draw(sampler, key, shape, dtype):
-    """Draw as one flat vector, then reshape: the same distribution, and XLA
-    compiles the generator for one dimension instead of one per batch axis."""
-    return sampler(key, (math.prod(shape),), dtype).reshape(shape)
-
-
 def _rayleigh_truncated_block(key, reals, transmit, batch_shape, no, config):
-    key_gain, key_noise = jax.random.split(key)
-    num_devices = reals.shape[-2]
-    # |h|^2 ~ Exp(1): P(|h|^2 >= threshold) = exp(-threshold). One 32-bit word per
-    # device and block decides it; nothing else of h reaches the receiver.
-    above = math.exp(-config.threshold)
-    word = _flat_draw(jax.random.bits, key_gain, batch_shape + (num_devices,), jnp.uint32)
-    active = (word < np.uint32(min(above * 2.0**32, 2.0**32 - 1))).astype(jnp.float32)
+    num_devices, num_reals = reals.shape[-2:]
+    num_blocks = math.prod(batch_shape)
+    active, noise = channels.truncated_rayleigh_draws(
+        key, num_blocks, num_devices, num_reals, config.threshold, backend=config.backend
+    )
+    active = active.reshape(batch_shape + (num_devices,))
+    noise = noise.reshape(batch_shape + (num_reals,))
     if transmit is not None:
         active = transmit * active
     amplitude = jnp.sqrt(jnp.float32(config.power * config.threshold))
-    noise = _flat_draw(jax.random.normal, key_noise, batch_shape + reals.shape[-1:], jnp.float32)
     # A masked sum, not an einsum: XLA fuses it with the noise into one loop
     # instead of a batch of 1 x K matrix products.
     received = amplitude * jnp.sum(active[..., None] * reals, axis=-2)

@@ -34,6 +34,7 @@ __all__ = [
     "awgn",
     "flat_fading_mac",
     "draw_flat_fading",
+    "truncated_rayleigh_draws",
     "apply_mac",
     "ofdm_mac",
     "exponential_correlation",
@@ -344,6 +345,66 @@ def draw_flat_fading(
     batch = math.prod(batch_shape)
     h = _sionna_mac_draw(batch, *params)(key)
     return h.reshape(*batch_shape, num_rx_ant, num_devices)
+
+
+def _truncated_rayleigh_tf(num_blocks, num_devices, num_symbols, above):
+    tf = tensorflow()
+    uniform = sionna_phy().config.tf_rng.uniform([num_blocks, num_devices], 0.0, 1.0, tf.float32)
+    return tf.cast(uniform < above, tf.float32), _unit_noise_tf([num_blocks, num_symbols])
+
+
+@functools.cache
+def _sionna_truncated_rayleigh(num_blocks, num_devices, num_symbols, above):
+    return bridge(
+        functools.partial(_truncated_rayleigh_tf, num_blocks, num_devices, num_symbols, above)
+    )
+
+
+def truncated_rayleigh_draws(
+    key, num_blocks, num_devices, num_reals, threshold, *, backend: Backend = "sionna"
+):
+    """The random numbers of a Rayleigh block-fading MAC under truncated channel inversion.
+
+    With ``h ~ CN(0, 1)`` known at each device, inversion cancels the gain and
+    the phase: all that reaches the receiver is whether ``|h|^2 >= threshold``
+    (the device transmits) or not (it stays silent). ``|h|^2 ~ Exp(1)``, so
+    that event has probability ``exp(-threshold)`` and is drawn directly, one
+    uniform number per device and block, instead of the two normals of ``h``.
+    The receiver's noise is drawn once per received real.
+
+    Input:
+        key: JAX PRNG key.
+        num_blocks: independent fading blocks (inferences).
+        num_devices: K devices, one gain each per block.
+        num_reals: reals per block (twice the channel uses; even).
+        threshold: the truncation threshold on ``|h|^2``, > 0.
+        backend: ``"sionna"`` (Sionna's generator and its ``AWGN`` block) or
+            ``"jax"`` (``jax.random``: one 32-bit word per event).
+
+    Output:
+        active: ``[num_blocks, num_devices]`` float32, 1 where ``|h|^2 >= threshold``.
+        noise: ``[num_blocks, num_reals]`` float32, i.i.d. N(0, 1).
+    """
+    _check_backend(backend)
+    if num_reals % 2:
+        raise ValueError(f"num_reals must be even (two per channel use), got {num_reals}")
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold}")
+    above = math.exp(-threshold)
+    if backend == "sionna":
+        active, unit_noise = _sionna_truncated_rayleigh(
+            num_blocks, num_devices, num_reals // 2, above
+        )(key)
+        # CN(0, 1): each real part has variance 1/2.
+        return active, math.sqrt(2.0) * jnp.concatenate(
+            [jnp.real(unit_noise), jnp.imag(unit_noise)], axis=-1
+        )
+    key_gain, key_noise = jax.random.split(key)
+    # Flat draws, reshaped: XLA compiles each generator for one dimension.
+    word = jax.random.bits(key_gain, (num_blocks * num_devices,), jnp.uint32)
+    active = (word < np.uint32(min(above * 2.0**32, 2.0**32 - 1))).astype(jnp.float32)
+    noise = jax.random.normal(key_noise, (num_blocks * num_reals,), jnp.float32)
+    return active.reshape(num_blocks, num_devices), noise.reshape(num_blocks, num_reals)
 
 
 def apply_mac(key, x, h, no, *, backend: Backend = "sionna"):
