@@ -57,6 +57,10 @@ ORTHOGONAL_CHANNELS = ("awgn", "rayleigh", "rician") + tuple(channels.OFDM_MODEL
 DEFAULT_BLER_GRID_DB = tuple(float(x) for x in np.arange(-6.0, 20.01, 0.5))
 # A deep fade's gain is floored before taking dB (-300 dB: surely dropped).
 _MIN_GAIN = 1e-30
+# Resource elements per call of the OFDM channel generator: it holds every path
+# of every element (TDL-A: 23 complex taps), so a sweep's whole batch at once
+# would take tens of GB; in calls of 2^22 elements it takes under 1 GB.
+MAX_OFDM_ELEMENTS_PER_CALL = 2**22
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,6 +228,37 @@ def channel_power_gains(key, batch_shape, num_devices, config):
     return jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=-2)
 
 
+def _ofdm_gains(key, batch, num_devices, num_symbols, config):
+    """``||h_f||^2`` of each device's slot on ``num_symbols`` subcarriers: ``[batch, K, N]``.
+
+    Drawn in calls of at most :data:`MAX_OFDM_ELEMENTS_PER_CALL` resource
+    elements (call i with ``fold_in(key, i)``); one call with ``key`` itself
+    when the batch fits.
+    """
+
+    def draw(key, blocks):
+        silent = jnp.zeros((blocks, num_devices, 1, num_symbols), jnp.complex64)
+        h = channels.ofdm_mac(
+            key,
+            silent,
+            0.0,
+            model=config.channel,
+            num_rx_ant=config.num_rx_ant,
+            subcarrier_spacing=config.subcarrier_spacing,
+            delay_spread=config.delay_spread,
+            carrier_frequency=config.carrier_frequency,
+            speed=config.speed,
+        ).h  # [blocks, M, K, 1, N]
+        return jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=1)[:, :, 0]
+
+    per_call = max(1, MAX_OFDM_ELEMENTS_PER_CALL // (num_devices * num_symbols))
+    if batch <= per_call:
+        return draw(key, batch)
+    num_calls = -(-batch // per_call)
+    gains = jax.lax.map(lambda i: draw(jax.random.fold_in(key, i), per_call), jnp.arange(num_calls))
+    return gains.reshape(num_calls * per_call, num_devices, num_symbols)[:batch]
+
+
 def effective_snr_db(key, snr_db, num_devices, num_values, config):
     """The Es/N0 (dB) at which each device's codeword decodes, ``[*snr_db.shape, K]``.
 
@@ -241,19 +276,7 @@ def effective_snr_db(key, snr_db, num_devices, num_values, config):
         return snr_db[..., None] + 10.0 * jnp.log10(jnp.maximum(gains, _MIN_GAIN))
     num_symbols = config.link(num_values).num_symbols
     batch = math.prod(batch_shape)
-    silent = jnp.zeros((batch, num_devices, 1, num_symbols), jnp.complex64)
-    h = channels.ofdm_mac(
-        key,
-        silent,
-        0.0,
-        model=config.channel,
-        num_rx_ant=config.num_rx_ant,
-        subcarrier_spacing=config.subcarrier_spacing,
-        delay_spread=config.delay_spread,
-        carrier_frequency=config.carrier_frequency,
-        speed=config.speed,
-    ).h  # [B, M, K, 1, N]
-    gains = jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=1)[:, :, 0]  # [B, K, N]
+    gains = _ofdm_gains(key, batch, num_devices, num_symbols, config)  # [B, K, N]
     snr = jnp.power(10.0, snr_db.reshape(batch, 1, 1) / 10.0) * gains
     effective = jnp.exp2(jnp.mean(jnp.log2(1.0 + snr), axis=-1)) - 1.0  # [B, K]
     effective_db = 10.0 * jnp.log10(jnp.maximum(effective, _MIN_GAIN))

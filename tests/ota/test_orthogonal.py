@@ -90,6 +90,27 @@ def test_ofdm_slots_decode_at_the_mutual_information_effective_snr(key):
     np.testing.assert_array_equal(estimate.received, np.asarray(effective) > 1e-3)
 
 
+def test_ofdm_gains_are_drawn_in_bounded_calls(key, monkeypatch):
+    # 3 blocks per call: 8 blocks take 3 calls (the last one partly dropped), call i
+    # drawing what one call with fold_in(key, i) draws (up to round-off: XLA fuses the
+    # loop body differently); a batch that fits is one call.
+    from ota import orthogonal
+
+    config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
+    num_symbols = config.link(4).num_symbols
+    whole = orthogonal._ofdm_gains(key, 8, 2, num_symbols, config)
+    monkeypatch.setattr(orthogonal, "MAX_OFDM_ELEMENTS_PER_CALL", 3 * 2 * num_symbols)
+    chunked = orthogonal._ofdm_gains(key, 8, 2, num_symbols, config)
+    assert chunked.shape == whole.shape == (8, 2, num_symbols)
+    for call in range(3):
+        alone = orthogonal._ofdm_gains(jax.random.fold_in(key, call), 3, 2, num_symbols, config)
+        np.testing.assert_allclose(
+            chunked[3 * call : 3 * call + 3], alone[: 8 - 3 * call], rtol=1e-5
+        )
+    assert not np.allclose(chunked[:3], whole[:3])
+    assert np.all(np.asarray(chunked) > 0)
+
+
 # Small case: 4 values of 4 bits (k = 16, n = 32 LDPC, 16 QPSK symbols) from 4
 # devices over Rayleigh fading, 600 inferences = 2400 codewords. The simulated
 # drop indicators are Bernoulli(BLER(effective SNR)) given the channel, so the
