@@ -217,7 +217,9 @@ def plot(rows, config, path):
 
     ks, channels = config.num_devices, config.channels
     figure = Figure(figsize=(4.2 * len(channels), 3.2 * len(ks)), layout="constrained")
-    axes = figure.subplots(len(ks), len(channels), squeeze=False, sharex=True, sharey=True)
+    # One y-range per K: the small ensembles dip far under fading, and a shared
+    # axis would flatten the larger ones' differences of a point or two.
+    axes = figure.subplots(len(ks), len(channels), squeeze=False, sharex=True, sharey="row")
     for i, k in enumerate(ks):
         for j, channel in enumerate(channels):
             ax = axes[i][j]
