@@ -210,7 +210,7 @@ def plot(rows, config, path):
     panels = (
         ("accuracy", "accuracy", False),
         ("channel_uses", "channel uses / inference", True),
-        ("latency_s", "latency [s]", True),
+        ("latency_s", "latency [ms]", False),
         ("privacy_psnr_db", "inversion PSNR [dB]", False),
     )
     figure = Figure(figsize=(14, 0.35 * len(names) + 1.5), layout="constrained")
@@ -218,9 +218,12 @@ def plot(rows, config, path):
     colors = [strategies_snr.STYLE[n][0] for n in names]
     y = np.arange(len(names))
     for ax, (column, title, log) in zip(axes, panels, strict=True):
-        values = np.asarray([r[column] for r in rows], float)
-        # a log axis cannot show 0 (strategies that send nothing): draw a sliver
-        ax.barh(y, np.maximum(values, 0.5) if log else values, color=colors)
+        values = np.asarray([r[column] for r in rows], float) * SCALE.get(column, 1)
+        if log:
+            # a log axis cannot show 0 (strategies that send nothing): draw a sliver
+            positive = values[values > 0]
+            values = np.maximum(values, positive.min() / 4 if positive.size else 1.0)
+        ax.barh(y, values, color=colors)
         if log:
             ax.set_xscale("log")
         if column == "privacy_psnr_db":
