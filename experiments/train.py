@@ -147,10 +147,10 @@ def main(args: argparse.Namespace) -> int:
         dataset = load_dataset(args.dataset, args.seed)
     except BadInput as error:
         return fail(error)
-    return _train_and_save(args, widths, architectures, dataset, checkpoint.parent, checkpoint)
+    return _train_and_save(args, widths, architectures, dataset, checkpoint.parent)
 
 
-def _train_and_save(args, widths, architectures, dataset, out, checkpoint_path) -> int:
+def _train_and_save(args, widths, architectures, dataset, out) -> int:
     import dataclasses
     import json
     import shutil
@@ -212,8 +212,9 @@ def _train_and_save(args, widths, architectures, dataset, out, checkpoint_path) 
     }
 
     out.mkdir(parents=True, exist_ok=True)
-    if checkpoint_path.exists():
-        shutil.rmtree(checkpoint_path)
+    checkpoint = out / "checkpoint"
+    if checkpoint.exists():
+        shutil.rmtree(checkpoint)
     resolved = {
         "dataset": dataset.name,
         "ensemble": config.to_dict(),
@@ -221,7 +222,7 @@ def _train_and_save(args, widths, architectures, dataset, out, checkpoint_path) 
         "formulation": args.formulation,
         "argv": sys.argv[1:],
     }
-    save_ensemble(checkpoint_path, ensemble, resolved)
+    save_ensemble(checkpoint, ensemble, resolved)
     np.savez(out / "test_logits.npz", logits=logits.astype(np.float32), labels=dataset.test_labels)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     resolved |= {"backend": jax.default_backend(), "cache": str(cached_at) if cached_at else None}

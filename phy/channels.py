@@ -28,6 +28,7 @@ import numpy as np
 
 from phy._tf import sionna_phy, tensorflow
 from phy.bridge import bridge
+from phy.conventions import symbols_to_reals
 
 __all__ = [
     "ChannelOutput",
@@ -396,9 +397,7 @@ def truncated_rayleigh_draws(
             num_blocks, num_devices, num_reals // 2, above
         )(key)
         # CN(0, 1): each real part has variance 1/2.
-        return active, math.sqrt(2.0) * jnp.concatenate(
-            [jnp.real(unit_noise), jnp.imag(unit_noise)], axis=-1
-        )
+        return active, math.sqrt(2.0) * symbols_to_reals(unit_noise)
     key_gain, key_noise = jax.random.split(key)
     # Flat draws, reshaped: XLA compiles each generator for one dimension.
     word = jax.random.bits(key_gain, (num_blocks * num_devices,), jnp.uint32)

@@ -338,26 +338,25 @@ class SplitDigitalStrategy:
 
         Same inputs as ``__call__``; returns a :class:`SplitReception`.
         """
-        check_images(images)
         config = self.link_config(link.channel)
-        self.sent_shape(images.shape[1:])  # checks the bottleneck against the features
-        model = inference_copy(self.model)
-        sent = model.front(images, self.split_point)
-        if self.bottleneck is not None:
-            sent = self.bottleneck.compress(sent)
+        sent = self.device_output(images)
         batch = sent.shape[0]
         bits = self.quantize_to_bits(sent)
         decided = send_bits(key, bits.reshape(batch, -1), link.snr_db, config)
         return SplitReception(sent, self.bits_to_values(decided.reshape(bits.shape)))
 
+    def device_output(self, images: jax.Array) -> jax.Array:
+        """The values the device quantises: its front's features, or their bottleneck
+        code, ``[B, ...]`` float32."""
+        check_images(images)
+        self.sent_shape(images.shape[1:])  # checks the bottleneck against the features
+        sent = inference_copy(self.model).front(images, self.split_point)
+        return sent if self.bottleneck is None else self.bottleneck.compress(sent)
+
     def message(self, images: jax.Array, snr_db=None) -> jax.Array:
         """What leaves the device: the quantised features (or bottleneck code) as the
         server rebuilds them from error-free bits, ``[B, ...]`` float32."""
-        check_images(images)
-        sent = inference_copy(self.model).front(images, self.split_point)
-        if self.bottleneck is not None:
-            sent = self.bottleneck.compress(sent)
-        return self.bits_to_values(self.quantize_to_bits(sent))
+        return self.bits_to_values(self.quantize_to_bits(self.device_output(images)))
 
     def server(self, received: jax.Array) -> jax.Array:
         """Server side: received values ``[B, ...]`` -> logits ``[B, num_classes]`` float32."""
