@@ -24,13 +24,14 @@ test-slow: setup
 	$(BIN)/pytest -q -m slow
 
 bench: setup
-	$(BIN)/python -m benchmarks.bridge
-	$(BIN)/python -m benchmarks.train
-	$(BIN)/python -m benchmarks.ota
-	$(BIN)/python -m benchmarks.jscc
+	$(BIN)/python -m airinfer.benchmarks.bridge
+	$(BIN)/python -m airinfer.benchmarks.train
+	$(BIN)/python -m airinfer.benchmarks.ota
+	$(BIN)/python -m airinfer.benchmarks.jscc
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) results

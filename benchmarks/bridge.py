@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks.timing import median_ms, parse_args, result_line
-from phy import channels
-from phy._tf import sionna_phy, tensorflow
-from phy.bridge import key_to_tf_seed, stateless_sionna_rng
-from phy.conventions import normalize_power, snr_db_to_no
+from airinfer.benchmarks.timing import median_ms, parse_args, result_line
+from airinfer.phy import channels
+from airinfer.phy._tf import sionna_phy, tensorflow
+from airinfer.phy.bridge import key_to_tf_seed, stateless_sionna_rng
+from airinfer.phy.conventions import normalize_power, snr_db_to_no
 
 NUM_DEVICES, FEATURES, CHANNEL_USES, BATCH, SNR_DB = 16, 32, 1024, 64, 10.0
 

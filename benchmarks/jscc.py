@@ -34,10 +34,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from benchmarks.timing import median_ms, parse_args, result_line
-from models.datasets import load_dataset
-from models.zoo import ModelConfig, build_model
-from strategies.jscc import SNR_CLIP_DB, JSCCCodec, JSCCConfig, make_train_step
+from airinfer.benchmarks.timing import median_ms, parse_args, result_line
+from airinfer.models.datasets import load_dataset
+from airinfer.models.zoo import ModelConfig, build_model
+from airinfer.strategies.jscc import SNR_CLIP_DB, JSCCCodec, JSCCConfig, make_train_step
 
 SYMBOLS, HIDDEN, SPLIT_POINT, SNR_RANGE_DB = 16, 128, "hidden1", (-10.0, 20.0)
 LEARNING_RATE, SCHEDULE_STEPS = 3e-3, 1000
@@ -86,8 +86,8 @@ def _dense_weights(module):
 
 
 def tensorflow_step(setup):
-    from phy._tf import sionna_phy, tensorflow
-    from phy.bridge import key_to_tf_seed, stateless_sionna_rng
+    from airinfer.phy._tf import sionna_phy, tensorflow
+    from airinfer.phy.bridge import key_to_tf_seed, stateless_sionna_rng
 
     tf = tensorflow()
     sn = sionna_phy()

@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-import ota
+from airinfer import ota
 
 NUM_DEVICES, NUM_CLASSES = 16, 10
 THRESHOLD = 0.1  # truncated inversion: devices with |h|^2 < 0.1 (about 10 %) stay silent

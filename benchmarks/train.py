@@ -24,9 +24,9 @@ import time
 import jax
 import numpy as np
 
-from models.ensemble import init_group
-from models.train import TrainConfig, choose_formulation, train_group
-from models.zoo import ModelConfig
+from airinfer.models.ensemble import init_group
+from airinfer.models.train import TrainConfig, choose_formulation, train_group
+from airinfer.models.zoo import ModelConfig
 
 # kind -> (width, image shape); MobileNetV2 only on request (slow to compile on a CPU)
 MODELS = {"cnn": (0.25, (28, 28, 1)), "mlp": (1.0, (28, 28, 1)), "mobilenet_v2": (0.5, (32, 32, 3))}

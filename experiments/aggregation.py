@@ -13,11 +13,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ota.aircomp import over_the_air_average
-from ota.connectivity import participation_mask
-from ota.encoding import Normalization, one_hot_votes, sign_votes
-from ota.orthogonal import measure_bler_table, orthogonal_average
-from ota.privacy import add_gaussian_noise
+from airinfer.ota.aircomp import over_the_air_average
+from airinfer.ota.connectivity import participation_mask
+from airinfer.ota.encoding import Normalization, one_hot_votes, sign_votes
+from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
+from airinfer.ota.privacy import add_gaussian_noise
 
 __all__ = [
     "OTA_PAYLOADS",

@@ -21,16 +21,16 @@ import importlib.metadata
 import importlib.util
 import sys
 
-from experiments import registry
-from experiments.config import ConfigError
+from airinfer.experiments import registry
+from airinfer.experiments.config import ConfigError
 
 __all__ = ["build_parser", "main"]
 
 PROG = "airinfer"
 USAGE_ERROR = 2
 INTERRUPTED = 130
-TRAIN_MODULE = "experiments.train"
-TRAIN_ENCODER_MODULE = "experiments.train_encoder"
+TRAIN_MODULE = "airinfer.experiments.train"
+TRAIN_ENCODER_MODULE = "airinfer.experiments.train_encoder"
 
 
 class UsageError(Exception):
@@ -75,7 +75,7 @@ def _known_experiment(name: str) -> str:
 
 def _run(args) -> int:
     """Run (or resume) a sweep and print where the results went."""
-    from experiments import runner
+    from airinfer.experiments import runner
 
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
@@ -111,7 +111,7 @@ def _plot(args) -> int:
     import json
     from pathlib import Path
 
-    from experiments import runner
+    from airinfer.experiments import runner
 
     config_path = Path(args.dir) / runner.CONFIG_FILE
     try:

@@ -41,8 +41,8 @@ def checkpoint_path(out: str, overwrite: bool) -> pathlib.Path:
 
 def load_dataset(name: str, seed: int):
     """:func:`models.datasets.load_dataset`; its ``DatasetError`` as :class:`BadInput`."""
-    from models.datasets import DatasetError
-    from models.datasets import load_dataset as load
+    from airinfer.models.datasets import DatasetError
+    from airinfer.models.datasets import load_dataset as load
 
     try:
         return load(name, seed=seed)

@@ -68,10 +68,10 @@ from typing import Literal
 
 import numpy as np
 
-from experiments import registry
-from experiments.config import ConfigError
-from experiments.registry import Experiment
-from strategies.base import Hardware
+from airinfer.experiments import registry
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.registry import Experiment
+from airinfer.strategies.base import Hardware
 
 __all__ = ["LatencyBitrateConfig", "EXPERIMENT", "NEUROSURGEON_UPLINKS_MBPS", "regimes"]
 
@@ -165,7 +165,7 @@ QUICK = {
 
 
 def _hardware(config):
-    from strategies.base import Hardware
+    from airinfer.strategies.base import Hardware
 
     return Hardware(
         device_flops_per_s=config.device_flops_per_s, server_flops_per_s=config.server_flops_per_s
@@ -175,8 +175,8 @@ def _hardware(config):
 @functools.cache
 def _profile(model, dataset, width, num_classes):
     """FLOPs and feature sizes of one architecture, built shape-only (no data, no weights)."""
-    from models.zoo import ModelConfig, abstract_model
-    from strategies.latency import profile_model
+    from airinfer.models.zoo import ModelConfig, abstract_model
+    from airinfer.strategies.latency import profile_model
 
     model_config = ModelConfig(model, INPUT_SHAPES[dataset], num_classes, width)
     return profile_model(abstract_model(model_config), model_config.input_shape)
@@ -185,7 +185,7 @@ def _profile(model, dataset, width, num_classes):
 @functools.cache
 def _placements(config):
     """The placements of the config's model; the profile is shared by configs of one model."""
-    from strategies.latency import placements
+    from airinfer.strategies.latency import placements
 
     return placements(
         _profile(config.model, config.dataset, config.width, config.num_classes),
@@ -198,7 +198,7 @@ def _placements(config):
 @functools.cache
 def _at(config, bitrate_mbps):
     """Breakdowns of every placement at one bitrate, and the indices of the fastest ones."""
-    from strategies.latency import placement_latency
+    from airinfer.strategies.latency import placement_latency
 
     options = _placements(config)
     hardware = _hardware(config)
@@ -270,7 +270,7 @@ def regimes(rows):
         A list of dicts ``{"strategy", "split_point", "low_mbps", "high_mbps"}``,
         contiguous from the lowest to the highest bitrate of ``rows``.
     """
-    from strategies.latency import lower_envelope
+    from airinfer.strategies.latency import lower_envelope
 
     if not rows:
         raise ValueError("rows: empty; need the rows of at least one placement")
@@ -308,7 +308,7 @@ def analysis(config):
     above which it beats edge-only and below which it beats cloud-only, and the
     window where it beats both (None: never).
     """
-    from strategies.latency import faster_interval, fastest_regimes, line, split_window
+    from airinfer.strategies.latency import faster_interval, fastest_regimes, line, split_window
 
     options, hardware = _placements(config), _hardware(config)
     edge, cloud = options[0], options[1]
@@ -380,7 +380,7 @@ def plot(rows, config, path):
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
-    from experiments.plotting import save_figure
+    from airinfer.experiments.plotting import save_figure
 
     figure = Figure(figsize=(7.0, 7.0), layout="constrained")
     top, bottom = figure.subplots(

@@ -15,10 +15,10 @@ from typing import Literal
 
 import numpy as np
 
-from experiments.config import ConfigError
-from experiments.registry import Experiment
-from experiments.stats import wilson_interval
-from phy import digital, theory
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.registry import Experiment
+from airinfer.experiments.stats import wilson_interval
+from airinfer.phy import digital, theory
 
 __all__ = ["LinkBerConfig", "EXPERIMENT", "points", "run_point", "plot"]
 

@@ -79,11 +79,11 @@ def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
     """
     from tqdm import tqdm
 
-    from models.cache import cached_train_ensemble
-    from models.datasets import load_dataset
-    from models.ensemble import EnsembleConfig
-    from models.train import TrainConfig, planned_member_steps
-    from models.zoo import ModelConfig
+    from airinfer.models.cache import cached_train_ensemble
+    from airinfer.models.datasets import load_dataset
+    from airinfer.models.ensemble import EnsembleConfig
+    from airinfer.models.train import TrainConfig, planned_member_steps
+    from airinfer.models.zoo import ModelConfig
 
     dataset = load_dataset(spec.dataset, seed=spec.seed)
     model = ModelConfig(spec.model, dataset.image_shape, dataset.num_classes, spec.width)
@@ -104,7 +104,7 @@ def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
 @functools.cache
 def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
     """Train or load the members of ``spec`` and return their logits on validation and test."""
-    from models.train import ensemble_logits
+    from airinfer.models.train import ensemble_logits
 
     ensemble, dataset = trained_ensemble(spec, progress)
     return MemberOutputs(
@@ -117,6 +117,6 @@ def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
 
 
 def _parameter_counts(ensemble):
-    from models.zoo import count_params
+    from airinfer.models.zoo import count_params
 
     return [count_params(ensemble.member(k)) for k in range(ensemble.size)]

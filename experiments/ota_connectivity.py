@@ -19,11 +19,11 @@ from typing import Literal
 
 import numpy as np
 
-from experiments import aggregation, registry
-from experiments.config import ConfigError
-from experiments.members import EnsembleSpec, member_outputs
-from experiments.registry import Experiment
-from experiments.stats import wilson_interval
+from airinfer.experiments import aggregation, registry
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.members import EnsembleSpec, member_outputs
+from airinfer.experiments.registry import Experiment
+from airinfer.experiments.stats import wilson_interval
 
 __all__ = ["OtaConnectivityConfig", "EXPERIMENT"]
 
@@ -124,7 +124,7 @@ def _curve(config, width, aggregation_kind):
             key, probs, outputs.test_labels, p, draws=config.draws
         )
     else:
-        from ota.aircomp import AirCompConfig
+        from airinfer.ota.aircomp import AirCompConfig
 
         air = AirCompConfig(
             channel=config.channel, threshold=config.threshold, local_device=True,
@@ -150,7 +150,7 @@ def plot(rows, config, path):
     """Accuracy vs p: one colour per width, solid ideal, dashed over the air, grey reference."""
     from matplotlib.figure import Figure
 
-    from experiments.plotting import save_figure
+    from airinfer.experiments.plotting import save_figure
 
     figure = Figure(figsize=(6.0, 4.2), layout="constrained")
     ax = figure.subplots()

@@ -23,11 +23,11 @@ from typing import Literal
 
 import numpy as np
 
-from experiments import aggregation, registry
-from experiments.config import ConfigError
-from experiments.members import EnsembleSpec, member_outputs
-from experiments.registry import Experiment
-from experiments.stats import wilson_interval
+from airinfer.experiments import aggregation, registry
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.members import EnsembleSpec, member_outputs
+from airinfer.experiments.registry import Experiment
+from airinfer.experiments.stats import wilson_interval
 
 __all__ = ["OtaPrivacyConfig", "EXPERIMENT"]
 
@@ -84,7 +84,7 @@ def points(config):
 
 def _required_std(config):
     """The analytic Gaussian mechanism's σ on the released sum, per ε (0 for ε = inf)."""
-    from ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_sigma
+    from airinfer.ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_sigma
 
     return np.asarray([
         0.0 if math.isinf(e) else analytic_gaussian_sigma(e, config.delta, SOFTMAX_SENSITIVITY)
@@ -93,16 +93,16 @@ def _required_std(config):
 
 
 def _achieved_epsilon(std, delta):
-    from ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_epsilon
+    from airinfer.ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_epsilon
 
     return math.inf if std <= 0 else analytic_gaussian_epsilon(std, delta, SOFTMAX_SENSITIVITY)
 
 
 def _over_the_air_plan(config, num_classes, num_devices):
     """Per ε: (device DP std, normalisation stretch, achieved ε) over the air."""
-    from ota import privacy
-    from ota.aircomp import AirCompConfig, noise_power
-    from ota.encoding import Normalization
+    from airinfer.ota import privacy
+    from airinfer.ota.aircomp import AirCompConfig, noise_power
+    from airinfer.ota.encoding import Normalization
 
     air = AirCompConfig(channel="awgn", backend=config.backend)
     base = Normalization.simplex(num_classes)
@@ -128,8 +128,8 @@ def _over_the_air_plan(config, num_classes, num_devices):
 @functools.cache
 def _curve(config, scheme):
     """{ε: row columns} of one scheme, every ε in one jitted call."""
-    from ota.cost import channel_uses
-    from ota.orthogonal import OrthogonalConfig
+    from airinfer.ota.cost import channel_uses
+    from airinfer.ota.orthogonal import OrthogonalConfig
 
     outputs = member_outputs(config.ensemble)
     probs = np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1)  # [N, K, C]
@@ -196,7 +196,7 @@ def plot(rows, config, path):
     """Accuracy vs ε (log axis); the no-privacy level as a mark at the right edge."""
     from matplotlib.figure import Figure
 
-    from experiments.plotting import save_figure
+    from airinfer.experiments.plotting import save_figure
 
     figure = Figure(figsize=(6.0, 4.2), layout="constrained")
     ax = figure.subplots()

@@ -30,11 +30,11 @@ from typing import Literal
 
 import numpy as np
 
-from experiments import aggregation, registry
-from experiments.config import ConfigError
-from experiments.members import EnsembleSpec, member_outputs
-from experiments.registry import Experiment
-from experiments.stats import wilson_interval
+from airinfer.experiments import aggregation, registry
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.members import EnsembleSpec, member_outputs
+from airinfer.experiments.registry import Experiment
+from airinfer.experiments.stats import wilson_interval
 
 __all__ = ["OtaSnrConfig", "EXPERIMENT"]
 
@@ -115,7 +115,7 @@ def points(config):
 
 
 def _air_config(config, channel, repetitions):
-    from ota.aircomp import AirCompConfig
+    from airinfer.ota.aircomp import AirCompConfig
 
     return AirCompConfig(
         channel=channel, precoding="truncated", threshold=config.threshold,
@@ -124,7 +124,7 @@ def _air_config(config, channel, repetitions):
 
 
 def _orthogonal_config(config, channel):
-    from ota.orthogonal import OrthogonalConfig
+    from airinfer.ota.orthogonal import OrthogonalConfig
 
     return OrthogonalConfig(
         channel=channel, bits=config.bits, modulation=config.modulation,
@@ -134,7 +134,7 @@ def _orthogonal_config(config, channel):
 
 def _costs(config, num_devices, num_classes):
     """(orthogonal channel uses, over-the-air repetitions) when K - 1 neighbours send."""
-    from ota.cost import channel_uses
+    from airinfer.ota.cost import channel_uses
 
     if num_devices == 1:  # the device alone: nothing crosses the channel
         return 0, 1
@@ -213,7 +213,7 @@ def plot(rows, config, path):
     """A grid: one row of panels per K, one column per channel."""
     from matplotlib.figure import Figure
 
-    from experiments.plotting import save_figure
+    from airinfer.experiments.plotting import save_figure
 
     ks, channels = config.num_devices, config.channels
     figure = Figure(figsize=(4.2 * len(channels), 3.2 * len(ks)), layout="constrained")

@@ -48,32 +48,32 @@ class Experiment:
 # name -> (module defining EXPERIMENT, one-line summary)
 EXPERIMENTS: dict[str, tuple[str, str]] = {
     "link_ber": (
-        "experiments.link_ber",
+        "airinfer.experiments.link_ber",
         "BER and BLER vs Es/N0 of QPSK/16QAM, uncoded and 5G LDPC, over AWGN and Rayleigh",
     ),
     "ota_snr": (
-        "experiments.ota_snr",
+        "airinfer.experiments.ota_snr",
         "edge-ensemble accuracy vs SNR: over-the-air belief/vote/sign sums vs orthogonal digital",
     ),
     "ota_connectivity": (
-        "experiments.ota_connectivity",
+        "airinfer.experiments.ota_connectivity",
         "accuracy vs connectivity p of 16 compact CNNs (ideal and over the air) vs one full CNN",
     ),
     "ota_privacy": (
-        "experiments.ota_privacy",
+        "airinfer.experiments.ota_privacy",
         "accuracy vs differential-privacy level: over-the-air vs orthogonal, belief vs vote",
     ),
     "latency_bitrate": (
-        "experiments.latency_bitrate",
+        "airinfer.experiments.latency_bitrate",
         "latency vs uplink bitrate: edge-only, cloud-only and split at every split point (Fig. 3)",
     ),
     "strategies_snr": (
-        "experiments.strategies_snr",
+        "airinfer.experiments.strategies_snr",
         "accuracy vs SNR of every strategy: local, cloud, split digital/analog, partitioning, "
         "edge ensemble",
     ),
     "table1": (
-        "experiments.table1",
+        "airinfer.experiments.table1",
         "the survey's Table I measured: accuracy, channel uses, latency, inversion PSNR, offline",
     ),
 }

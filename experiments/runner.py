@@ -36,8 +36,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from experiments import registry
-from experiments.config import ConfigError, apply_overrides, from_dict, to_json_dict
+from airinfer.experiments import registry
+from airinfer.experiments.config import ConfigError, apply_overrides, from_dict, to_json_dict
 
 __all__ = ["OutputConflict", "RunResult", "read_rows", "replot", "resolve_config", "run"]
 

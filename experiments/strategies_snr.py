@@ -33,11 +33,11 @@ from typing import Literal
 
 import numpy as np
 
-from experiments import registry
-from experiments.config import ConfigError
-from experiments.members import EnsembleSpec, trained_ensemble
-from experiments.registry import Experiment
-from experiments.stats import wilson_interval
+from airinfer.experiments import registry
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.members import EnsembleSpec, trained_ensemble
+from airinfer.experiments.registry import Experiment
+from airinfer.experiments.stats import wilson_interval
 
 STRATEGIES = (
     "local",
@@ -181,8 +181,8 @@ def _digital(config):
 
 def matched_symbols(config, model, image_shape):
     """Channel uses of ``split_digital_b{analog_matched_bits}``: the analog link's ``k``."""
-    from models.zoo import feature_shape
-    from strategies.codec import channel_uses_per_sample, digital_link_config
+    from airinfer.models.zoo import feature_shape
+    from airinfer.strategies.codec import channel_uses_per_sample, digital_link_config
 
     values = math.prod(feature_shape(model, config.split_point, image_shape))
     link = digital_link_config("awgn", config.modulation, config.code_rate, config.block_bits)
@@ -191,7 +191,7 @@ def matched_symbols(config, model, image_shape):
 
 @functools.cache
 def _clip(config):
-    from strategies.split_digital import calibrate_clip
+    from airinfer.strategies.split_digital import calibrate_clip
 
     server, _, dataset, _, _ = _setup(config)
     return calibrate_clip(server, config.split_point, dataset.train_images, config.clip_percentile)
@@ -205,7 +205,7 @@ def _strategy(config, name, channel):
 
 @functools.cache
 def _channel_free(config, name):
-    from strategies import cloud, edge_ensemble, local, partition, split_digital
+    from airinfer.strategies import cloud, edge_ensemble, local, partition, split_digital
 
     server, ensemble, dataset, _, _ = _setup(config)
     if name == "local":
@@ -247,7 +247,7 @@ def _channel_free(config, name):
 def _analog(config, channel):
     from tqdm import tqdm
 
-    from strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
+    from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
 
     server, _, dataset, _, _ = _setup(config)
     jscc = JSCCConfig(
@@ -301,7 +301,7 @@ def run_point(key, config, point):
     """Accuracy (95 % Wilson half-width) and cost of one strategy at one SNR."""
     import jax.numpy as jnp
 
-    from strategies.base import Link
+    from airinfer.strategies.base import Link
 
     _, _, _, images, labels = _setup(config)
     strategy = _strategy(config, point["strategy"], point["channel"])
@@ -331,7 +331,7 @@ def plot(rows, config, path):
     """One panel per channel: accuracy vs Es/N0, one line per strategy."""
     from matplotlib.figure import Figure
 
-    from experiments.plotting import save_figure
+    from airinfer.experiments.plotting import save_figure
 
     figure = Figure(figsize=(5.0 * len(config.channels), 4.0), layout="constrained")
     axes = figure.subplots(1, len(config.channels), squeeze=False, sharey=True)[0]

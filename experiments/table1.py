@@ -25,10 +25,10 @@ import functools
 
 import numpy as np
 
-from experiments import registry, strategies_snr
-from experiments.config import ConfigError
-from experiments.registry import Experiment
-from experiments.stats import wilson_interval
+from airinfer.experiments import registry, strategies_snr
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.registry import Experiment
+from airinfer.experiments.stats import wilson_interval
 
 # Strategies that decide on the device when there is no link: the device's own
 # model (the edge ensemble then averages over no neighbour).
@@ -82,7 +82,7 @@ def points(config):
 @functools.cache
 def _attack_data(config):
     """(training images, test images) of the attacker, both in [0, 1]."""
-    from strategies.inversion import to_unit_range
+    from airinfer.strategies.inversion import to_unit_range
 
     _, _, dataset, test_images, _ = strategies_snr._setup(config)
     train_images = dataset.train_images[: config.attack_train or None]
@@ -105,7 +105,7 @@ def _messages(strategy, images, snr_db, batch_size):
 
 @functools.cache
 def _blind_psnr(config):
-    from strategies.inversion import blind_psnr
+    from airinfer.strategies.inversion import blind_psnr
 
     _, _, unit_train, unit_test = _attack_data(config)
     return blind_psnr(unit_train, unit_test)
@@ -113,8 +113,8 @@ def _blind_psnr(config):
 
 def privacy_psnr(key, config, strategy):
     """Reconstruction PSNR (dB) of the inputs from ``strategy``'s messages."""
-    from strategies.inversion import InversionConfig
-    from strategies.inversion import privacy_psnr as attack
+    from airinfer.strategies.inversion import InversionConfig
+    from airinfer.strategies.inversion import privacy_psnr as attack
 
     train_images, test_images, unit_train, unit_test = _attack_data(config)
     snr_db = config.snr_db[0]
@@ -131,7 +131,7 @@ def run_point(key, config, point):
     import jax
     import jax.numpy as jnp
 
-    from strategies.base import Link
+    from airinfer.strategies.base import Link
 
     _, _, _, images, labels = strategies_snr._setup(config)
     name = point["strategy"]
@@ -204,7 +204,7 @@ def plot(rows, config, path):
     """Four bar charts side by side: accuracy, channel uses, latency and inversion PSNR."""
     from matplotlib.figure import Figure
 
-    from experiments.plotting import save_figure
+    from airinfer.experiments.plotting import save_figure
 
     names = [r["strategy"] for r in rows]
     panels = (

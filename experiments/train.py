@@ -25,7 +25,14 @@ without loading JAX.
 import argparse
 import sys
 
-from experiments.commands import PROG, BadInput, check_choice, checkpoint_path, fail, load_dataset
+from airinfer.experiments.commands import (
+    PROG,
+    BadInput,
+    check_choice,
+    checkpoint_path,
+    fail,
+    load_dataset,
+)
 
 __all__ = ["add_arguments", "main"]
 
@@ -96,10 +103,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _validate(args) -> tuple:
     """Configs from ``args``; raises ``BadInput`` naming the option, value and what is allowed."""
-    from models.datasets import DATASETS
-    from models.ensemble import DIVERSITY_KINDS
-    from models.train import FORMULATIONS
-    from models.zoo import MODEL_KINDS
+    from airinfer.models.datasets import DATASETS
+    from airinfer.models.ensemble import DIVERSITY_KINDS
+    from airinfer.models.train import FORMULATIONS
+    from airinfer.models.zoo import MODEL_KINDS
 
     check_choice("dataset", args.dataset, DATASETS)
     check_choice("model", args.model, MODEL_KINDS)
@@ -160,11 +167,16 @@ def _train_and_save(args, widths, architectures, dataset, out) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from models.cache import cached_train_ensemble
-    from models.checkpoint import save_ensemble
-    from models.ensemble import EnsembleConfig, ensemble_metrics
-    from models.train import TrainConfig, ensemble_logits, planned_member_steps, train_ensemble
-    from models.zoo import ModelConfig, count_params, flops
+    from airinfer.models.cache import cached_train_ensemble
+    from airinfer.models.checkpoint import save_ensemble
+    from airinfer.models.ensemble import EnsembleConfig, ensemble_metrics
+    from airinfer.models.train import (
+        TrainConfig,
+        ensemble_logits,
+        planned_member_steps,
+        train_ensemble,
+    )
+    from airinfer.models.zoo import ModelConfig, count_params, flops
 
     model_config = ModelConfig(args.model, dataset.image_shape, dataset.num_classes, args.width)
     config = EnsembleConfig(

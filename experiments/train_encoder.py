@@ -31,7 +31,14 @@ without loading JAX.
 import argparse
 import sys
 
-from experiments.commands import PROG, BadInput, check_choice, checkpoint_path, fail, load_dataset
+from airinfer.experiments.commands import (
+    PROG,
+    BadInput,
+    check_choice,
+    checkpoint_path,
+    fail,
+    load_dataset,
+)
 
 __all__ = ["add_arguments", "main", "DEFAULT_SPLIT_POINTS"]
 
@@ -146,8 +153,8 @@ def _numbers(name: str, text: str) -> tuple[float, ...]:
 
 def _validate(args) -> tuple[tuple[float, float], tuple[float, ...]]:
     """The SNR range and test SNRs; raises ``BadInput`` naming the option, value and allowed."""
-    from models.datasets import DATASETS
-    from models.zoo import MODEL_KINDS
+    from airinfer.models.datasets import DATASETS
+    from airinfer.models.zoo import MODEL_KINDS
 
     check_choice("dataset", args.dataset, DATASETS)
     check_choice("model", args.model, MODEL_KINDS)
@@ -187,7 +194,7 @@ def _versions() -> dict:
 
 def main(args: argparse.Namespace) -> int:
     """Train (or load) the codec, evaluate and save; returns the exit status (2 on bad input)."""
-    from models.zoo import ModelConfig, abstract_model
+    from airinfer.models.zoo import ModelConfig, abstract_model
 
     try:
         snr_range, test_snrs = _validate(args)
@@ -210,10 +217,10 @@ def _train_and_save(args, dataset, model_config, split_point, snr_range, test_sn
     import numpy as np
     from tqdm import tqdm
 
-    from models.cache import cached_train_ensemble
-    from models.ensemble import EnsembleConfig
-    from models.train import TrainConfig, ensemble_logits, planned_member_steps
-    from strategies.jscc import (
+    from airinfer.models.cache import cached_train_ensemble
+    from airinfer.models.ensemble import EnsembleConfig
+    from airinfer.models.train import TrainConfig, ensemble_logits, planned_member_steps
+    from airinfer.strategies.jscc import (
         JSCCConfig,
         JSCCSplitStrategy,
         accuracy_vs_snr,

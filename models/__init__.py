@@ -16,20 +16,22 @@ The public API, re-exported from the submodules:
 
 Example::
 
-    from models import EnsembleConfig, ModelConfig, TrainConfig, load_dataset, train_ensemble
+    from airinfer.models import (
+        EnsembleConfig, ModelConfig, TrainConfig, load_dataset, train_ensemble,
+    )
     data = load_dataset("digits")
     config = EnsembleConfig(ModelConfig("cnn", data.image_shape, 10, width=0.5), members=4)
     ensemble, report = train_ensemble(data, config, TrainConfig(epochs=10, batch_size=64))
 """
 
-from models.cache import cache_key, cache_root, cached_train_ensemble
-from models.checkpoint import (
+from airinfer.models.cache import cache_key, cache_root, cached_train_ensemble
+from airinfer.models.checkpoint import (
     CheckpointMismatchError,
     load_ensemble,
     read_description,
     save_ensemble,
 )
-from models.datasets import (
+from airinfer.models.datasets import (
     DATASETS,
     Dataset,
     DatasetError,
@@ -39,7 +41,7 @@ from models.datasets import (
     iterate_batches,
     load_dataset,
 )
-from models.ensemble import (
+from airinfer.models.ensemble import (
     DIVERSITY_KINDS,
     Ensemble,
     EnsembleConfig,
@@ -49,7 +51,7 @@ from models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
-from models.train import (
+from airinfer.models.train import (
     FORMULATIONS,
     TrainConfig,
     TrainReport,
@@ -60,7 +62,7 @@ from models.train import (
     train_ensemble,
     train_group,
 )
-from models.zoo import (
+from airinfer.models.zoo import (
     MODEL_KINDS,
     ModelConfig,
     SplitClassifier,

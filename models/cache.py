@@ -17,10 +17,10 @@ import os
 import pathlib
 from collections.abc import Callable
 
-from models.checkpoint import CHECKPOINT_FORMAT, load_ensemble, save_ensemble
-from models.datasets import Dataset
-from models.ensemble import Ensemble, EnsembleConfig
-from models.train import TrainConfig, TrainReport, train_ensemble
+from airinfer.models.checkpoint import CHECKPOINT_FORMAT, load_ensemble, save_ensemble
+from airinfer.models.datasets import Dataset
+from airinfer.models.ensemble import Ensemble, EnsembleConfig
+from airinfer.models.train import TrainConfig, TrainReport, train_ensemble
 
 __all__ = ["cache_root", "cache_key", "cached_train_ensemble"]
 

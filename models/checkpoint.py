@@ -20,8 +20,8 @@ import jax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from models.ensemble import Ensemble, MemberGroup
-from models.zoo import ModelConfig, abstract_model
+from airinfer.models.ensemble import Ensemble, MemberGroup
+from airinfer.models.zoo import ModelConfig, abstract_model
 
 __all__ = [
     "CHECKPOINT_FORMAT",

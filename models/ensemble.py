@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models.zoo import ModelConfig, SplitClassifier, abstract_model, build_model
+from airinfer.models.zoo import ModelConfig, SplitClassifier, abstract_model, build_model
 
 __all__ = [
     "DIVERSITY_KINDS",

@@ -41,9 +41,15 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.datasets import Dataset, bootstrap_indices, disjoint_shards, epoch_batches
-from models.ensemble import Ensemble, EnsembleConfig, MemberGroup, init_group, stochastic_quantize
-from models.zoo import ModelConfig
+from airinfer.models.datasets import Dataset, bootstrap_indices, disjoint_shards, epoch_batches
+from airinfer.models.ensemble import (
+    Ensemble,
+    EnsembleConfig,
+    MemberGroup,
+    init_group,
+    stochastic_quantize,
+)
+from airinfer.models.zoo import ModelConfig
 
 __all__ = [
     "FORMULATIONS",

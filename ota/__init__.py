@@ -4,7 +4,7 @@ digital orthogonal baselines, partial connectivity, differential privacy, cost.
 A typical over-the-air belief sum::
 
     import jax, jax.numpy as jnp
-    import ota
+    from airinfer import ota
 
     probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (1000, 8, 10)))  # [N, K, C]
     config = ota.AirCompConfig(channel="rayleigh", precoding="truncated", backend="jax")
@@ -17,7 +17,7 @@ sign vote: ``ota.sign_votes(probs)`` with ``ota.Normalization.signs(10)``.
 ``ota`` imports only ``phy`` (and jax, numpy, scipy).
 """
 
-from ota.aircomp import (
+from airinfer.ota.aircomp import (
     CHANNELS,
     FLAT_CHANNELS,
     OFDM_CHANNELS,
@@ -27,9 +27,9 @@ from ota.aircomp import (
     over_the_air_average,
     receiver_estimate,
 )
-from ota.connectivity import participation_mask
-from ota.cost import OVER_THE_AIR_SCHEMES, SCHEMES, Cost, channel_uses
-from ota.encoding import (
+from airinfer.ota.connectivity import participation_mask
+from airinfer.ota.cost import OVER_THE_AIR_SCHEMES, SCHEMES, Cost, channel_uses
+from airinfer.ota.encoding import (
     Normalization,
     decide,
     denormalize,
@@ -40,7 +40,7 @@ from ota.encoding import (
     symbols_to_values,
     values_to_symbols,
 )
-from ota.orthogonal import (
+from airinfer.ota.orthogonal import (
     DEFAULT_BLER_GRID_DB,
     MODES,
     ORTHOGONAL_CHANNELS,
@@ -53,7 +53,7 @@ from ota.orthogonal import (
     measure_bler_table,
     orthogonal_average,
 )
-from ota.precoding import (
+from airinfer.ota.precoding import (
     PRECODINGS,
     Precoding,
     effective_channel,
@@ -63,7 +63,7 @@ from ota.precoding import (
     receive_combiner,
     truncated_channel_inversion,
 )
-from ota.privacy import (
+from airinfer.ota.privacy import (
     SOFTMAX_SENSITIVITY,
     achieved_epsilon,
     add_gaussian_noise,

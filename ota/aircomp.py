@@ -36,16 +36,16 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ota._checks import (
+from airinfer.ota._checks import (
     check_choice,
     check_nonnegative,
     check_positive,
     check_positive_int,
 )
-from ota.encoding import Normalization, denormalize, normalize, num_channel_uses
-from ota.precoding import PRECODINGS, effective_channel, precode, receive_combiner
-from phy import channels
-from phy.conventions import reals_to_symbols, snr_db_to_no, symbols_to_reals
+from airinfer.ota.encoding import Normalization, denormalize, normalize, num_channel_uses
+from airinfer.ota.precoding import PRECODINGS, effective_channel, precode, receive_combiner
+from airinfer.phy import channels
+from airinfer.phy.conventions import reals_to_symbols, snr_db_to_no, symbols_to_reals
 
 __all__ = [
     "FLAT_CHANNELS",

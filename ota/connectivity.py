@@ -11,7 +11,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ota._checks import check_positive_int, check_probability
+from airinfer.ota._checks import check_positive_int, check_probability
 
 __all__ = ["participation_mask"]
 

@@ -12,7 +12,7 @@
 import math
 from typing import NamedTuple
 
-from ota._checks import check_choice, check_positive, check_positive_int
+from airinfer.ota._checks import check_choice, check_positive, check_positive_int
 
 __all__ = ["SCHEMES", "OVER_THE_AIR_SCHEMES", "Cost", "channel_uses"]
 

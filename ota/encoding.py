@@ -25,8 +25,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-from ota._checks import check_positive, check_positive_int
-from phy.conventions import reals_to_symbols, symbols_to_reals
+from airinfer.ota._checks import check_positive, check_positive_int
+from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
 
 __all__ = [
     "Normalization",

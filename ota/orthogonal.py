@@ -29,13 +29,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ota._checks import (
+from airinfer.ota._checks import (
     check_choice,
     check_nonnegative,
     check_positive,
     check_positive_int,
 )
-from phy import channels, digital, quantize
+from airinfer.phy import channels, digital, quantize
 
 __all__ = [
     "MODES",

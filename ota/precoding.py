@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ota._checks import check_choice, check_nonnegative, check_positive
+from airinfer.ota._checks import check_choice, check_nonnegative, check_positive
 
 __all__ = [
     "PRECODINGS",

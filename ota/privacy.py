@@ -34,8 +34,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import log_ndtr, ndtr
 
-from ota._checks import check_positive
-from ota.encoding import num_channel_uses
+from airinfer.ota._checks import check_positive
+from airinfer.ota.encoding import num_channel_uses
 
 __all__ = [
     "SOFTMAX_SENSITIVITY",

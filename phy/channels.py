@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from phy._tf import sionna_phy, tensorflow
-from phy.bridge import bridge
-from phy.conventions import symbols_to_reals
+from airinfer.phy._tf import sionna_phy, tensorflow
+from airinfer.phy.bridge import bridge
+from airinfer.phy.conventions import symbols_to_reals
 
 __all__ = [
     "ChannelOutput",

@@ -30,9 +30,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from phy import theory
-from phy._tf import sionna_phy, tensorflow
-from phy.bridge import bridge
+from airinfer.phy import theory
+from airinfer.phy._tf import sionna_phy, tensorflow
+from airinfer.phy.bridge import bridge
 
 __all__ = [
     "MODULATIONS",

@@ -17,15 +17,15 @@ The public API, re-exported from the submodules:
 * :mod:`strategies.inversion`: the model-inversion privacy proxy.
 """
 
-from strategies.base import Cost, Hardware, Link, Outcome, Strategy, latency_s, make_cost
-from strategies.cloud import CloudStrategy
-from strategies.codec import ImageCodec, PixelFormat
-from strategies.digital_hop import DigitalHop
-from strategies.edge_ensemble import EdgeEnsembleStrategy
-from strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc, train_jscc
-from strategies.local import LocalStrategy
-from strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
-from strategies.split_digital import (
+from airinfer.strategies.base import Cost, Hardware, Link, Outcome, Strategy, latency_s, make_cost
+from airinfer.strategies.cloud import CloudStrategy
+from airinfer.strategies.codec import ImageCodec, PixelFormat
+from airinfer.strategies.digital_hop import DigitalHop
+from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
+from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc, train_jscc
+from airinfer.strategies.local import LocalStrategy
+from airinfer.strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
+from airinfer.strategies.split_digital import (
     Bottleneck,
     SplitDigitalStrategy,
     calibrate_clip,

@@ -34,9 +34,9 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from models.zoo import SplitClassifier, flops
-from strategies.base import Cost, Hardware, Link, Outcome, make_cost
-from strategies.codec import (
+from airinfer.models.zoo import SplitClassifier, flops
+from airinfer.strategies.base import Cost, Hardware, Link, Outcome, make_cost
+from airinfer.strategies.codec import (
     ImageCodec,
     PixelFormat,
     bits_to_bytes,
@@ -45,7 +45,7 @@ from strategies.codec import (
     digital_link_config,
     send_bits,
 )
-from strategies.local import check_common, check_images, inference_copy
+from airinfer.strategies.local import check_common, check_images, inference_copy
 
 __all__ = ["SOURCES", "CloudStrategy", "CloudReception"]
 

@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageFile
 
-from phy import digital, quantize
+from airinfer.phy import digital, quantize
 
 __all__ = [
     "CODEC_FORMATS",

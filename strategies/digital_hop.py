@@ -34,7 +34,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from phy import quantize
+from airinfer.phy import quantize
 
 __all__ = ["HOP_CHANNELS", "HopCost", "DigitalHop", "send", "reconstruct"]
 
@@ -151,7 +151,7 @@ class DigitalHop:
 
     def link(self, num_values, channel):
         """The :class:`phy.digital.LinkConfig` of one codeword of a ``num_values`` message."""
-        from phy import digital  # imports TensorFlow and Sionna: only when a link is built
+        from airinfer.phy import digital  # imports TensorFlow and Sionna: only when a link is built
 
         _check_channel(channel)
         payload = num_values * self.bits
@@ -222,7 +222,7 @@ def send(key, values, snr_db, hop, channel):
         ``[..., V]`` float32: the dequantised values of the decided bits. Where
         every bit decodes correctly this equals :func:`reconstruct` exactly.
     """
-    from phy import digital
+    from airinfer.phy import digital
 
     if not isinstance(hop, DigitalHop):
         raise ValueError(f"hop must be a DigitalHop, got {type(hop).__name__}")

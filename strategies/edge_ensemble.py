@@ -36,11 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-import ota
-from models.ensemble import Ensemble, MemberGroup
-from models.train import choose_formulation
-from models.zoo import SplitClassifier, flops
-from strategies.base import Hardware, Link, Outcome, make_cost
+from airinfer import ota
+from airinfer.models.ensemble import Ensemble, MemberGroup
+from airinfer.models.train import choose_formulation
+from airinfer.models.zoo import SplitClassifier, flops
+from airinfer.strategies.base import Hardware, Link, Outcome, make_cost
 
 __all__ = ["PAYLOADS", "EdgeEnsembleStrategy", "noiseless_average"]
 

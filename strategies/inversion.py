@@ -45,8 +45,10 @@ early stopping, and keeps the parameters of the best validation epoch.
 Example::
 
     import jax
-    from models import load_dataset
-    from strategies.inversion import InversionConfig, blind_psnr, privacy_psnr, to_unit_range
+    from airinfer.models import load_dataset
+    from airinfer.strategies.inversion import (
+        InversionConfig, blind_psnr, privacy_psnr, to_unit_range,
+    )
 
     data = load_dataset("digits")
     x_train = to_unit_range(data.train_images, data)
@@ -66,7 +68,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.datasets import Dataset, epoch_batches
+from airinfer.models.datasets import Dataset, epoch_batches
 
 __all__ = [
     "DECODERS",

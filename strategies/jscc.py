@@ -58,13 +58,13 @@ import optax
 import orbax.checkpoint as ocp
 from flax import nnx
 
-from models.cache import cache_root
-from models.checkpoint import CheckpointMismatchError
-from models.datasets import Dataset, epoch_batches
-from models.zoo import SplitClassifier, feature_shape, flops
-from phy import channels
-from phy.conventions import linear_to_db, snr_db_to_no, symbols_to_reals
-from strategies.base import CHANNELS, Cost, Hardware, Link, Outcome, make_cost
+from airinfer.models.cache import cache_root
+from airinfer.models.checkpoint import CheckpointMismatchError
+from airinfer.models.datasets import Dataset, epoch_batches
+from airinfer.models.zoo import SplitClassifier, feature_shape, flops
+from airinfer.phy import channels
+from airinfer.phy.conventions import linear_to_db, snr_db_to_no, symbols_to_reals
+from airinfer.strategies.base import CHANNELS, Cost, Hardware, Link, Outcome, make_cost
 
 __all__ = [
     "JSCC_CHECKPOINT_FORMAT",

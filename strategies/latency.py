@@ -30,8 +30,8 @@ split beats both edge-only and cloud-only inference are an interval,
 
 Example::
 
-    from models.zoo import ModelConfig, abstract_model
-    from strategies.base import Hardware
+    from airinfer.models.zoo import ModelConfig, abstract_model
+    from airinfer.strategies.base import Hardware
     config = ModelConfig("cnn", (28, 28, 1), 10)
     profile = profile_model(abstract_model(config), config.input_shape)
     options = placements(profile, input_bits=8, feature_bits=8)
@@ -45,7 +45,7 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from strategies.base import Hardware
+from airinfer.strategies.base import Hardware
 
 __all__ = [
     "STRATEGIES",
@@ -178,7 +178,7 @@ def profile_model(model, input_shape: tuple[int, ...]) -> ModelProfile:
         A :class:`ModelProfile` (FLOPs by XLA's cost analysis, a multiply-add
         counting 2).
     """
-    from models.zoo import feature_shape, flops
+    from airinfer.models.zoo import feature_shape, flops
 
     splits = tuple(
         SplitCost(

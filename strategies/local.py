@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from models.zoo import SplitClassifier, flops
-from strategies.base import Hardware, Link, Outcome, make_cost
+from airinfer.models.zoo import SplitClassifier, flops
+from airinfer.strategies.base import Hardware, Link, Outcome, make_cost
 
 __all__ = ["LocalStrategy", "inference_copy", "check_images", "check_common"]
 

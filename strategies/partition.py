@@ -41,10 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from models.zoo import SplitClassifier, _ConvPool, _FlattenDense
-from strategies import digital_hop
-from strategies.base import Hardware, Link, Outcome, make_cost
-from strategies.digital_hop import DigitalHop
+from airinfer.models.zoo import SplitClassifier, _ConvPool, _FlattenDense
+from airinfer.strategies import digital_hop
+from airinfer.strategies.base import Hardware, Link, Outcome, make_cost
+from airinfer.strategies.digital_hop import DigitalHop
 
 __all__ = [
     "even_cuts",

@@ -50,12 +50,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.datasets import Dataset
-from models.zoo import SplitClassifier, feature_shape, flops
-from phy import quantize
-from strategies.base import Cost, Hardware, Link, Outcome, make_cost
-from strategies.codec import channel_uses_per_sample, digital_link_config, send_bits
-from strategies.local import check_common, check_images, inference_copy
+from airinfer.models.datasets import Dataset
+from airinfer.models.zoo import SplitClassifier, feature_shape, flops
+from airinfer.phy import quantize
+from airinfer.strategies.base import Cost, Hardware, Link, Outcome, make_cost
+from airinfer.strategies.codec import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.strategies.local import check_common, check_images, inference_copy
 
 __all__ = [
     "Bottleneck",

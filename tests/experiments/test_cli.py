@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from experiments import cli, registry
-from experiments.plotting import new_figure, plot_lines, save_figure
-from experiments.registry import Experiment
+from airinfer.experiments import cli, registry
+from airinfer.experiments.plotting import new_figure, plot_lines, save_figure
+from airinfer.experiments.registry import Experiment
 
 SUMMARY = "a synthetic sweep for the CLI tests"
-HEAVY_MODULES = ("jax", "jaxlib", "tensorflow", "sionna", "flax", "experiments.runner")
+HEAVY_MODULES = ("jax", "jaxlib", "tensorflow", "sionna", "flax", "airinfer.experiments.runner")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -179,7 +179,7 @@ def test_train_subcommand_is_loaded_from_its_module(tiny, monkeypatch, capsys):
 
 
 def test_cli_works_without_a_train_module(tiny, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "TRAIN_MODULE", "experiments.no_such_train_module")
+    monkeypatch.setattr(cli, "TRAIN_MODULE", "airinfer.experiments.no_such_train_module")
     assert cli.main(["list"]) == 0
     assert cli.main(["--help"]) == 0
     # no "train" command listed (train-encoder is another command)
@@ -204,7 +204,7 @@ def test_list_and_help_import_neither_jax_nor_tensorflow():
 
 def test_module_entry_point_lists():
     done = subprocess.run(
-        [sys.executable, "-m", "experiments.cli", "list"],
+        [sys.executable, "-m", "airinfer.experiments.cli", "list"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import pytest
 
-from experiments.config import (
+from airinfer.experiments.config import (
     ConfigError,
     apply_overrides,
     from_dict,
@@ -199,7 +199,7 @@ def test_the_configs_own_checks_are_reported_with_the_item():
 def test_module_example_runs():
     import doctest
 
-    import experiments.config
+    import airinfer.experiments.config
 
-    result = doctest.testmod(experiments.config)
+    result = doctest.testmod(airinfer.experiments.config)
     assert result.attempted > 0 and result.failed == 0

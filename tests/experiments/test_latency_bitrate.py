@@ -8,13 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import latency_bitrate, runner
-from experiments.config import ConfigError, apply_overrides
-from experiments.latency_bitrate import LatencyBitrateConfig
-from models.zoo import ModelConfig, abstract_model, build_model
-from strategies import latency
-from strategies.base import Hardware
-from strategies.latency import ModelProfile, Placement, SplitCost
+from airinfer.experiments import latency_bitrate, runner
+from airinfer.experiments.config import ConfigError, apply_overrides
+from airinfer.experiments.latency_bitrate import LatencyBitrateConfig
+from airinfer.models.zoo import ModelConfig, abstract_model, build_model
+from airinfer.strategies import latency
+from airinfer.strategies.base import Hardware
+from airinfer.strategies.latency import ModelProfile, Placement, SplitCost
 
 # Floating-point sums of a few terms: equal to within a few ulps.
 REL = 1e-12
@@ -51,7 +51,7 @@ def test_latency_formulas_hand_computed():
 
 
 def test_latency_matches_the_base_interface_at_one_bit_per_channel_use():
-    from strategies.base import latency_s
+    from airinfer.strategies.base import latency_s
 
     for option in latency.placements(PROFILE, feature_bits=3, bottleneck=0.25):
         for rate in (1e3, 2.5e5):

@@ -5,8 +5,8 @@ import dataclasses
 import jax
 import pytest
 
-from experiments import link_ber, registry
-from experiments.config import ConfigError, apply_overrides
+from airinfer.experiments import link_ber, registry
+from airinfer.experiments.config import ConfigError, apply_overrides
 
 # k = 512 and 100 blocks per batch, as in tests/phy/test_digital.py, so that a
 # session running both compiles each link once.

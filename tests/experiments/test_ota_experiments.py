@@ -7,9 +7,16 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
-from experiments import aggregation, members, ota_connectivity, ota_privacy, ota_snr, runner
-from experiments.members import EnsembleSpec, MemberOutputs
-from ota.aircomp import AirCompConfig
+from airinfer.experiments import (
+    aggregation,
+    members,
+    ota_connectivity,
+    ota_privacy,
+    ota_snr,
+    runner,
+)
+from airinfer.experiments.members import EnsembleSpec, MemberOutputs
+from airinfer.ota.aircomp import AirCompConfig
 
 NUM_CLASSES, NUM_TEST, NUM_MEMBERS = 10, 400, 6
 

@@ -9,9 +9,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import runner
-from experiments.config import ConfigError
-from experiments.registry import Experiment
+from airinfer.experiments import runner
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.registry import Experiment
 
 RESULT_FILES = {"config.json", "results.csv", "meta.json", "tiny.png"}
 NUM_SAMPLES = 64  # per point: enough for a non-trivial mean, small enough to be instant
@@ -47,7 +47,7 @@ class Tiny:
         return {"mse": jax.numpy.mean(noise**2), "ci": np.float32(0.1), "n": NUM_SAMPLES}
 
     def plot(self, rows, config, path):
-        from experiments.plotting import new_figure, plot_lines, save_figure
+        from airinfer.experiments.plotting import new_figure, plot_lines, save_figure
 
         figure, axes = new_figure()
         plot_lines(axes, rows, x="snr_db", y="mse", by=("scheme",), ci="ci")
@@ -263,9 +263,9 @@ def test_cells_read_back_with_their_types(tmp_path):
 def test_plotting_example_runs():
     import doctest
 
-    import experiments.plotting
+    import airinfer.experiments.plotting
 
-    result = doctest.testmod(experiments.plotting)
+    result = doctest.testmod(airinfer.experiments.plotting)
     assert result.attempted > 0 and result.failed == 0
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from experiments.stats import wilson_interval
+from airinfer.experiments.stats import wilson_interval
 
 
 def test_wilson_interval_known_values():

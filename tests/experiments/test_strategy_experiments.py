@@ -7,11 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import runner, strategies_snr, table1
-from experiments.config import ConfigError
-from strategies.base import Link
-from strategies.local import LocalStrategy
-from strategies.split_digital import SplitDigitalStrategy
+from airinfer.experiments import runner, strategies_snr, table1
+from airinfer.experiments.config import ConfigError
+from airinfer.strategies.base import Link
+from airinfer.strategies.local import LocalStrategy
+from airinfer.strategies.split_digital import SplitDigitalStrategy
 
 # Two compact members and a full CNN, one epoch each: cheap, yet far above chance.
 TINY = {

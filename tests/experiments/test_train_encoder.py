@@ -8,8 +8,8 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import cli
-from experiments import train_encoder as command
+from airinfer.experiments import cli
+from airinfer.experiments import train_encoder as command
 
 
 def parse(*argv):
@@ -102,9 +102,9 @@ def test_a_run_writes_a_report_and_a_checkpoint(tmp_path, monkeypatch, capsys):
 def test_the_checkpoint_reproduces_the_report_and_a_rerun_loads_the_cache(
     tmp_path, monkeypatch, capsys
 ):
-    from models.datasets import load_dataset
-    from models.zoo import ModelConfig, build_model
-    from strategies.jscc import JSCCSplitStrategy, accuracy_vs_snr, load_jscc
+    from airinfer.models.datasets import load_dataset
+    from airinfer.models.zoo import ModelConfig, build_model
+    from airinfer.strategies.jscc import JSCCSplitStrategy, accuracy_vs_snr, load_jscc
 
     monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"

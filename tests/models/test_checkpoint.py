@@ -6,17 +6,17 @@ import jax
 import numpy as np
 import pytest
 
-from models import cache
-from models.checkpoint import (
+from airinfer.models import cache
+from airinfer.models.checkpoint import (
     CheckpointMismatchError,
     load_ensemble,
     read_description,
     save_ensemble,
 )
-from models.datasets import load_dataset
-from models.ensemble import Ensemble, EnsembleConfig, init_group
-from models.train import TrainConfig, ensemble_logits
-from models.zoo import ModelConfig
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import Ensemble, EnsembleConfig, init_group
+from airinfer.models.train import TrainConfig, ensemble_logits
+from airinfer.models.zoo import ModelConfig
 
 
 @pytest.fixture(scope="module")

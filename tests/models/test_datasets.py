@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from models import datasets
-from models.datasets import (
+from airinfer.models import datasets
+from airinfer.models.datasets import (
     DatasetError,
     bootstrap_indices,
     disjoint_shards,

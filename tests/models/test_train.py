@@ -5,9 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models import train as train_module
-from models.datasets import load_dataset
-from models.ensemble import (
+from airinfer.models import train as train_module
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import (
     EnsembleConfig,
     MemberGroup,
     ensemble_metrics,
@@ -15,7 +15,7 @@ from models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
-from models.train import (
+from airinfer.models.train import (
     TrainConfig,
     choose_formulation,
     ensemble_logits,
@@ -24,7 +24,7 @@ from models.train import (
     train_ensemble,
     train_group,
 )
-from models.zoo import ModelConfig, build_model
+from airinfer.models.zoo import ModelConfig, build_model
 
 # Loop and vmap run the same float32 arithmetic in another order (batched GEMMs,
 # grouped convolutions); after a few dozen Adam steps parameters agree to ~1e-5.

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import train as train_command
+from airinfer.experiments import train as train_command
 
 
 def parse(*argv):
@@ -55,8 +55,8 @@ def test_bad_input_exits_2_with_one_line_naming_value_and_allowed(
 
 
 def test_a_run_writes_metrics_logits_and_a_loadable_checkpoint(tmp_path, capsys):
-    from models.checkpoint import load_ensemble
-    from models.train import ensemble_logits
+    from airinfer.models.checkpoint import load_ensemble
+    from airinfer.models.train import ensemble_logits
 
     out = tmp_path / "run"
     argv = (
@@ -97,7 +97,7 @@ def test_a_run_writes_metrics_logits_and_a_loadable_checkpoint(tmp_path, capsys)
     ensemble, metadata = load_ensemble(out / "checkpoint")
     assert metadata["dataset"] == "digits" and ensemble.size == 3
     # the checkpoint reproduces the saved logits on the same (seeded) test split
-    from models.datasets import load_dataset
+    from airinfer.models.datasets import load_dataset
 
     np.testing.assert_allclose(
         ensemble_logits(ensemble, load_dataset("digits", seed=0).test_images), logits, rtol=1e-6

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models.zoo import (
+from airinfer.models.zoo import (
     ModelConfig,
     abstract_model,
     build_model,

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ota
-from phy import channels
+from airinfer import ota
+from airinfer.phy import channels
 from tests.ota.conftest import member_probs
 
 NUM_CLASSES = 10

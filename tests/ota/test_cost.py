@@ -2,7 +2,7 @@
 
 import pytest
 
-import ota
+from airinfer import ota
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import ota
-from phy import quantize
+from airinfer import ota
+from airinfer.phy import quantize
 from tests.ota.conftest import member_probs
 
 # A BLER table that is a cliff at 0 dB: below, every block is lost; above, none.
@@ -94,7 +94,7 @@ def test_ofdm_gains_are_drawn_in_bounded_calls(key, monkeypatch):
     # 3 blocks per call: 8 blocks take 3 calls (the last one partly dropped), call i
     # drawing what one call with fold_in(key, i) draws (up to round-off: XLA fuses the
     # loop body differently); a batch that fits is one call.
-    from ota import orthogonal
+    from airinfer.ota import orthogonal
 
     config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
     num_symbols = config.link(4).num_symbols

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-import ota
+from airinfer import ota
 
 
 def hockey_stick_delta(epsilon, sigma, sensitivity):

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from phy import channels
-from phy.conventions import snr_db_to_no
+from airinfer.phy import channels
+from airinfer.phy.conventions import snr_db_to_no
 
 BACKENDS = ["sionna", "jax"]
 

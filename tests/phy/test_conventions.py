@@ -3,7 +3,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phy.conventions import (
+from airinfer.phy.conventions import (
     db_to_linear,
     linear_to_db,
     normalize_power,

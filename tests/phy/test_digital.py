@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phy import digital, theory
-from phy.digital import LinkConfig
+from airinfer.phy import digital, theory
+from airinfer.phy.digital import LinkConfig
 
 K = 512
 # Every call sends 100 blocks of 512 info bits: one static batch shape for all

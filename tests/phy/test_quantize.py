@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from phy import quantize as q
+from airinfer.phy import quantize as q
 
 # float32 arithmetic in (x + clip) / step and back: allow a few ulps of clip on
 # top of the exact step / 2 bound.

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special
 
-from phy import theory
+from airinfer.phy import theory
 
 # quad over the exponential pdf resolves these integrals to ~1e-10 relative;
 # 1e-6 leaves room for its adaptive error estimate without hiding a wrong formula

@@ -8,11 +8,11 @@ import jax
 import numpy as np
 import pytest
 
-from models.datasets import load_dataset
-from models.ensemble import EnsembleConfig
-from models.train import TrainConfig, train_ensemble
-from models.zoo import ModelConfig
-from strategies.codec import PixelFormat
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import EnsembleConfig
+from airinfer.models.train import TrainConfig, train_ensemble
+from airinfer.models.zoo import ModelConfig
+from airinfer.strategies.codec import PixelFormat
 
 #: The test CNN: width 0.5 on 8x8 digits (split points conv1, conv2, hidden).
 DIGITS_CNN = ModelConfig("cnn", (8, 8, 1), 10, width=0.5)

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from models.zoo import flops
-from strategies.base import Hardware, Link
-from strategies.cloud import CloudStrategy
-from strategies.codec import (
+from airinfer.models.zoo import flops
+from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.cloud import CloudStrategy
+from airinfer.strategies.codec import (
     ImageCodec,
     PixelFormat,
     bits_to_bytes,
@@ -20,7 +20,7 @@ from strategies.codec import (
     channel_uses_per_sample,
     digital_link_config,
 )
-from strategies.local import inference_copy
+from airinfer.strategies.local import inference_copy
 
 from .conftest import accuracy
 

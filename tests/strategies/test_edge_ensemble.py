@@ -7,12 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.datasets import load_dataset
-from models.ensemble import EnsembleConfig, init_group
-from models.train import TrainConfig, train_ensemble
-from models.zoo import ModelConfig, flops
-from strategies.base import Hardware, Link
-from strategies.edge_ensemble import EdgeEnsembleStrategy, noiseless_average
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import EnsembleConfig, init_group
+from airinfer.models.train import TrainConfig, train_ensemble
+from airinfer.models.zoo import ModelConfig, flops
+from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy, noiseless_average
 
 NUM_MEMBERS = 4
 NUM_CLASSES = 10

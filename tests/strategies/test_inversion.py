@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models import load_dataset
-from phy.conventions import reals_to_symbols
-from strategies.inversion import (
+from airinfer.models import load_dataset
+from airinfer.phy.conventions import reals_to_symbols
+from airinfer.strategies.inversion import (
     DeconvDecoder,
     InversionConfig,
     _choose_decoders,

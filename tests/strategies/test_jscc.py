@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models.checkpoint import CheckpointMismatchError
-from models.datasets import load_dataset
-from models.ensemble import EnsembleConfig
-from models.train import TrainConfig, train_ensemble
-from models.zoo import ModelConfig, build_model, flops
-from phy.conventions import snr_db_to_no
-from strategies.base import Hardware, Link, latency_s
-from strategies.jscc import (
+from airinfer.models.checkpoint import CheckpointMismatchError
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import EnsembleConfig
+from airinfer.models.train import TrainConfig, train_ensemble
+from airinfer.models.zoo import ModelConfig, build_model, flops
+from airinfer.phy.conventions import snr_db_to_no
+from airinfer.strategies.base import Hardware, Link, latency_s
+from airinfer.strategies.jscc import (
     JSCCCodec,
     JSCCConfig,
     JSCCSplitStrategy,

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models.zoo import SplitClassifier, flops
-from strategies.base import Hardware, Link
-from strategies.local import LocalStrategy, inference_copy
+from airinfer.models.zoo import SplitClassifier, flops
+from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.local import LocalStrategy, inference_copy
 
 from .conftest import accuracy
 

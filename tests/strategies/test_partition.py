@@ -7,13 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from models.datasets import load_dataset
-from models.ensemble import EnsembleConfig
-from models.train import TrainConfig, train_ensemble
-from models.zoo import ModelConfig, abstract_model, build_model, flops
-from strategies.base import Hardware, Link
-from strategies.digital_hop import DigitalHop, reconstruct, send
-from strategies.partition import (
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import EnsembleConfig
+from airinfer.models.train import TrainConfig, train_ensemble
+from airinfer.models.zoo import ModelConfig, abstract_model, build_model, flops
+from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.digital_hop import DigitalHop, reconstruct, send
+from airinfer.strategies.partition import (
     HorizontalPartitionStrategy,
     LayerPartitionStrategy,
     even_cuts,

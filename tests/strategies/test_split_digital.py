@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models.zoo import flops
-from phy import quantize
-from strategies.base import Hardware, Link
-from strategies.local import inference_copy
-from strategies.split_digital import (
+from airinfer.models.zoo import flops
+from airinfer.phy import quantize
+from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.local import inference_copy
+from airinfer.strategies.split_digital import (
     Bottleneck,
     SplitDigitalStrategy,
     bottleneck_flops,

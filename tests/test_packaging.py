@@ -1,0 +1,41 @@
+"""The built wheel: one top-level name, every module of the repository's folders in it."""
+
+import pathlib
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+FOLDERS = ("phy", "ota", "models", "strategies", "experiments", "benchmarks")
+
+
+@pytest.fixture(scope="module")
+def wheel_names(tmp_path_factory) -> set[str]:
+    out = tmp_path_factory.mktemp("wheel")
+    # no build isolation: the test environment's setuptools, no network
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+         "--quiet", "--wheel-dir", str(out)],
+        check=True, cwd=out,
+    )  # fmt: skip
+    (wheel,) = out.glob("airinfer-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return set(archive.namelist())
+
+
+def test_wheel_has_airinfer_as_its_only_top_level_name(wheel_names):
+    top = {name.split("/")[0] for name in wheel_names}
+    packages = {name for name in top if not name.endswith(".dist-info")}
+    assert packages == {"airinfer"}
+    assert len(top - packages) == 1
+
+
+def test_wheel_holds_every_module_under_the_namespace(wheel_names):
+    modules = {
+        f"airinfer/{path.relative_to(REPO).as_posix()}"
+        for folder in FOLDERS
+        for path in (REPO / folder).rglob("*.py")
+    }
+    assert modules and modules <= wheel_names, sorted(modules - wheel_names)
