@@ -49,6 +49,7 @@ from airinfer.models.ensemble import (
     init_group,
     stochastic_quantize,
 )
+from airinfer.models.fit import fit
 from airinfer.models.zoo import ModelConfig
 
 __all__ = [
@@ -57,10 +58,9 @@ __all__ = [
     "Distillation",
     "choose_formulation",
     "make_optimizer",
-    "learning_rates",
     "cross_entropy_loss",
     "distillation_loss",
-    "make_train_step",
+    "classifier_loss",
     "train_group",
     "group_logits",
     "ensemble_logits",
@@ -128,19 +128,22 @@ def choose_formulation(kind: str, num_members: int, backend: str | None = None) 
     return "vmap"
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """AdamW without its final learning-rate scaling, which the train step applies.
+@functools.lru_cache(maxsize=32)
+def make_optimizer(
+    learning_rate: float, weight_decay: float, total_steps: int
+) -> optax.GradientTransformation:
+    """AdamW whose peak rate is cosine-decayed towards 0 over ``total_steps``.
 
-    The learning rate enters the step as an argument (see :func:`learning_rates`)
-    so that one compiled step serves every number of epochs and members.
+    Cached on its settings, so that training again with the same settings
+    (another seed, other members) hands :func:`~airinfer.models.fit.fit` the
+    same optimiser and so reuses its compiled step.
     """
-    return optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(config.weight_decay))
-
-
-def learning_rates(config: TrainConfig, total_steps: int) -> np.ndarray:
-    """``[total_steps]`` float32: the peak rate cosine-decayed towards 0 over the run."""
-    schedule = optax.cosine_decay_schedule(config.learning_rate, max(1, total_steps))
-    return np.asarray(jax.vmap(schedule)(jnp.arange(total_steps)), np.float32)
+    schedule = optax.cosine_decay_schedule(learning_rate, max(1, total_steps))
+    return optax.chain(
+        optax.scale_by_adam(),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(schedule),
+    )
 
 
 def cross_entropy_loss(logits, labels):
@@ -160,64 +163,29 @@ def distillation_loss(logits, teacher_logits, temperature: float):
     return temperature**2 * kl.mean()
 
 
-def make_train_step(
-    graphdef: nnx.GraphDef,
-    optimizer: optax.GradientTransformation,
-    distillation: Distillation | None = None,
-) -> Callable:
-    """One optimisation step of one member, as a pure function (not jitted).
+@functools.lru_cache(maxsize=32)
+def classifier_loss(graphdef: nnx.GraphDef, distillation: Distillation | None = None) -> Callable:
+    """The training loss of one member, in :func:`~airinfer.models.fit.fit`'s form.
 
-    Args:
-        graphdef: the member's NNX graph definition.
-        optimizer: the update direction (:func:`make_optimizer`); the step
-            scales it by ``-learning_rate``.
-        distillation: soft-target settings, or None.
-
-    Returns:
-        ``step(params, rest, opt_state, learning_rate, images, labels,
-        soft_logits, batch) -> (params, rest, opt_state, loss)`` where
-        ``params`` are the member's ``nnx.Param`` state, ``rest`` its other
-        state (BatchNorm statistics), ``learning_rate`` a float32 scalar,
-        ``images [N, H, W, C]`` / ``labels [N]`` the whole training set,
-        ``soft_logits [N, C]`` the teacher's logits (ignored without
-        distillation) and ``batch [B]`` the row indices of this step.
+    ``loss(params, rest, key, images, labels[, soft_logits]) -> (loss, rest)``:
+    ``params`` the member's ``nnx.Param`` state, ``rest`` its other state
+    (BatchNorm statistics, updated by the training-mode forward pass),
+    ``soft_logits`` the teacher's logits with ``distillation``. Cached per
+    architecture, so that fit reuses its compiled step.
     """
 
-    def loss_fn(params, rest, images, labels, soft_logits):
+    def loss(params, rest, key, images, labels, soft_logits=None):
         # a copy: the statistics were created outside this trace and cannot be updated in place
         model = nnx.merge(graphdef, params, rest, copy=True)
         model.train()
         logits = model(images)
-        loss = cross_entropy_loss(logits, labels)
+        value = cross_entropy_loss(logits, labels)
         if distillation is not None:
             soft = distillation_loss(logits, soft_logits, distillation.temperature)
-            loss = (1 - distillation.weight) * loss + distillation.weight * soft
-        return loss, nnx.state(model, nnx.Not(nnx.Param))
+            value = (1 - distillation.weight) * value + distillation.weight * soft
+        return value, nnx.state(model, nnx.Not(nnx.Param))
 
-    def step(params, rest, opt_state, learning_rate, images, labels, soft_logits, batch):
-        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-            params, rest, images[batch], labels[batch], soft_logits[batch]
-        )
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        updates = jax.tree.map(lambda d: -learning_rate * d, direction)
-        return optax.apply_updates(params, updates), rest, opt_state, loss
-
-    return step
-
-
-@functools.lru_cache(maxsize=32)
-def _jitted_steps(graphdef: nnx.GraphDef, weight_decay: float, distillation: Distillation | None):
-    """``(optimizer, jitted single-member step, jitted vmapped step)``.
-
-    Cached on everything the compiled steps depend on, so training the same
-    architecture again (other seeds, epochs, members or diversity; a
-    benchmark's timed run) reuses the compiled programs.
-    """
-    optimizer = make_optimizer(TrainConfig(weight_decay=weight_decay))
-    step = make_train_step(graphdef, optimizer, distillation)
-    # members stacked on axis 0; the learning rate, data set and teacher logits are shared
-    vmapped = jax.vmap(step, in_axes=(0, 0, 0, None, None, None, None, 0))
-    return optimizer, jax.jit(step), jax.jit(vmapped)
+    return loss
 
 
 def _member_batches(
@@ -271,79 +239,46 @@ def train_group(
         raise ValueError(
             f"formulation: unknown {formulation!r}; allowed: {', '.join(FORMULATIONS)}"
         )
-    num_members = group.size
     if formulation == "auto":
-        formulation = choose_formulation(group.config.kind, num_members)
-    member_ids = list(range(num_members)) if member_ids is None else list(member_ids)
+        formulation = choose_formulation(group.config.kind, group.size)
+    member_ids = list(range(group.size)) if member_ids is None else list(member_ids)
     index_sets = np.asarray(index_sets)
     batch_size = min(config.batch_size, index_sets.shape[1])
-    steps_per_epoch = index_sets.shape[1] // batch_size
-    optimizer, single_step, vmapped_step = _jitted_steps(
-        group.graphdef, config.weight_decay, distillation
+    total_steps = config.epochs * (index_sets.shape[1] // batch_size)
+    # on the device once for every member
+    data = tuple(
+        jnp.asarray(array)
+        for array in ((images, labels) if distillation is None else (images, labels, soft_logits))
     )
-    rates = learning_rates(config, config.epochs * steps_per_epoch)
 
-    images, labels = jnp.asarray(images), jnp.asarray(labels)
-    # a 1-column dummy array keeps one step signature with and without a teacher
-    soft_logits = (
-        jnp.zeros((labels.shape[0], 1), jnp.float32)
-        if soft_logits is None
-        else jnp.asarray(soft_logits)
-    )
+    def train(params, rest, members: slice, vmapped: bool):
+        """Fit the members ``members`` (a slice of the group) as one vmapped run or one member."""
+        fitted = fit(
+            classifier_loss(group.graphdef, distillation),
+            params,
+            make_optimizer(config.learning_rate, config.weight_decay, total_steps),
+            data,
+            lambda epoch: _member_batches(
+                batch_key, index_sets[members], member_ids[members], epoch, batch_size
+            )[slice(None) if vmapped else 0],
+            epochs=config.epochs,
+            state=rest,
+            members=vmapped,
+            on_step=on_step,
+        )
+        return fitted.params, fitted.state, fitted.losses
+
     params, rest = nnx.split_state(group.state, nnx.Param, ...)
-    opt_state = jax.vmap(optimizer.init)(params)
-    batches = [
-        _member_batches(batch_key, index_sets, member_ids, e, batch_size)
-        for e in range(config.epochs)
-    ]
-    losses = np.zeros((num_members, config.epochs * steps_per_epoch), np.float32)
-
     if formulation == "vmap":
-        loss_log = []
-        for epoch, epoch_batches_ in enumerate(batches):
-            for s in range(steps_per_epoch):
-                params, rest, opt_state, loss = vmapped_step(
-                    params,
-                    rest,
-                    opt_state,
-                    rates[epoch * steps_per_epoch + s],
-                    images,
-                    labels,
-                    soft_logits,
-                    jnp.asarray(epoch_batches_[:, s]),
-                )
-                loss_log.append(loss)
-                if on_step:
-                    on_step(num_members)
-        losses[:] = np.stack([np.asarray(loss) for loss in loss_log], axis=1)
+        params, rest, losses = train(params, rest, slice(None), vmapped=True)
     else:
-        trained = []
-        for k in range(num_members):
-            member = jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest, opt_state))
-            member_params, member_rest, member_opt = member
-            loss_log = []
-            for epoch, epoch_batches_ in enumerate(batches):
-                for s in range(steps_per_epoch):
-                    member_params, member_rest, member_opt, loss = single_step(
-                        member_params,
-                        member_rest,
-                        member_opt,
-                        rates[epoch * steps_per_epoch + s],
-                        images,
-                        labels,
-                        soft_logits,
-                        jnp.asarray(epoch_batches_[k, s]),
-                    )
-                    loss_log.append(loss)
-                    if on_step:
-                        on_step(1)
-            losses[k] = np.asarray(jnp.stack(loss_log))
-            trained.append((member_params, member_rest))
-        params = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[p for p, _ in trained])
-        rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[r for _, r in trained])
-
+        trained = [
+            train(*jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest)), slice(k, k + 1), False)
+            for k in range(group.size)
+        ]
+        params, rest, losses = jax.tree.map(lambda *leaves: jnp.stack(leaves), *trained)
     state = nnx.merge_state(params, rest)
-    return MemberGroup(group.config, group.graphdef, state), losses, formulation
+    return MemberGroup(group.config, group.graphdef, state), np.asarray(losses), formulation
 
 
 def group_logits(
