@@ -38,7 +38,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-__all__ = ["Fitted", "fit"]
+__all__ = ["Fitted", "fit", "jitted_step"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,7 +132,7 @@ def fit(
             item_handlers=ocp.StandardCheckpointHandler(),
         )
         run = _resume(manager, run)
-    step = _compiled_step(loss, optimizer, members, scan)
+    step = jitted_step(loss, optimizer, members=members, scan=scan)
     # member-steps per step: K with a member axis
     width = jax.tree.leaves(params)[0].shape[0] if members else 1
     compile_seconds = math.nan
@@ -225,11 +225,23 @@ def _seconds_until(value: jax.Array, start: float) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_step(loss: Callable, optimizer, members: bool, scan: bool) -> Callable:
-    """The jitted step (or scanned epoch) of ``loss`` and ``optimizer``.
+def jitted_step(
+    loss: Callable,
+    optimizer: optax.GradientTransformation,
+    members: bool = False,
+    scan: bool = False,
+) -> Callable:
+    """The jitted step (or scanned epoch) that :func:`fit` runs.
 
-    Cached on both, so that training again with the same loss and optimiser
-    objects (another seed, a benchmark's timed run) reuses the compiled program.
+    Cached on its arguments, so that training again with the same loss and
+    optimiser objects (another seed, a benchmark's timed run) reuses the
+    compiled program.
+
+    Returns:
+        ``step(params, state, opt_state, key, data, rows) -> (params, state,
+        opt_state, loss)``, ``rows [B]`` the batch's rows of each array of
+        ``data``; with ``scan``, ``key`` and ``rows`` have a leading step axis
+        and so has the returned loss.
     """
 
     def one_step(params, state, opt_state, key, data, rows):

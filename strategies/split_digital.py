@@ -51,10 +51,12 @@ import optax
 from flax import nnx
 
 from airinfer.models.datasets import Dataset
-from airinfer.models.zoo import SplitClassifier, feature_shape, flops
+from airinfer.models.fit import fit
+from airinfer.models.zoo import SplitClassifier, feature_shape, flops, xla_flops
 from airinfer.phy import quantize
-from airinfer.strategies.base import Cost, Hardware, Link, Outcome, make_cost
-from airinfer.strategies.codec import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.strategies.base import Link, Outcome
+from airinfer.strategies.cost import Cost, Hardware, make_cost
 from airinfer.strategies.local import check_common, check_images, inference_copy
 
 __all__ = [
@@ -120,13 +122,7 @@ def bottleneck_flops(bottleneck: Bottleneck, code_shape: tuple[int, ...], part: 
         module = nnx.merge(graphdef, state)
         return module.compress(x) if part == "compress" else module.expand(x)
 
-    # lowered for the CPU, as models.zoo.flops does, so counts agree across backends
-    on_cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-    state, x = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=on_cpu),
-        (state, jax.ShapeDtypeStruct((1, *shape), jnp.float32)),
-    )
-    return float(jax.jit(apply).lower(state, x).cost_analysis()["flops"])
+    return xla_flops(apply, state, jax.ShapeDtypeStruct((1, *shape), jnp.float32))
 
 
 def _check_split_point(model: SplitClassifier, split_point: str):
@@ -365,7 +361,7 @@ class SplitDigitalStrategy:
         return inference_copy(self.model).back(received, self.split_point)
 
     def cost(self, input_shape: tuple[int, ...], channel: str) -> Cost:
-        """The :class:`~strategies.base.Cost` of one ``input_shape`` sample over ``channel``."""
+        """The :class:`~strategies.cost.Cost` of one ``input_shape`` sample over ``channel``."""
         payload = self.payload_bits(input_shape)
         uses = channel_uses_per_sample(payload, self.link_config(channel))
         device, server = self.compute_flops(input_shape)
@@ -430,28 +426,25 @@ def train_bottleneck(
     shape = feature_shape(frozen, split_point, dataset.image_shape)
     bottleneck = Bottleneck(shape[-1], channels, rngs=nnx.Rngs(params=jax.random.fold_in(key, 0)))
     graphdef, params = nnx.split(bottleneck)
-    optimizer = optax.adam(learning_rate)
-    images = jnp.asarray(dataset.train_images)
-    labels = jnp.asarray(dataset.train_labels)
     batch_key = jax.random.fold_in(key, 1)
 
-    def loss_fn(params, x, y):
+    def loss(params, state, key, x, y):
         module = nnx.merge(graphdef, params)
         features = jax.lax.stop_gradient(frozen.front(x, split_point))
         code = quantize.fake_quantize(module.compress(features), bits, BOTTLENECK_CLIP)
         logits = frozen.back(module.expand(code), split_point)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), state
 
-    @jax.jit
-    def step(params, opt_state, index):
-        rows = jax.random.choice(
-            jax.random.fold_in(batch_key, index), n, (batch_size,), replace=False
-        )
-        loss, grads = jax.value_and_grad(loss_fn)(params, images[rows], labels[rows])
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, loss
-
-    opt_state = optimizer.init(params)
-    for index in range(steps):
-        params, opt_state, _ = step(params, opt_state, index)
-    return nnx.merge(graphdef, params)
+    # one "epoch" of `steps` batches, each drawn without replacement with its own key
+    rows = jax.vmap(
+        lambda s: jax.random.choice(jax.random.fold_in(batch_key, s), n, (batch_size,), False)
+    )(jnp.arange(steps))
+    fitted = fit(
+        loss,
+        params,
+        optax.adam(learning_rate),
+        (dataset.train_images, dataset.train_labels),
+        lambda epoch: rows,
+        epochs=1,
+    )
+    return nnx.merge(graphdef, fitted.params)

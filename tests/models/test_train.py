@@ -119,13 +119,13 @@ def test_retraining_the_same_architecture_does_not_recompile(digits):
             jax.random.key(seed),
             formulation="loop",
         )
-        step = fit_module._compiled_step(
+        step = fit_module.jitted_step(
             classifier_loss(group.graphdef, None),
             make_optimizer(train_config.learning_rate, train_config.weight_decay, 2),
-            False,
-            False,
+            members=False,
+            scan=False,
         )
-        compiled.append((fit_module._compiled_step.cache_info().currsize, step._cache_size()))
+        compiled.append((fit_module.jitted_step.cache_info().currsize, step._cache_size()))
     assert compiled[1] == compiled[0] == (compiled[0][0], 1)
 
 
