@@ -26,9 +26,9 @@ import numpy as np
 
 from airinfer.benchmarks.timing import median_ms, parse_args, result_line
 from airinfer.phy import channels
-from airinfer.phy._tf import sionna_phy, tensorflow
 from airinfer.phy.bridge import key_to_tf_seed, stateless_sionna_rng
 from airinfer.phy.conventions import normalize_power, snr_db_to_no
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 NUM_DEVICES, FEATURES, CHANNEL_USES, BATCH, SNR_DB = 16, 32, 1024, 64, 10.0
 

@@ -86,8 +86,8 @@ def _dense_weights(module):
 
 
 def tensorflow_step(setup):
-    from airinfer.phy._tf import sionna_phy, tensorflow
     from airinfer.phy.bridge import key_to_tf_seed, stateless_sionna_rng
+    from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
     tf = tensorflow()
     sn = sionna_phy()

@@ -4,6 +4,10 @@ Shared by the over-the-air experiments. A sweep curve is one jitted call: the
 SNR points run through ``jax.lax.map`` (it works across the Sionna bridge,
 unlike ``vmap``) and, at each point, all channel draws of all test samples
 form one batch, so there is no Python loop over samples or draws.
+
+Over the air, a curve takes the path of the edge-ensemble strategy,
+:func:`ota.ensemble.ensemble_over_the_air`, with the scheme names of
+:mod:`ota.ensemble` (``ota_belief``, ``ota_vote``, ``ota_sign``).
 """
 
 import functools
@@ -15,14 +19,12 @@ import numpy as np
 
 from airinfer.ota.aircomp import over_the_air_average
 from airinfer.ota.connectivity import participation_mask
-from airinfer.ota.encoding import Normalization, one_hot_votes, sign_votes
+from airinfer.ota.ensemble import SCHEME_PAYLOADS, ensemble_over_the_air
 from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
 from airinfer.ota.privacy import add_gaussian_noise
 
 __all__ = [
-    "OTA_PAYLOADS",
     "softmax",
-    "payload",
     "curve_key",
     "ota_accuracy_curve",
     "orthogonal_accuracy_curve",
@@ -33,29 +35,12 @@ __all__ = [
     "macro_f1",
 ]
 
-# Over-the-air scheme -> what each device sends.
-OTA_PAYLOADS = {"ota_belief": "softmax", "ota_vote": "one_hot", "ota_sign": "sign"}
-
 
 def softmax(logits):
     """Softmax over the last axis, in NumPy (member logits are host arrays)."""
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
     return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
-
-
-def payload(scheme, probs):
-    """What the devices of an over-the-air ``scheme`` send, and its normalisation.
-
-    ``probs`` ``[..., K, C]`` softmax outputs -> (values ``[..., K, C]``, :class:`Normalization`).
-    """
-    num_classes = probs.shape[-1]
-    kind = OTA_PAYLOADS[scheme]
-    if kind == "softmax":
-        return probs, Normalization.simplex(num_classes)
-    if kind == "one_hot":
-        return one_hot_votes(probs), Normalization.simplex(num_classes)
-    return sign_votes(probs), Normalization.signs(num_classes)
 
 
 def curve_key(seed, *parts):
@@ -67,15 +52,15 @@ def curve_key(seed, *parts):
 @functools.partial(jax.jit, static_argnames=("scheme", "config", "draws"))
 def _correct_counts(key, probs, labels, snr_db, connectivity, *, scheme, config, draws):
     """Correct decisions at each SNR point: ``[S]`` int32 counts over ``draws x N`` inferences."""
-    values, normalization = payload(scheme, probs)  # [N, K, C]
-    values = jnp.broadcast_to(values, (draws, *values.shape))
+    probs = jnp.broadcast_to(probs, (draws, *probs.shape))  # [draws, N, K, C]
 
     def one_point(args):
         index, snr, p = args
         point_key = jax.random.fold_in(key, index)
         key_link, key_join = jax.random.split(point_key)
-        participation = participation_mask(key_join, values.shape[:2], values.shape[2], p)
-        estimate = over_the_air_average(key_link, values, snr, config, normalization, participation)
+        estimate = ensemble_over_the_air(
+            key_link, key_join, probs, snr, config, SCHEME_PAYLOADS[scheme], p
+        )
         decisions = jnp.argmax(estimate.average, axis=-1)
         return jnp.sum(decisions == labels).astype(jnp.int32)
 

@@ -5,21 +5,21 @@
     airinfer list                          the experiments, one per line
     airinfer run NAME [--quick] [--out DIR] [--set KEY=VALUE]... [--overwrite] [--no-progress]
     airinfer plot DIR                      redraw DIR/NAME.png from DIR/results.csv
-    airinfer train ...                     train models (when experiments.train is present)
-    airinfer train-encoder ...             train an analog split link's encoder and decoder
+    airinfer train ...                     the same as 'airinfer run train ...'
+    airinfer train-encoder ...             the same as 'airinfer run train_encoder ...'
 
-``list`` and ``--help`` import neither JAX nor TensorFlow: the experiment table
-names modules without importing them, and the runner is imported only by the
-commands that run or plot something. Bad input (an unknown experiment, a bad
-``--set``, an output folder holding other results) ends with one line
-``airinfer: error: ...`` on stderr and exit status 2.
+``list`` and ``--help`` import neither JAX nor TensorFlow: experiments are found
+without importing them (:mod:`airinfer.experiments.registry`), and the runner
+is imported only by the commands that run or plot something. Bad input (an
+unknown experiment, a bad ``--set``, an output folder holding other results)
+ends with one line ``airinfer: error: ...`` on stderr and exit status 2.
 """
 
 import argparse
-import importlib
 import importlib.metadata
-import importlib.util
+import json
 import sys
+from pathlib import Path
 
 from airinfer.experiments import registry
 from airinfer.experiments.config import ConfigError
@@ -29,8 +29,8 @@ __all__ = ["build_parser", "main"]
 PROG = "airinfer"
 USAGE_ERROR = 2
 INTERRUPTED = 130
-TRAIN_MODULE = "airinfer.experiments.train"
-TRAIN_ENCODER_MODULE = "airinfer.experiments.train_encoder"
+# The older spellings of two experiments: ``airinfer train ...`` is ``airinfer run train ...``.
+ALIASES = {"train": "train", "train-encoder": "train_encoder"}
 
 
 class UsageError(Exception):
@@ -58,24 +58,27 @@ def _version() -> str:
 
 
 def _list(args) -> int:
-    """Print each experiment's name and summary, from the table (no imports)."""
-    experiments = registry.EXPERIMENTS
+    """Print each experiment's name and summary (found without importing any)."""
+    experiments = registry.available()
     width = max((len(name) for name in experiments), default=0)
-    for name, (_, summary) in sorted(experiments.items()):
-        print(f"{name:<{width}}  {summary}")
+    for name, listing in sorted(experiments.items()):
+        print(f"{name:<{width}}  {listing.summary}")
     return 0
 
 
 def _known_experiment(name: str) -> str:
-    if name not in registry.EXPERIMENTS:
-        known = ", ".join(sorted(registry.EXPERIMENTS)) or "none"
+    experiments = registry.available()
+    if name not in experiments:
+        known = ", ".join(sorted(experiments)) or "none"
         raise UsageError(f"unknown experiment {name!r}; known: {known} (see 'airinfer list')")
     return name
 
 
 def _run(args) -> int:
     """Run (or resume) a sweep and print where the results went."""
+    # Deferred: the runner and the data loaders import JAX, which list and --help must not.
     from airinfer.experiments import runner
+    from airinfer.models.datasets import DatasetError
 
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
@@ -91,6 +94,8 @@ def _run(args) -> int:
         )
     except runner.OutputConflict as error:
         raise UsageError(str(error)) from None
+    except DatasetError as error:  # data that cannot be found or read: not a traceback
+        raise UsageError(f"data: {error}") from None
     except KeyboardInterrupt:
         print(
             f"{PROG}: interrupted; finished points are saved in {out_dir}; "
@@ -108,10 +113,7 @@ def _run(args) -> int:
 
 def _plot(args) -> int:
     """Redraw a results folder's plot from its CSV."""
-    import json
-    from pathlib import Path
-
-    from airinfer.experiments import runner
+    from airinfer.experiments import runner  # deferred: it imports JAX
 
     config_path = Path(args.dir) / runner.CONFIG_FILE
     try:
@@ -134,27 +136,14 @@ def _plot(args) -> int:
 # ----------------------------------------------------------------------------- parser
 
 
-def _add_lazy_command(commands, argv: list[str], name: str, module: str, description: str):
-    """Register ``name`` when ``module`` exists; import it only when it is the command.
-
-    The training modules pull in JAX and Flax, which ``list`` and ``--help``
-    must not pay for.
-    """
-    if importlib.util.find_spec(module) is None:
-        return
-    parser = commands.add_parser(name, help=description, description=description)
-    if argv[:1] == [name]:
-        imported = importlib.import_module(module)
-        imported.add_arguments(parser)
-        parser.set_defaults(handler=imported.main)
-
-
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The ``airinfer`` parser; ``argv`` decides whether ``train``'s options are loaded."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``airinfer`` parser."""
     parser = _Parser(
         prog=PROG,
         description="Collaborative inference for IoT devices, "
         "simulated at the physical layer: run and plot experiments.",
+        epilog="'airinfer train ...' and 'airinfer train-encoder ...' are "
+        "'airinfer run train ...' and 'airinfer run train_encoder ...'.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -180,7 +169,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="override a config field, e.g. --set snr_db=[0,5,10] "
-        "--set channel.kind=rayleigh (repeatable; applied after --quick)",
+        "--set channel.kind=rayleigh --set snr_range=-10,20 (repeatable; applied "
+        "after --quick; a bad key lists the valid ones)",
     )
     running.add_argument(
         "--overwrite",
@@ -202,23 +192,21 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     plotting.add_argument("dir", metavar="DIR", help="a results folder written by 'airinfer run'")
     plotting.set_defaults(handler=_plot)
 
-    argv = argv or []
-    _add_lazy_command(
-        commands, argv, "train", TRAIN_MODULE,
-        "train device and server models (see 'airinfer train --help')",
-    )  # fmt: skip
-    _add_lazy_command(
-        commands, argv, "train-encoder", TRAIN_ENCODER_MODULE,
-        "train the encoder and decoder of an analog split link through the channel",
-    )  # fmt: skip
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``airinfer`` command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] and argv[0] in ALIASES:
+        argv = ["run", ALIASES[argv[0]], *argv[1:]]
     try:
-        args = build_parser(argv).parse_args(argv)
+        args, unknown = build_parser().parse_known_args(argv)
+        if unknown:
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(unknown)}; "
+                "an experiment's fields are set with --set KEY=VALUE"
+            )
         return args.handler(args)
     except SystemExit as exit_:  # --help, --version, or a command's own sys.exit
         if exit_.code is None or isinstance(exit_.code, int):

@@ -5,7 +5,7 @@ plus Neurosurgeon's 3G / LTE / Wi-Fi uplinks of 1.1, 5.85 and 18.88 Mbps,
 Kang et al., ASPLOS 2017) and every placement — the whole model on the device
 (``edge_only``), the raw input sent to the server (``cloud_only``), a split at
 each split point of the model (``split``) — gives the latency of one inference
-of one sample (:mod:`strategies.latency`)::
+of one sample (:mod:`strategies.cost`)::
 
     latency = device_flops / device_flops_per_s + [rtt_s + payload_bits / bitrate]
               + server_flops / server_flops_per_s
@@ -67,11 +67,25 @@ import math
 from typing import Literal
 
 import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
-from airinfer.experiments import registry
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.registry import Experiment
-from airinfer.strategies.base import Hardware
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
+from airinfer.models.zoo import ModelConfig, abstract_model
+from airinfer.strategies.cost import (
+    Hardware,
+    faster_interval,
+    fastest_regimes,
+    line,
+    lower_envelope,
+    placement_latency,
+    placements,
+    profile_model,
+    split_window,
+)
 
 __all__ = ["LatencyBitrateConfig", "EXPERIMENT", "NEUROSURGEON_UPLINKS_MBPS", "regimes"]
 
@@ -165,8 +179,6 @@ QUICK = {
 
 
 def _hardware(config):
-    from airinfer.strategies.base import Hardware
-
     return Hardware(
         device_flops_per_s=config.device_flops_per_s, server_flops_per_s=config.server_flops_per_s
     )
@@ -175,18 +187,13 @@ def _hardware(config):
 @functools.cache
 def _profile(model, dataset, width, num_classes):
     """FLOPs and feature sizes of one architecture, built shape-only (no data, no weights)."""
-    from airinfer.models.zoo import ModelConfig, abstract_model
-    from airinfer.strategies.latency import profile_model
-
     model_config = ModelConfig(model, INPUT_SHAPES[dataset], num_classes, width)
     return profile_model(abstract_model(model_config), model_config.input_shape)
 
 
 @functools.cache
-def _placements(config):
+def config_placements(config):
     """The placements of the config's model; the profile is shared by configs of one model."""
-    from airinfer.strategies.latency import placements
-
     return placements(
         _profile(config.model, config.dataset, config.width, config.num_classes),
         input_bits=config.input_bits,
@@ -198,9 +205,7 @@ def _placements(config):
 @functools.cache
 def _at(config, bitrate_mbps):
     """Breakdowns of every placement at one bitrate, and the indices of the fastest ones."""
-    from airinfer.strategies.latency import placement_latency
-
-    options = _placements(config)
+    options = config_placements(config)
     hardware = _hardware(config)
     breakdowns = [placement_latency(o, bitrate_mbps * 1e6, hardware, config.rtt_s) for o in options]
     latency = [b.latency_s for b in breakdowns]
@@ -215,7 +220,7 @@ def points(config):
     ``bitrate_mbps``."""
     return [
         {"strategy": o.strategy, "split_point": o.split_point, "bitrate_mbps": float(rate)}
-        for o in _placements(config)
+        for o in config_placements(config)
         for rate in config.bitrates_mbps
     ]
 
@@ -229,7 +234,7 @@ def run_point(key, config, point):
     split is the fastest split at this bitrate; empty for edge/cloud rows).
     """
     del key
-    options = _placements(config)
+    options = config_placements(config)
     index = next(
         i
         for i, o in enumerate(options)
@@ -259,7 +264,7 @@ def regimes(rows):
 
     Each placement's latency is ``a + payload_bits / R``; ``a`` is read from its
     row at the highest bitrate (least cancellation) and the winners follow from
-    the lower envelope of these lines (:func:`strategies.latency.lower_envelope`),
+    the lower envelope of these lines (:func:`strategies.cost.lower_envelope`),
     so a regime narrower than the grid's spacing is found too.
 
     Args:
@@ -270,8 +275,6 @@ def regimes(rows):
         A list of dicts ``{"strategy", "split_point", "low_mbps", "high_mbps"}``,
         contiguous from the lowest to the highest bitrate of ``rows``.
     """
-    from airinfer.strategies.latency import lower_envelope
-
     if not rows:
         raise ValueError("rows: empty; need the rows of at least one placement")
     top = {}
@@ -308,9 +311,7 @@ def analysis(config):
     above which it beats edge-only and below which it beats cloud-only, and the
     window where it beats both (None: never).
     """
-    from airinfer.strategies.latency import faster_interval, fastest_regimes, line, split_window
-
-    options, hardware = _placements(config), _hardware(config)
+    options, hardware = config_placements(config), _hardware(config)
     edge, cloud = options[0], options[1]
     low, high = min(config.bitrates_mbps) * 1e6, max(config.bitrates_mbps) * 1e6
 
@@ -376,12 +377,6 @@ def plot(rows, config, path):
     (filled where a split is the fastest overall). Dotted lines mark
     Neurosurgeon's 3G / LTE / Wi-Fi uplinks.
     """
-    from matplotlib import colormaps
-    from matplotlib.figure import Figure
-    from matplotlib.patches import Patch
-
-    from airinfer.experiments.plotting import save_figure
-
     figure = Figure(figsize=(7.0, 7.0), layout="constrained")
     top, bottom = figure.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]}, squeeze=True
@@ -468,13 +463,18 @@ def plot(rows, config, path):
     save_figure(figure, path)
 
 
-EXPERIMENT = Experiment(
-    name="latency_bitrate",
-    summary=registry.EXPERIMENTS["latency_bitrate"][1],
-    config=LatencyBitrateConfig,
-    quick=QUICK,
-    points=points,
-    run_point=run_point,
-    plot=plot,
-    artifacts=analysis_file,
+EXPERIMENT = register(
+    Experiment(
+        name="latency_bitrate",
+        summary=(
+            "latency vs uplink bitrate: edge-only, cloud-only and split at every split point "
+            "(Fig. 3)"
+        ),
+        config=LatencyBitrateConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+        artifacts=analysis_file,
+    )
 )

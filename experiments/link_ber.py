@@ -14,9 +14,11 @@ import math
 from typing import Literal
 
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.registry import Experiment
+from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.phy import digital, theory
 
@@ -155,9 +157,6 @@ def plot(rows, config, path):
 
     Points with zero errors cannot be drawn on a log axis and are left out.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     channels = [c for c in ("awgn", "rayleigh") if any(r["channel"] == c for r in rows)]
     channels = channels or list(config.channels)
     figure = Figure(figsize=(5.0 * len(channels), 4.0), layout="constrained")
@@ -217,19 +216,21 @@ def plot(rows, config, path):
     figure.savefig(path, dpi=150)
 
 
-EXPERIMENT = Experiment(
-    name="link_ber",
-    summary="BER and BLER vs Es/N0 of QPSK/16QAM, uncoded and 5G LDPC, over AWGN and Rayleigh",
-    config=LinkBerConfig,
-    # 9 SNR points x 8 curves (the LDPC waterfalls lie below 10 dB); 1e5 bits
-    # resolve a BER of 1e-3 with ~100 errors.
-    quick={
-        "snr_db": (0.0, 2.0, 4.0, 6.0, 10.0, 15.0, 20.0, 25.0, 30.0),
-        "min_bit_errors": 100,
-        "max_bits": 100_000,
-        "blocks_per_batch": 100,
-    },
-    points=points,
-    run_point=run_point,
-    plot=plot,
+EXPERIMENT = register(
+    Experiment(
+        name="link_ber",
+        summary="BER and BLER vs Es/N0 of QPSK/16QAM, uncoded and 5G LDPC, over AWGN and Rayleigh",
+        config=LinkBerConfig,
+        # 9 SNR points x 8 curves (the LDPC waterfalls lie below 10 dB); 1e5 bits
+        # resolve a BER of 1e-3 with ~100 errors.
+        quick={
+            "snr_db": (0.0, 2.0, 4.0, 6.0, 10.0, 15.0, 20.0, 25.0, 30.0),
+            "min_bit_errors": 100,
+            "max_bits": 100_000,
+            "blocks_per_batch": 100,
+        },
+        points=points,
+        run_point=run_point,
+        plot=plot,
+    )
 )

@@ -13,6 +13,13 @@ import sys
 from typing import Literal, NamedTuple
 
 import numpy as np
+from tqdm import tqdm
+
+from airinfer.models.cache import cached_train_ensemble
+from airinfer.models.datasets import load_dataset
+from airinfer.models.ensemble import EnsembleConfig
+from airinfer.models.train import TrainConfig, ensemble_logits, planned_member_steps
+from airinfer.models.zoo import ModelConfig, count_params
 
 __all__ = ["EnsembleSpec", "MemberOutputs", "member_outputs", "trained_ensemble"]
 
@@ -77,14 +84,6 @@ def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
         ``(ensemble, dataset)``: the :class:`models.ensemble.Ensemble` and the
         :class:`models.datasets.Dataset` it was trained on (split with ``spec.seed``).
     """
-    from tqdm import tqdm
-
-    from airinfer.models.cache import cached_train_ensemble
-    from airinfer.models.datasets import load_dataset
-    from airinfer.models.ensemble import EnsembleConfig
-    from airinfer.models.train import TrainConfig, planned_member_steps
-    from airinfer.models.zoo import ModelConfig
-
     dataset = load_dataset(spec.dataset, seed=spec.seed)
     model = ModelConfig(spec.model, dataset.image_shape, dataset.num_classes, spec.width)
     config = EnsembleConfig(model, spec.members, spec.diversity)
@@ -104,8 +103,6 @@ def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
 @functools.cache
 def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
     """Train or load the members of ``spec`` and return their logits on validation and test."""
-    from airinfer.models.train import ensemble_logits
-
     ensemble, dataset = trained_ensemble(spec, progress)
     return MemberOutputs(
         test_logits=ensemble_logits(ensemble, dataset.test_images),
@@ -117,6 +114,4 @@ def member_outputs(spec: EnsembleSpec, progress: bool = True) -> MemberOutputs:
 
 
 def _parameter_counts(ensemble):
-    from airinfer.models.zoo import count_params
-
     return [count_params(ensemble.member(k)) for k in range(ensemble.size)]

@@ -18,12 +18,15 @@ import math
 from typing import Literal
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from airinfer.experiments import aggregation, registry
+from airinfer.experiments import aggregation
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
-from airinfer.experiments.registry import Experiment
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota.aircomp import AirCompConfig
 
 __all__ = ["OtaConnectivityConfig", "EXPERIMENT"]
 
@@ -124,8 +127,6 @@ def _curve(config, width, aggregation_kind):
             key, probs, outputs.test_labels, p, draws=config.draws
         )
     else:
-        from airinfer.ota.aircomp import AirCompConfig
-
         air = AirCompConfig(
             channel=config.channel, threshold=config.threshold, local_device=True,
             backend=config.backend,
@@ -148,10 +149,6 @@ def run_point(key, config, point):
 
 def plot(rows, config, path):
     """Accuracy vs p: one colour per width, solid ideal, dashed over the air, grey reference."""
-    from matplotlib.figure import Figure
-
-    from airinfer.experiments.plotting import save_figure
-
     figure = Figure(figsize=(6.0, 4.2), layout="constrained")
     ax = figure.subplots()
     colors = dict(zip(config.widths, ("tab:blue", "tab:orange", "tab:green", "tab:purple"),
@@ -182,12 +179,16 @@ def _curves(rows):
     return curves
 
 
-EXPERIMENT = Experiment(
-    name="ota_connectivity",
-    summary=registry.EXPERIMENTS["ota_connectivity"][1],
-    config=OtaConnectivityConfig,
-    quick=QUICK,
-    points=points,
-    run_point=run_point,
-    plot=plot,
+EXPERIMENT = register(
+    Experiment(
+        name="ota_connectivity",
+        summary=(
+            "accuracy vs connectivity p of 16 compact CNNs (ideal and over the air) vs one full CNN"
+        ),
+        config=OtaConnectivityConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+    )
 )

@@ -22,12 +22,25 @@ import math
 from typing import Literal
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from airinfer.experiments import aggregation, registry
+from airinfer.experiments import aggregation
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
-from airinfer.experiments.registry import Experiment
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota import privacy
+from airinfer.ota.aircomp import AirCompConfig, noise_power
+from airinfer.ota.cost import channel_uses
+from airinfer.ota.encoding import Normalization
+from airinfer.ota.ensemble import encode_payload
+from airinfer.ota.orthogonal import OrthogonalConfig
+from airinfer.ota.privacy import (
+    SOFTMAX_SENSITIVITY,
+    analytic_gaussian_epsilon,
+    analytic_gaussian_sigma,
+)
 
 __all__ = ["OtaPrivacyConfig", "EXPERIMENT"]
 
@@ -84,8 +97,6 @@ def points(config):
 
 def _required_std(config):
     """The analytic Gaussian mechanism's σ on the released sum, per ε (0 for ε = inf)."""
-    from airinfer.ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_sigma
-
     return np.asarray([
         0.0 if math.isinf(e) else analytic_gaussian_sigma(e, config.delta, SOFTMAX_SENSITIVITY)
         for e in config.epsilon
@@ -93,17 +104,11 @@ def _required_std(config):
 
 
 def _achieved_epsilon(std, delta):
-    from airinfer.ota.privacy import SOFTMAX_SENSITIVITY, analytic_gaussian_epsilon
-
     return math.inf if std <= 0 else analytic_gaussian_epsilon(std, delta, SOFTMAX_SENSITIVITY)
 
 
 def _over_the_air_plan(config, num_classes, num_devices):
     """Per ε: (device DP std, normalisation stretch, achieved ε) over the air."""
-    from airinfer.ota import privacy
-    from airinfer.ota.aircomp import AirCompConfig, noise_power
-    from airinfer.ota.encoding import Normalization
-
     air = AirCompConfig(channel="awgn", backend=config.backend)
     base = Normalization.simplex(num_classes)
     no = float(noise_power(config.snr_db, air))
@@ -128,14 +133,11 @@ def _over_the_air_plan(config, num_classes, num_devices):
 @functools.cache
 def _curve(config, scheme):
     """{ε: row columns} of one scheme, every ε in one jitted call."""
-    from airinfer.ota.cost import channel_uses
-    from airinfer.ota.orthogonal import OrthogonalConfig
-
     outputs = member_outputs(config.ensemble)
     probs = np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1)  # [N, K, C]
     num_devices, num_classes = probs.shape[1:]
     vote = scheme.endswith("vote")
-    values = np.asarray(np.eye(num_classes, dtype=np.float32)[probs.argmax(-1)]) if vote else probs
+    values = np.asarray(encode_payload(probs, "vote")[0]) if vote else probs
     key = aggregation.curve_key(config.seed, scheme)
 
     if scheme.startswith("ota"):
@@ -143,7 +145,7 @@ def _curve(config, scheme):
         device_std = np.asarray([p[0] for p in plan])
         ranges = [(0.0, stretch) for _, stretch, _ in plan]
         achieved = [_achieved_epsilon(total, config.delta) for _, _, total in plan]
-        uses = channel_uses("ota_belief", num_classes, num_devices).channel_uses
+        uses = channel_uses("ota_belief", num_classes, num_devices)
     else:
         link = OrthogonalConfig(
             channel="awgn", bits=config.bits, low=0.0, high=1.0, modulation=config.modulation,
@@ -157,7 +159,7 @@ def _curve(config, scheme):
         uses = channel_uses(
             "orthogonal", num_classes, num_devices, bits=config.bits,
             code_rate=config.code_rate, bits_per_symbol=link.bits_per_symbol,
-        ).channel_uses  # fmt: skip
+        )  # fmt: skip
     accuracy, macro_f1 = aggregation.private_accuracy_curve(
         key, values, outputs.test_labels, config.snr_db, device_std, ranges,
         config=link, normalization=normalization, draws=config.draws,
@@ -194,10 +196,6 @@ STYLE = {
 
 def plot(rows, config, path):
     """Accuracy vs ε (log axis); the no-privacy level as a mark at the right edge."""
-    from matplotlib.figure import Figure
-
-    from airinfer.experiments.plotting import save_figure
-
     figure = Figure(figsize=(6.0, 4.2), layout="constrained")
     ax = figure.subplots()
     finite = [e for e in config.epsilon if math.isfinite(e)]
@@ -226,12 +224,16 @@ def plot(rows, config, path):
     save_figure(figure, path)
 
 
-EXPERIMENT = Experiment(
-    name="ota_privacy",
-    summary=registry.EXPERIMENTS["ota_privacy"][1],
-    config=OtaPrivacyConfig,
-    quick=QUICK,
-    points=points,
-    run_point=run_point,
-    plot=plot,
+EXPERIMENT = register(
+    Experiment(
+        name="ota_privacy",
+        summary=(
+            "accuracy vs differential-privacy level: over-the-air vs orthogonal, belief vs vote"
+        ),
+        config=OtaPrivacyConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+    )
 )

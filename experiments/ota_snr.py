@@ -29,12 +29,17 @@ import math
 from typing import Literal
 
 import numpy as np
+from matplotlib.figure import Figure
 
-from airinfer.experiments import aggregation, registry
+from airinfer.experiments import aggregation
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
-from airinfer.experiments.registry import Experiment
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota.aircomp import AirCompConfig
+from airinfer.ota.cost import channel_uses
+from airinfer.ota.orthogonal import OrthogonalConfig
 
 __all__ = ["OtaSnrConfig", "EXPERIMENT"]
 
@@ -115,8 +120,6 @@ def points(config):
 
 
 def _air_config(config, channel, repetitions):
-    from airinfer.ota.aircomp import AirCompConfig
-
     return AirCompConfig(
         channel=channel, precoding="truncated", threshold=config.threshold,
         repetitions=repetitions, local_device=True, backend=config.backend,
@@ -124,8 +127,6 @@ def _air_config(config, channel, repetitions):
 
 
 def _orthogonal_config(config, channel):
-    from airinfer.ota.orthogonal import OrthogonalConfig
-
     return OrthogonalConfig(
         channel=channel, bits=config.bits, modulation=config.modulation,
         code_rate=config.code_rate, local_device=True, backend=config.backend,
@@ -134,17 +135,15 @@ def _orthogonal_config(config, channel):
 
 def _costs(config, num_devices, num_classes):
     """(orthogonal channel uses, over-the-air repetitions) when K - 1 neighbours send."""
-    from airinfer.ota.cost import channel_uses
-
     if num_devices == 1:  # the device alone: nothing crosses the channel
         return 0, 1
     orthogonal = channel_uses(
         "orthogonal", num_classes, num_devices - 1, bits=config.bits, code_rate=config.code_rate,
         bits_per_symbol=_orthogonal_config(config, "awgn").bits_per_symbol,
     )  # fmt: skip
-    per_block = channel_uses("ota_belief", num_classes, num_devices).channel_uses
-    repetitions = math.ceil(orthogonal.channel_uses / per_block) if config.equal_channel_uses else 1
-    return orthogonal.channel_uses, repetitions
+    per_block = channel_uses("ota_belief", num_classes, num_devices)
+    repetitions = math.ceil(orthogonal / per_block) if config.equal_channel_uses else 1
+    return orthogonal, repetitions
 
 
 @functools.cache
@@ -211,10 +210,6 @@ STYLE = {
 
 def plot(rows, config, path):
     """A grid: one row of panels per K, one column per channel."""
-    from matplotlib.figure import Figure
-
-    from airinfer.experiments.plotting import save_figure
-
     ks, channels = config.num_devices, config.channels
     figure = Figure(figsize=(4.2 * len(channels), 3.2 * len(ks)), layout="constrained")
     # One y-range per K: the small ensembles dip far under fading, and a shared
@@ -256,13 +251,18 @@ def member_logits_file(config, rows=None):
     return {"member_logits.npz": buffer.getvalue()}
 
 
-EXPERIMENT = Experiment(
-    name="ota_snr",
-    summary=registry.EXPERIMENTS["ota_snr"][1],
-    config=OtaSnrConfig,
-    quick=QUICK,
-    points=points,
-    run_point=run_point,
-    plot=plot,
-    artifacts=member_logits_file,
+EXPERIMENT = register(
+    Experiment(
+        name="ota_snr",
+        summary=(
+            "edge-ensemble accuracy vs SNR: over-the-air belief/vote/sign sums vs orthogonal "
+            "digital"
+        ),
+        config=OtaSnrConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+        artifacts=member_logits_file,
+    )
 )

@@ -1,7 +1,7 @@
 """Run an experiment's sweep into a results folder, resumably, and plot it.
 
-A results folder holds four files, each replaced atomically (a temporary file
-in the same folder, then ``os.replace``), so an interrupted run never leaves a
+A results folder holds four files, each replaced atomically
+(:mod:`airinfer.experiments.folder`), so an interrupted run never leaves a
 half-written file behind:
 
 - ``config.json``: the experiment's name, the resolved config, the raw
@@ -14,35 +14,50 @@ half-written file behind:
 Running again into the same folder with the same resolved config computes only
 the points missing from ``results.csv``. A folder holding results of another
 config is refused (:class:`OutputConflict`) before any file is touched.
-
-CSV cells are written with ``repr`` for floats (exact round trip) and read back
-by :func:`read_rows`: integers as ``int``, other numbers (``inf``/``nan``
-included) as ``float``, ``True``/``False`` as ``bool``, empty cells as ``None``,
-anything else as ``str``.
+An experiment's extra files (its ``artifacts``: a table, a checkpoint) are
+written after the sweep.
 """
 
-import csv
 import dataclasses
 import datetime
 import importlib.metadata
-import io
 import json
 import os
 import platform
-import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+import jax
+from tqdm import tqdm
 
 from airinfer.experiments import registry
 from airinfer.experiments.config import ConfigError, apply_overrides, from_dict, to_json_dict
+from airinfer.experiments.folder import (
+    RESULTS_FILE,
+    cell,
+    csv_text,
+    read_raw,
+    read_rows,
+    scalar,
+    write_atomic,
+    write_json,
+    write_with,
+)
 
-__all__ = ["OutputConflict", "RunResult", "read_rows", "replot", "resolve_config", "run"]
+__all__ = [
+    "OutputConflict",
+    "RunResult",
+    "git_revision",
+    "read_rows",
+    "replot",
+    "resolve_config",
+    "run",
+]
 
 CONFIG_FILE = "config.json"
-RESULTS_FILE = "results.csv"
 META_FILE = "meta.json"
 
 # Distributions whose versions meta.json records (looked up, never imported).
@@ -70,120 +85,6 @@ class RunResult:
     computed: int
     resumed: int
     plot_path: Path
-
-
-# ---------------------------------------------------------------------- atomic files
-
-
-def _temporary_name(path: Path) -> Path:
-    """A fresh hidden name beside ``path``, keeping its suffix (matplotlib reads it)."""
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp{path.suffix}")
-
-
-def _write_atomic(path: Path, content: str | bytes) -> None:
-    """Replace ``path`` by ``content`` all at once; readers see the old or the new file."""
-    temporary = _temporary_name(path)
-    text_mode = {"mode": "w", "encoding": "utf-8", "newline": ""}
-    try:
-        # os.open with 0o666 honours the umask, unlike tempfile's private 0o600.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(
-            descriptor, **(text_mode if isinstance(content, str) else {"mode": "wb"})
-        ) as file:
-            file.write(content)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-def _write_json(path: Path, data) -> None:
-    _write_atomic(path, json.dumps(data, indent=2) + "\n")
-
-
-def _draw_atomic(path: Path, draw: Callable[[Path], None]) -> None:
-    """Let ``draw(temporary_path)`` write a file, then move it onto ``path``."""
-    temporary = _temporary_name(path)
-    try:
-        draw(temporary)
-        if not temporary.exists():
-            raise RuntimeError(
-                f"the plot function wrote no file at the path it was given ({path.name})"
-            )
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------- CSV
-
-
-def _cell(value) -> str:
-    """One CSV cell; floats via ``repr`` so that they read back bit for bit."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(float(value))  # float(): NumPy's repr would add "np.float64(...)"
-    return str(value)
-
-
-def _parse_cell(text: str):
-    """The inverse of :func:`_cell` for numbers, booleans and empty cells."""
-    if text == "":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)
-    except ValueError:
-        return text
-
-
-def _scalar(name: str, value):
-    """A measured value as a plain Python scalar (JAX/NumPy 0-d arrays included)."""
-    if value is None or type(value) in (bool, int, float, str):
-        return value
-    item = getattr(value, "item", None)
-    shape = getattr(value, "shape", None)
-    if item is None or shape not in ((), None):
-        raise TypeError(
-            f"column {name!r}: expected a scalar, got {type(value).__name__} of shape {shape}"
-        )
-    return item()
-
-
-def _read_raw(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV file, cells as text."""
-    with open(path, newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
-
-
-def read_rows(path: str | os.PathLike) -> list[dict]:
-    """Rows of a ``results.csv`` (or the folder holding one), cells parsed.
-
-    Integers come back as ``int``, other numbers as ``float``, ``True``/``False``
-    as ``bool``, empty cells as ``None`` and everything else as ``str``.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / RESULTS_FILE
-    _, rows = _read_raw(path)
-    return [{name: _parse_cell(text) for name, text in row.items()} for row in rows]
-
-
-def _csv_text(header: list[str], rows: list[dict[str, str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=header, lineterminator="\n", restval="")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 # --------------------------------------------------------------------------- configs
@@ -229,7 +130,7 @@ def _point_columns(points: list[dict]) -> list[str]:
 
 def _point_id(point: Mapping, columns: list[str]) -> tuple[str, ...]:
     """What identifies a point in the CSV: its cells as text."""
-    return tuple(_cell(_scalar(name, point.get(name))) for name in columns)
+    return tuple(cell(scalar(name, point.get(name))) for name in columns)
 
 
 def _check_folder(
@@ -273,7 +174,7 @@ def _check_folder(
     columns = _point_columns(points)
     index_of = {_point_id(point, columns): index for index, point in enumerate(points)}
     done = {}
-    for row in _read_raw(results_path)[1]:
+    for row in read_raw(results_path)[1]:
         row_id = tuple(row.get(name) or "" for name in columns)
         if row_id not in index_of:
             shown = ", ".join(f"{name}={cell}" for name, cell in zip(columns, row_id, strict=True))
@@ -308,7 +209,7 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _git_revision(source: Path) -> dict | None:
+def git_revision(source: Path) -> dict | None:
     """Commit and dirty flag of the checkout holding ``source``, or None if there is none."""
 
     def git(*args):
@@ -341,8 +242,6 @@ def _meta(
     computed: int,
     resumed: int,
 ) -> dict:
-    import jax
-
     return {
         "versions": {
             "python": platform.python_version(),
@@ -351,7 +250,7 @@ def _meta(
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(device) for device in jax.devices()],
         "seed": seed,
-        "git": _git_revision(Path(__file__).resolve().parent),
+        "git": git_revision(Path(__file__).resolve().parent),
         "started_utc": _utc(started),
         "finished_utc": _utc(finished),
         "wall_time_s": round(finished - started, 3),
@@ -373,8 +272,6 @@ def _meta(
 
 
 def _progress_bar(name: str, total: int, done: int, enabled: bool):
-    from tqdm import tqdm
-
     # smoothing=0: the ETA is the plain average over the points timed so far,
     # which _after_first_point restarts once compilation is behind us.
     return tqdm(
@@ -409,7 +306,7 @@ def _measure(experiment: registry.Experiment, key, config, point: dict) -> dict[
     clashes = sorted(set(point) & set(measured))
     if clashes:
         raise ValueError(f"{experiment.name}: run_point returned point columns {clashes}")
-    return {name: _cell(_scalar(name, value)) for name, value in {**point, **measured}.items()}
+    return {name: cell(scalar(name, value)) for name, value in {**point, **measured}.items()}
 
 
 def _sweep(
@@ -420,10 +317,8 @@ def _sweep(
     Returns how many points were computed and the first one's time in seconds
     (None if none was computed).
     """
-    import jax
-
     results_path = out_dir / RESULTS_FILE
-    header = _read_raw(results_path)[0] if done else []
+    header = read_raw(results_path)[0] if done else []
     root = jax.random.key(config.seed)
     computed, first_point_s = 0, None
     with _progress_bar(experiment.name, len(points), len(done), progress) as bar:
@@ -435,13 +330,26 @@ def _sweep(
             row = _measure(experiment, jax.random.fold_in(root, index), config, point)
             header += [name for name in row if name not in header]
             done[index] = row
-            _write_atomic(results_path, _csv_text(header, [done[i] for i in sorted(done)]))
+            write_atomic(results_path, csv_text(header, [done[i] for i in sorted(done)]))
             computed += 1
             bar.update(1)
             if first_point_s is None:
                 first_point_s = time.perf_counter() - started
                 _after_first_point(bar, first_point_s)
     return computed, first_point_s
+
+
+def _write_artifacts(artifacts: Mapping, out_dir: Path, computed: int) -> None:
+    """Write an experiment's extra files; a writer function runs only when needed.
+
+    A run that computed nothing keeps the files its writers made before: a
+    checkpoint is not rebuilt (nor its model retrained) to resume a finished run.
+    """
+    for name, content in artifacts.items():
+        if not callable(content):
+            write_atomic(out_dir / name, content)
+        elif computed or not (out_dir / name).exists():
+            write_with(out_dir / name, content)
 
 
 def run(
@@ -488,7 +396,7 @@ def run(
         _clear_folder(out_dir, experiment.name)
     done = _check_folder(out_dir, experiment.name, config_json, points)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _write_json(
+    write_json(
         out_dir / CONFIG_FILE,
         {
             "experiment": experiment.name,
@@ -503,10 +411,9 @@ def run(
     plot_path = replot(out_dir, experiment)
     rows = read_rows(out_dir / RESULTS_FILE)
     if experiment.artifacts is not None:
-        for name, content in experiment.artifacts(config, rows).items():
-            _write_atomic(out_dir / name, content)
+        _write_artifacts(experiment.artifacts(config, rows), out_dir, computed)
     finished = time.time()
-    _write_json(
+    write_json(
         out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s, computed, resumed)
     )
     return RunResult(out_dir, rows, computed, resumed, plot_path)
@@ -528,5 +435,5 @@ def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | N
     config = from_dict(experiment.config, stored["config"])
     rows = read_rows(out_dir / RESULTS_FILE)
     path = out_dir / f"{experiment.name}.png"
-    _draw_atomic(path, lambda temporary: experiment.plot(rows, config, temporary))
+    write_with(path, lambda temporary: experiment.plot(rows, config, temporary))
     return path

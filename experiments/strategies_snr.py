@@ -1,7 +1,8 @@
 """Collaboration strategies vs SNR on one physical layer: the digital cliff and analog grace.
 
-Every strategy of :mod:`strategies` classifies the same test images at every
-Es/N0 of the sweep, over AWGN and Rayleigh fading:
+Every strategy named in ``strategies`` (built by :mod:`airinfer.strategies.registry`,
+where users register their own) classifies the same test images at every
+Es/N0 of the sweep, over AWGN and Rayleigh fading. The built-in ones:
 
 * ``local``: the compact device model alone (no link; flat in SNR);
 * ``cloud_digital``: 8-bit pixels over 5G LDPC + QPSK to the full model;
@@ -25,36 +26,34 @@ Es/N0 under fading). Accuracy is measured on the first ``num_test`` test
 images with a 95 % Wilson interval; the cost columns are per inference.
 """
 
+import contextlib
 import dataclasses
 import functools
 import math
 import sys
-from typing import Literal
+from typing import Literal, NamedTuple
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
 
-from airinfer.experiments import registry
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
-from airinfer.experiments.registry import Experiment
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.models.datasets import Dataset
+from airinfer.models.ensemble import Ensemble
+from airinfer.models.zoo import SplitClassifier
+from airinfer.strategies import registry as strategy_registry
+from airinfer.strategies.base import Link
 
-STRATEGIES = (
-    "local",
-    "cloud_digital",
-    "cloud_jpeg",
-    "split_digital_b2",
-    "split_digital_b4",
-    "split_digital_b8",
-    "split_analog",
-    "partition_layer",
-    "partition_horizontal",
-    "edge_ensemble",
-)
-Strategy = Literal[STRATEGIES]
+# The curves drawn by default: the built-in strategies, in this order (a
+# point's key follows its index, so the order is part of the results).
+STRATEGIES = strategy_registry.BUILT_IN
 CHANNELS = ("awgn", "rayleigh")
-# Training images that set the partitioning hops' quantiser ranges.
-CALIBRATION_IMAGES = 2000
 COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
 
 
@@ -70,7 +69,8 @@ class StrategiesSnrConfig:
         ensemble_width, ensemble_members: the compact CNNs (bagging); member 0
             is the local device.
         ensemble_devices: K devices of the edge ensemble (the first K members).
-        strategies: which curves to draw (see the module docstring).
+        strategies: which curves to draw: names of
+            :func:`airinfer.strategies.registry.names` (see the module docstring).
         channels: ``awgn`` and/or ``rayleigh``.
         snr_db: Es/N0 per complex symbol in dB.
         split_point: where split strategies cut the full model.
@@ -97,7 +97,7 @@ class StrategiesSnrConfig:
     ensemble_width: float = 0.5
     ensemble_members: int = 20
     ensemble_devices: int = 16
-    strategies: tuple[Strategy, ...] = STRATEGIES
+    strategies: tuple[str, ...] = STRATEGIES
     channels: tuple[Literal["awgn", "rayleigh"], ...] = CHANNELS
     # 2 dB steps where the digital links fall off their cliff, coarser above
     snr_db: tuple[float, ...] = (*(float(s) for s in range(-10, 11, 2)), 15.0, 20.0, 30.0)
@@ -133,6 +133,10 @@ class StrategiesSnrConfig:
             raise ConfigError(f"num_test: {self.num_test} is not >= 0")
         if self.analog_matched_bits not in (2, 4, 8):
             raise ConfigError(f"analog_matched_bits: {self.analog_matched_bits} is not 2, 4 or 8")
+        known = strategy_registry.names()
+        for name in self.strategies:
+            if name not in known:
+                raise ConfigError(f"strategies: unknown {name!r}; allowed: {', '.join(known)}")
 
     def spec(self, width, members, diversity):
         return EnsembleSpec(
@@ -161,112 +165,75 @@ def points(config):
     ]
 
 
+class Setup(NamedTuple):
+    """The models and data of a config.
+
+    Attributes:
+        server: the full CNN (``server_width``): cloud, split and partitioning.
+        ensemble: the compact members (``ensemble_width``); member 0 is the local device.
+        dataset: the data set, split with ``seed``.
+        images, labels: the test images and labels a point classifies (``num_test``).
+    """
+
+    server: SplitClassifier
+    ensemble: Ensemble
+    dataset: Dataset
+    images: np.ndarray
+    labels: np.ndarray
+
+
 @functools.cache
-def _setup(config):
-    """(server model, compact ensemble, dataset, test images, test labels)."""
+def setup(config) -> Setup:
+    """Train (or load from the model cache) the models of ``config``."""
     server, _ = trained_ensemble(config.spec(config.server_width, 1, "init"))
     ensemble, dataset = trained_ensemble(
         config.spec(config.ensemble_width, config.ensemble_members, "bagging")
     )
     n = config.num_test or len(dataset.test_labels)
-    return server.member(0), ensemble, dataset, dataset.test_images[:n], dataset.test_labels[:n]
+    return Setup(
+        server.member(0), ensemble, dataset, dataset.test_images[:n], dataset.test_labels[:n]
+    )
 
 
-def _digital(config):
-    return {
-        "modulation": config.modulation, "code_rate": config.code_rate,
-        "block_bits": config.block_bits,
-    }  # fmt: skip
-
-
-def matched_symbols(config, model, image_shape):
-    """Channel uses of ``split_digital_b{analog_matched_bits}``: the analog link's ``k``."""
-    from airinfer.models.zoo import feature_shape
-    from airinfer.strategies.codec import channel_uses_per_sample, digital_link_config
-
-    values = math.prod(feature_shape(model, config.split_point, image_shape))
-    link = digital_link_config("awgn", config.modulation, config.code_rate, config.block_bits)
-    return int(channel_uses_per_sample(values * config.analog_matched_bits, link))
+@contextlib.contextmanager
+def _training_bar(description: str):
+    """What builders that train show: a bar of training steps on stderr."""
+    with tqdm(desc=description, unit="step", file=sys.stderr) as bar:
+        yield bar.update
 
 
 @functools.cache
-def _clip(config):
-    from airinfer.strategies.split_digital import calibrate_clip
-
-    server, _, dataset, _, _ = _setup(config)
-    return calibrate_clip(server, config.split_point, dataset.train_images, config.clip_percentile)
-
-
-def _strategy(config, name, channel):
-    """The strategy behind a curve: the analog split is trained per channel, the
-    others serve every channel (one build, one compiled program per channel)."""
-    return _analog(config, channel) if name == "split_analog" else _channel_free(config, name)
+def _context(config) -> strategy_registry.BuildContext:
+    server, ensemble, dataset, _, _ = setup(config)
+    return strategy_registry.BuildContext(
+        server, ensemble, dataset, options=config, progress=_training_bar
+    )
 
 
-@functools.cache
-def _channel_free(config, name):
-    from airinfer.strategies import cloud, edge_ensemble, local, partition, split_digital
+def strategy(config, name: str, channel: str):
+    """The strategy behind a curve, built once per config.
 
-    server, ensemble, dataset, _, _ = _setup(config)
-    if name == "local":
-        return local.LocalStrategy(ensemble.member(0))
-    if name in ("cloud_digital", "cloud_jpeg"):
-        source = "pixels" if name == "cloud_digital" else "jpeg"
-        return cloud.CloudStrategy(
-            server, cloud.PixelFormat.for_dataset(dataset), source=source,
-            quality=config.jpeg_quality, **_digital(config),
-        )  # fmt: skip
-    if name.startswith("split_digital_b"):
-        return split_digital.SplitDigitalStrategy(
-            server, config.split_point, int(name.removeprefix("split_digital_b")),
-            _clip(config), signed=False, **_digital(config),
-        )  # fmt: skip
-    if name in ("partition_layer", "partition_horizontal"):
-        # each hop's quantiser spans the clip_percentile of the activations it sends
-        calibration = dataset.train_images[:CALIBRATION_IMAGES]
-        hop = {
-            "bits": config.hop_bits, "quantile": config.clip_percentile / 100,
-            "modulation": config.modulation, "code_rate": config.code_rate,
-            "max_block_bits": config.block_bits,
-        }  # fmt: skip
-        if name == "partition_layer":
-            return partition.LayerPartitionStrategy.calibrated(
-                server, len(config.partition_cuts) + 1, calibration,
-                cuts=config.partition_cuts, **hop,
-            )  # fmt: skip
-        return partition.HorizontalPartitionStrategy.calibrated(
-            server, config.horizontal_layer, config.horizontal_devices, calibration, **hop
-        )
-    if name == "edge_ensemble":
-        members = [ensemble.member(k) for k in range(config.ensemble_devices)]
-        return edge_ensemble.EdgeEnsembleStrategy(members)
-    raise ValueError(f"strategy: unknown {name!r}")
+    A strategy trained through its channel (the analog split) is built once per
+    channel; the others serve every channel (one build, one compiled program
+    per channel).
+    """
+    per_channel = strategy_registry.entry(name).per_channel
+    return _built(config, name, channel if per_channel else None)
 
 
 @functools.cache
-def _analog(config, channel):
-    from tqdm import tqdm
+def _built(config, name: str, channel: str | None):
+    return strategy_registry.build(name, _context(config), channel)
 
-    from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
 
-    server, _, dataset, _, _ = _setup(config)
-    jscc = JSCCConfig(
-        split_point=config.split_point,
-        symbols=matched_symbols(config, server, dataset.image_shape),
-        channel=channel, snr_range_db=config.jscc_snr_range_db, epochs=config.jscc_epochs,
-        seed=config.seed, backend=config.backend,
-    )  # fmt: skip
-    with tqdm(desc=f"deep JSCC encoder ({channel})", unit="step", file=sys.stderr) as bar:
-        codec, classifier, _, _ = cached_train_jscc(
-            server, dataset, config.seed, jscc, on_step=bar.update
-        )
-    return JSCCSplitStrategy(classifier, codec, jscc)
+def clear_caches() -> None:
+    """Forget the models and strategies built so far (say, after changing the model cache)."""
+    for cached in (setup, _context, _built):
+        cached.cache_clear()
 
 
 @functools.cache
 def _jitted(strategy):
-    import jax
-
     return jax.jit(strategy)
 
 
@@ -280,8 +247,6 @@ def evaluate(strategy, key, images, labels, link, batch_size):
         ``(correct, cost)``: an int and a dict of the cost columns, averaged
         over the images (codecs send a different number of bits per image).
     """
-    import jax
-
     run = _jitted(strategy)
     correct, totals = 0, dict.fromkeys(COST_COLUMNS, 0.0)
     for i, start in enumerate(range(0, len(labels), batch_size)):
@@ -299,16 +264,12 @@ def evaluate(strategy, key, images, labels, link, batch_size):
 
 def run_point(key, config, point):
     """Accuracy (95 % Wilson half-width) and cost of one strategy at one SNR."""
-    import jax.numpy as jnp
-
-    from airinfer.strategies.base import Link
-
-    _, _, _, images, labels = _setup(config)
-    strategy = _strategy(config, point["strategy"], point["channel"])
+    _, _, _, images, labels = setup(config)
+    built = strategy(config, point["strategy"], point["channel"])
     link = Link(
         snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend
     )
-    correct, cost = evaluate(strategy, key, images, labels, link, config.batch_size)
+    correct, cost = evaluate(built, key, images, labels, link, config.batch_size)
     low, high = wilson_interval(correct, len(labels))
     return {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2, **cost}
 
@@ -329,10 +290,6 @@ STYLE = {
 
 def plot(rows, config, path):
     """One panel per channel: accuracy vs Es/N0, one line per strategy."""
-    from matplotlib.figure import Figure
-
-    from airinfer.experiments.plotting import save_figure
-
     figure = Figure(figsize=(5.0 * len(config.channels), 4.0), layout="constrained")
     axes = figure.subplots(1, len(config.channels), squeeze=False, sharey=True)[0]
     for ax, channel in zip(axes, config.channels, strict=True):
@@ -345,9 +302,11 @@ def plot(rows, config, path):
             if not curve:
                 continue
             x, y, ci, uses = (np.asarray(c) for c in zip(*curve, strict=True))
-            color, style = STYLE[name]
-            ax.plot(x, y, style, color=color, marker=".", label=f"{name} ({uses[0]:.0f} uses)")
-            ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.12, linewidth=0)
+            color, style = STYLE.get(name, (None, "-"))  # a user's strategy: the next color
+            (line,) = ax.plot(
+                x, y, style, color=color, marker=".", label=f"{name} ({uses[0]:.0f} uses)"
+            )
+            ax.fill_between(x, y - ci, y + ci, color=line.get_color(), alpha=0.12, linewidth=0)
         ax.set_title(channel, fontsize=10)
         ax.set_xlabel("Es/N0 per complex symbol [dB]")
         ax.grid(alpha=0.3)
@@ -356,12 +315,17 @@ def plot(rows, config, path):
     save_figure(figure, path)
 
 
-EXPERIMENT = Experiment(
-    name="strategies_snr",
-    summary=registry.EXPERIMENTS["strategies_snr"][1],
-    config=StrategiesSnrConfig,
-    quick=QUICK,
-    points=points,
-    run_point=run_point,
-    plot=plot,
+EXPERIMENT = register(
+    Experiment(
+        name="strategies_snr",
+        summary=(
+            "accuracy vs SNR of every strategy: local, cloud, split digital/analog, partitioning, "
+            "edge ensemble"
+        ),
+        config=StrategiesSnrConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+    )
 )

@@ -7,14 +7,15 @@ with probability ``connectivity``, one row with
 * ``accuracy`` (95 % Wilson half-width ``accuracy_ci``) and the cost of one
   inference: ``channel_uses``, ``payload_bits``, ``device_flops``,
   ``server_flops`` and ``latency_s`` (device compute + channel uses / symbol
-  rate + server compute, with :class:`strategies.base.Hardware`'s speeds);
+  rate + server compute, with :class:`strategies.cost.Hardware`'s speeds);
 * ``privacy_psnr_db``: the privacy proxy, the PSNR with which an inverse
   network trained on what leaves the device (:meth:`Strategy.message`, before
   the channel: the most an eavesdropper could see) reconstructs unseen inputs
-  (:mod:`strategies.inversion`); ``blind_psnr_db`` is the floor, what guessing
+  (:mod:`models.inversion`); ``blind_psnr_db`` is the floor, what guessing
   the mean image gives (the value of strategies that send nothing);
 * ``offline_accuracy``: the accuracy with no link at all (the device alone),
-  empty where the strategy cannot decide without its link.
+  empty where the strategy cannot decide without its link (registered
+  without ``offline``, :mod:`airinfer.strategies.registry`).
 
 Besides ``results.csv`` the run writes ``table1.md``, the same numbers as a
 Markdown table.
@@ -23,16 +24,20 @@ Markdown table.
 import dataclasses
 import functools
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from matplotlib.figure import Figure
 
-from airinfer.experiments import registry, strategies_snr
+from airinfer.experiments import strategies_snr
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.registry import Experiment
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
-
-# Strategies that decide on the device when there is no link: the device's own
-# model (the edge ensemble then averages over no neighbour).
-OFFLINE = ("local", "edge_ensemble")
+from airinfer.models.inversion import InversionConfig, blind_psnr, to_unit_range
+from airinfer.models.inversion import privacy_psnr as inversion_psnr
+from airinfer.strategies import registry as strategy_registry
+from airinfer.strategies.base import Link
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,11 +85,9 @@ def points(config):
 
 
 @functools.cache
-def _attack_data(config):
-    """(training images, test images) of the attacker, both in [0, 1]."""
-    from airinfer.strategies.inversion import to_unit_range
-
-    _, _, dataset, test_images, _ = strategies_snr._setup(config)
+def attack_data(config):
+    """The attacker's images: (training, test, both again in [0, 1])."""
+    _, _, dataset, test_images, _ = strategies_snr.setup(config)
     train_images = dataset.train_images[: config.attack_train or None]
     return (
         train_images,
@@ -104,38 +107,29 @@ def _messages(strategy, images, snr_db, batch_size):
 
 
 @functools.cache
-def _blind_psnr(config):
-    from airinfer.strategies.inversion import blind_psnr
-
-    _, _, unit_train, unit_test = _attack_data(config)
+def blind_floor(config):
+    """The PSNR (dB) of an attacker who guesses the mean training image."""
+    _, _, unit_train, unit_test = attack_data(config)
     return blind_psnr(unit_train, unit_test)
 
 
 def privacy_psnr(key, config, strategy):
     """Reconstruction PSNR (dB) of the inputs from ``strategy``'s messages."""
-    from airinfer.strategies.inversion import InversionConfig
-    from airinfer.strategies.inversion import privacy_psnr as attack
-
-    train_images, test_images, unit_train, unit_test = _attack_data(config)
+    train_images, test_images, unit_train, unit_test = attack_data(config)
     snr_db = config.snr_db[0]
     sent_train = _messages(strategy, train_images, snr_db, config.batch_size)
     if sent_train is None:
-        return _blind_psnr(config)
+        return blind_floor(config)
     sent_test = _messages(strategy, test_images, snr_db, config.batch_size)
     inversion = InversionConfig(epochs=config.attack_epochs)
-    return attack(key, sent_train, unit_train, sent_test, unit_test, inversion)
+    return inversion_psnr(key, sent_train, unit_train, sent_test, unit_test, inversion)
 
 
 def run_point(key, config, point):
     """One row of the table: accuracy, cost, privacy proxy and the offline accuracy."""
-    import jax
-    import jax.numpy as jnp
-
-    from airinfer.strategies.base import Link
-
-    _, _, _, images, labels = strategies_snr._setup(config)
+    _, _, _, images, labels = strategies_snr.setup(config)
     name = point["strategy"]
-    strategy = strategies_snr._strategy(config, name, config.channel)
+    strategy = strategies_snr.strategy(config, name, config.channel)
     key_link, key_attack, key_offline = jax.random.split(key, 3)
 
     def accuracy(connectivity):
@@ -148,14 +142,15 @@ def run_point(key, config, point):
     correct, cost = accuracy(config.connectivity)
     low, high = wilson_interval(correct, len(labels))
     offline = None
-    if name in OFFLINE:
+    # decides on the device with no link (the edge ensemble averages over no neighbour)
+    if strategy_registry.entry(name).offline:
         offline = accuracy(0.0)[0] / len(labels)
     return {
         "accuracy": correct / len(labels),
         "accuracy_ci": (high - low) / 2,
         **cost,
         "privacy_psnr_db": privacy_psnr(key_attack, config, strategy),
-        "blind_psnr_db": _blind_psnr(config),
+        "blind_psnr_db": blind_floor(config),
         "offline_accuracy": offline,
     }
 
@@ -202,10 +197,6 @@ def table_file(config, rows):
 
 def plot(rows, config, path):
     """Four bar charts side by side: accuracy, channel uses, latency and inversion PSNR."""
-    from matplotlib.figure import Figure
-
-    from airinfer.experiments.plotting import save_figure
-
     names = [r["strategy"] for r in rows]
     panels = (
         ("accuracy", "accuracy", False),
@@ -215,7 +206,7 @@ def plot(rows, config, path):
     )
     figure = Figure(figsize=(14, 0.35 * len(names) + 1.5), layout="constrained")
     axes = figure.subplots(1, len(panels), sharey=True)
-    colors = [strategies_snr.STYLE[n][0] for n in names]
+    colors = [strategies_snr.STYLE.get(n, ("tab:gray",))[0] for n in names]
     y = np.arange(len(names))
     for ax, (column, title, log) in zip(axes, panels, strict=True):
         values = np.asarray([r[column] for r in rows], float) * SCALE.get(column, 1)
@@ -241,13 +232,18 @@ def plot(rows, config, path):
     save_figure(figure, path)
 
 
-EXPERIMENT = Experiment(
-    name="table1",
-    summary=registry.EXPERIMENTS["table1"][1],
-    config=Table1Config,
-    quick=QUICK,
-    points=points,
-    run_point=run_point,
-    plot=plot,
-    artifacts=table_file,
+EXPERIMENT = register(
+    Experiment(
+        name="table1",
+        summary=(
+            "the survey's Table I measured: accuracy, channel uses, latency, inversion PSNR, "
+            "offline"
+        ),
+        config=Table1Config,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+        artifacts=table_file,
+    )
 )

@@ -1,249 +1,318 @@
-"""``airinfer train``: train a diverse ensemble and write what post-hoc studies need.
+"""Train a diverse ensemble: each member's and the combined test accuracy.
 
 ::
 
-    airinfer train --dataset D --model M --width W --members K --diversity X \\
-                   --epochs E [--seed S] --out DIR
+    airinfer run train --set dataset=fashion_mnist --set width=0.25 --set members=8
 
-writes into ``DIR``:
+trains K members (:func:`airinfer.models.train.train_ensemble`, or the model
+cache with ``cache=true``) and measures them on the test split. ``results.csv``
+has one row per
 
-* ``checkpoint/``: the members (orbax, with a JSON of their architectures);
-* ``metrics.json``: on the test split, ``member_accuracy`` (list of K),
-  ``mean_member_accuracy``, ``ensemble_accuracy`` (argmax of the averaged
-  softmax outputs), ``majority_vote_accuracy``, all fractions in [0, 1];
-  ``params_per_member`` and ``flops_per_member`` (lists of K: one inference
-  of one image, XLA's count), ``train_seconds``, ``formulations``,
-  ``val_member_accuracy`` (on the validation split; empty when loaded from
-  the cache), ``from_cache``;
-* ``test_logits.npz``: ``logits`` ``[K, N, C]`` float32 and ``labels`` ``[N]``;
-* ``config.json``: the resolved settings and the command line.
+* member (``rule = member``, ``k`` its index): ``accuracy`` (95 % Wilson
+  half-width ``accuracy_ci``), ``val_accuracy`` on the validation split,
+  ``params`` and ``flops`` (one inference of one image, XLA's count);
+* combination of the first ``k`` members (``rule = mean_softmax``: argmax of
+  the averaged softmax outputs; ``rule = majority_vote``: the most frequent
+  argmax, ties to the lowest class): ``accuracy`` and ``accuracy_ci``.
 
-Only ``argparse`` is imported at module level: the CLI lists and helps
-without loading JAX.
+Beside it, for post-hoc studies: ``checkpoint/`` (the members, orbax, with the
+settings), ``test_logits.npz`` (``logits`` ``[K, N, C]`` float32 and
+``labels`` ``[N]``) and ``training.json`` (training time, formulations,
+whether the members came from the cache). ``train.png`` draws both.
 """
 
-import argparse
+import dataclasses
+import functools
+import json
 import sys
+from pathlib import Path
+from typing import Literal, NamedTuple
 
-from airinfer.experiments.commands import (
-    PROG,
-    BadInput,
-    check_choice,
-    checkpoint_path,
-    fail,
-    load_dataset,
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from tqdm import tqdm
+
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
+from airinfer.experiments.stats import wilson_interval
+from airinfer.models.cache import cached_train_ensemble
+from airinfer.models.checkpoint import save_ensemble
+from airinfer.models.datasets import DATASETS, Dataset, load_dataset
+from airinfer.models.ensemble import DIVERSITY_KINDS, Ensemble, EnsembleConfig, ensemble_metrics
+from airinfer.models.train import (
+    FORMULATIONS,
+    TrainConfig,
+    TrainReport,
+    ensemble_logits,
+    planned_member_steps,
+    train_ensemble,
 )
+from airinfer.models.zoo import MODEL_KINDS, ModelConfig, count_params, flops
 
-__all__ = ["add_arguments", "main"]
+__all__ = ["TrainEnsembleConfig", "EXPERIMENT", "Trained", "trained"]
 
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``train``'s options to ``parser``."""
-    parser.add_argument(
-        "--dataset", default="digits", help="digits (default), fashion_mnist or cifar10"
-    )
-    parser.add_argument("--model", default="cnn", help="cnn (default), mobilenet_v2 or mlp")
-    parser.add_argument(
-        "--width", type=float, default=1.0, help="width multiplier in (0, 4] (default 1.0)"
-    )
-    parser.add_argument("--members", type=int, default=4, help="ensemble size K >= 1 (default 4)")
-    parser.add_argument(
-        "--diversity",
-        default="bagging",
-        help="init, bagging (default), shards, widths, architectures, distillation or quantization",
-    )
-    parser.add_argument("--epochs", type=int, default=3, help="epochs per member (default 3)")
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, init and batches (default 0)"
-    )
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
-        default="results/train",
-        help="output folder (default results/train)",
-    )
-    parser.add_argument(
-        "--batch-size", type=int, default=128, help="samples per member per step (default 128)"
-    )
-    parser.add_argument(
-        "--learning-rate", type=float, default=3e-3, help="peak AdamW learning rate (default 3e-3)"
-    )
-    parser.add_argument(
-        "--widths",
-        default="",
-        help="for --diversity widths: comma-separated widths (default W/2,W,2W)",
-    )
-    parser.add_argument(
-        "--architectures",
-        default="",
-        help="for --diversity architectures: comma-separated KIND:WIDTH "
-        "(default M:W and the other of cnn/mlp at W)",
-    )
-    parser.add_argument(
-        "--teacher-width", type=float, default=1.0, help="for distillation (default 1.0)"
-    )
-    parser.add_argument(
-        "--bits", type=int, default=4, help="for quantization: bits per weight (default 4)"
-    )
-    parser.add_argument(
-        "--formulation", default="auto", help="auto (default: per backend and model), loop or vmap"
-    )
-    parser.add_argument(
-        "--cache",
-        action="store_true",
-        help="reuse members from the model cache, or store them there",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace a checkpoint already in DIR"
-    )
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+RULES = ("member", "mean_softmax", "majority_vote")
 
 
-def _validate(args) -> tuple:
-    """Configs from ``args``; raises ``BadInput`` naming the option, value and what is allowed."""
-    from airinfer.models.datasets import DATASETS
-    from airinfer.models.ensemble import DIVERSITY_KINDS
-    from airinfer.models.train import FORMULATIONS
-    from airinfer.models.zoo import MODEL_KINDS
+@dataclasses.dataclass(frozen=True)
+class TrainEnsembleConfig:
+    """Configuration of ``train``.
 
-    check_choice("dataset", args.dataset, DATASETS)
-    check_choice("model", args.model, MODEL_KINDS)
-    check_choice("diversity", args.diversity, DIVERSITY_KINDS)
-    check_choice("formulation", args.formulation, FORMULATIONS)
-    if not 0 < args.width <= 4:
-        raise BadInput(f"--width: {args.width} is not in (0, 4]")
-    for name in ("members", "epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            raise BadInput(
-                f"--{name.replace('_', '-')}: {getattr(args, name)} is not an integer >= 1"
-            )
-    if not 2 <= args.bits <= 16:
-        raise BadInput(f"--bits: {args.bits} is not in [2, 16]")
-    if not 0 < args.teacher_width <= 4:
-        raise BadInput(f"--teacher-width: {args.teacher_width} is not in (0, 4]")
-    if not args.learning_rate > 0:
-        raise BadInput(f"--learning-rate: {args.learning_rate} is not > 0")
-    try:
-        widths = tuple(float(w) for w in args.widths.split(",") if w.strip())
-    except ValueError:
-        raise BadInput(
-            f"--widths: {args.widths!r} is not a comma-separated list of numbers"
-        ) from None
-    if any(not 0 < w <= 4 for w in widths):
-        raise BadInput(f"--widths: {args.widths!r} has a width outside (0, 4]")
-    architectures = []
-    for entry in filter(None, (e.strip() for e in args.architectures.split(","))):
-        kind, _, width = entry.partition(":")
-        check_choice("architectures", kind, MODEL_KINDS)
-        try:
-            architectures.append((kind, float(width)))
-        except ValueError:
-            raise BadInput(f"--architectures: {entry!r} is not KIND:WIDTH") from None
-        if not 0 < architectures[-1][1] <= 4:
-            raise BadInput(f"--architectures: {entry!r} has a width outside (0, 4]")
-    return widths, tuple(architectures)
+    Attributes:
+        seed: seeds the data split, the initialisation and the batches.
+        dataset: ``digits`` (embedded), ``fashion_mnist`` or ``cifar10``.
+        model: the members' kind: ``cnn``, ``mobilenet_v2`` or ``mlp``.
+        width: their width multiplier, in (0, 4].
+        members: the ensemble size K.
+        diversity: how the members differ (:data:`airinfer.models.ensemble.DIVERSITY_KINDS`).
+        epochs: epochs per member.
+        batch_size: samples per member per step.
+        learning_rate: peak AdamW learning rate.
+        widths: for ``diversity=widths``: the widths (empty: width/2, width, 2·width).
+        architectures: for ``diversity=architectures``: ``KIND:WIDTH`` entries
+            (empty: the model and the other of cnn/mlp at ``width``).
+        teacher_width: for ``diversity=distillation``: the teacher's width.
+        bits: for ``diversity=quantization``: bits per weight, in [2, 16].
+        formulation: ``auto`` (per backend and model), ``loop`` or ``vmap``.
+        cache: load the members from the model cache, or store them there.
+    """
+
+    seed: int = 0
+    dataset: Literal[DATASETS] = "digits"
+    model: Literal[MODEL_KINDS] = "cnn"
+    width: float = 1.0
+    members: int = 4
+    diversity: Literal[DIVERSITY_KINDS] = "bagging"
+    epochs: int = 3
+    batch_size: int = 128
+    learning_rate: float = 3e-3
+    widths: tuple[float, ...] = ()
+    architectures: tuple[str, ...] = ()
+    teacher_width: float = 1.0
+    bits: int = 4
+    formulation: Literal[FORMULATIONS] = "auto"
+    cache: bool = False
+
+    def __post_init__(self):
+        for name in ("members", "epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not an integer >= 1")
+        for name, value in [("width", self.width), ("teacher_width", self.teacher_width)] + [
+            ("widths", w) for w in self.widths
+        ]:
+            if not 0 < value <= 4:
+                raise ConfigError(f"{name}: {value} is not in (0, 4]")
+        if not 2 <= self.bits <= 16:
+            raise ConfigError(f"bits: {self.bits} is not in [2, 16]")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate: {self.learning_rate} is not > 0")
+        self.architecture_pairs()  # fails early, naming the bad entry
+
+    def architecture_pairs(self) -> tuple[tuple[str, float], ...]:
+        """``architectures`` as ``(kind, width)`` pairs; ConfigError names a bad entry."""
+        pairs = []
+        for entry in self.architectures:
+            kind, _, width = entry.partition(":")
+            if kind not in MODEL_KINDS:
+                raise ConfigError(
+                    f"architectures: unknown kind {kind!r} in {entry!r}; "
+                    f"allowed: {', '.join(MODEL_KINDS)}"
+                )
+            try:
+                pairs.append((kind, float(width)))
+            except ValueError:
+                raise ConfigError(f"architectures: {entry!r} is not KIND:WIDTH") from None
+            if not 0 < pairs[-1][1] <= 4:
+                raise ConfigError(f"architectures: {entry!r} has a width outside (0, 4]")
+        return tuple(pairs)
 
 
-def main(args: argparse.Namespace) -> int:
-    """Train, evaluate and save; returns the exit status (2 on bad input)."""
-    try:
-        widths, architectures = _validate(args)
-        checkpoint = checkpoint_path(args.out, args.overwrite)
-        dataset = load_dataset(args.dataset, args.seed)
-    except BadInput as error:
-        return fail(error)
-    return _train_and_save(args, widths, architectures, dataset, checkpoint.parent)
+QUICK = {"model": "mlp", "width": 0.25, "members": 3, "epochs": 2}
 
 
-def _train_and_save(args, widths, architectures, dataset, out) -> int:
-    import dataclasses
-    import json
-    import shutil
-    import time
+class Trained(NamedTuple):
+    """What training gave.
 
-    import jax
-    import numpy as np
-    from tqdm import tqdm
+    Attributes:
+        ensemble: the members.
+        dataset: the data they were trained on (split with ``seed``).
+        ensemble_config, train_config: the settings behind them.
+        report: the training report; None when the members came from the cache.
+        cached_at: the model-cache folder, when ``cache`` is on.
+        test_logits, val_logits: ``[K, N, C]`` float32 on the test and validation splits.
+    """
 
-    from airinfer.models.cache import cached_train_ensemble
-    from airinfer.models.checkpoint import save_ensemble
-    from airinfer.models.ensemble import EnsembleConfig, ensemble_metrics
-    from airinfer.models.train import (
-        TrainConfig,
-        ensemble_logits,
-        planned_member_steps,
-        train_ensemble,
+    ensemble: Ensemble
+    dataset: Dataset
+    ensemble_config: EnsembleConfig
+    train_config: TrainConfig
+    report: TrainReport | None
+    cached_at: Path | None
+    test_logits: np.ndarray
+    val_logits: np.ndarray
+
+
+@functools.cache
+def trained(config: TrainEnsembleConfig) -> Trained:
+    """Train the members of ``config`` (or load them from the model cache), once per process."""
+    dataset = load_dataset(config.dataset, seed=config.seed)
+    model = ModelConfig(config.model, dataset.image_shape, dataset.num_classes, config.width)
+    ensemble_config = EnsembleConfig(
+        model,
+        config.members,
+        config.diversity,
+        widths=config.widths,
+        architectures=config.architecture_pairs(),
+        teacher_width=config.teacher_width,
+        quantization_bits=config.bits,
     )
-    from airinfer.models.zoo import ModelConfig, count_params, flops
+    train_config = TrainConfig(
+        config.epochs, config.batch_size, config.learning_rate, seed=config.seed
+    )
+    total = planned_member_steps(len(dataset.train_labels), ensemble_config, train_config)
+    with tqdm(total=total, unit="step", desc="training", file=sys.stderr) as bar:
+        if config.cache:
+            ensemble, report, cached_at = cached_train_ensemble(
+                dataset, config.seed, ensemble_config, train_config,
+                formulation=config.formulation, on_step=bar.update,
+            )  # fmt: skip
+        else:
+            ensemble, report = train_ensemble(
+                dataset, ensemble_config, train_config,
+                formulation=config.formulation, on_step=bar.update,
+            )  # fmt: skip
+            cached_at = None
+    return Trained(
+        ensemble, dataset, ensemble_config, train_config, report, cached_at,
+        ensemble_logits(ensemble, dataset.test_images).astype(np.float32),
+        ensemble_logits(ensemble, dataset.val_images).astype(np.float32),
+    )  # fmt: skip
 
-    model_config = ModelConfig(args.model, dataset.image_shape, dataset.num_classes, args.width)
-    config = EnsembleConfig(
-        model_config,
-        args.members,
-        args.diversity,
-        widths=widths,
-        architectures=architectures,
-        teacher_width=args.teacher_width,
-        quantization_bits=args.bits,
-    )
-    train_config = TrainConfig(args.epochs, args.batch_size, args.learning_rate, seed=args.seed)
-    total = planned_member_steps(len(dataset.train_labels), config, train_config)
-    bar = tqdm(
-        total=total, unit="step", desc="training", disable=not args.progress, file=sys.stderr
-    )
-    start = time.perf_counter()
-    if args.cache:
-        ensemble, report, cached_at = cached_train_ensemble(
-            dataset,
-            args.seed,
-            config,
-            train_config,
-            formulation=args.formulation,
-            on_step=bar.update,
-        )
+
+def points(config):
+    """One point per member, then per (rule, first k members) for the two combinations."""
+    members = [{"rule": "member", "k": k} for k in range(config.members)]
+    combined = [{"rule": rule, "k": k} for rule in RULES[1:] for k in range(1, config.members + 1)]
+    return members + combined
+
+
+def _accuracy(logits, labels) -> float:
+    return float(np.mean(np.asarray(logits).argmax(-1) == labels))
+
+
+@functools.cache
+def _member_cost(config, k):
+    """(parameters, FLOPs) of member ``k``."""
+    done = trained(config)
+    member = done.ensemble.member(k)
+    return count_params(member), flops(member, done.dataset.image_shape)
+
+
+def run_point(key, config, point):
+    """Test accuracy of one member or of a combination of the first ``k``."""
+    done = trained(config)
+    labels = done.dataset.test_labels
+    rule, k = point["rule"], point["k"]
+    row = {}
+    if rule == "member":
+        accuracy = _accuracy(done.test_logits[k], labels)
+        params, member_flops = _member_cost(config, k)
+        row = {
+            "val_accuracy": _accuracy(done.val_logits[k], done.dataset.val_labels),
+            "params": params,
+            "flops": member_flops,
+        }
     else:
-        ensemble, report = train_ensemble(
-            dataset, config, train_config, formulation=args.formulation, on_step=bar.update
-        )
-        cached_at = None
-    bar.close()
-    train_seconds = report.train_seconds if report is not None else time.perf_counter() - start
+        metrics = ensemble_metrics(done.test_logits[:k], labels)
+        accuracy = metrics[
+            "ensemble_accuracy" if rule == "mean_softmax" else "majority_vote_accuracy"
+        ]
+    low, high = wilson_interval(round(accuracy * len(labels)), len(labels))
+    return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2, **row}
 
-    logits = ensemble_logits(ensemble, dataset.test_images)
-    metrics = ensemble_metrics(logits, dataset.test_labels)
-    members = [ensemble.member(k) for k in range(ensemble.size)]
-    metrics |= {
-        "params_per_member": [count_params(m) for m in members],
-        "flops_per_member": [flops(m, dataset.image_shape) for m in members],
-        "train_seconds": train_seconds,
-        "formulations": report.formulations if report is not None else [],
-        "val_member_accuracy": report.val_accuracy if report is not None else [],
-        "from_cache": report is None,
+
+def plot(rows, config, path):
+    """Left: each member's test accuracy (95 % interval) and validation accuracy;
+    right: the accuracy of the first k members combined, against k."""
+    figure = Figure(figsize=(10.0, 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2, sharey=True)
+    members = sorted((r for r in rows if r["rule"] == "member"), key=lambda r: r["k"])
+    k = [r["k"] for r in members]
+    left.errorbar(k, [r["accuracy"] for r in members], yerr=[r["accuracy_ci"] for r in members],
+                  fmt="o", color="tab:blue", capsize=3, label="test")  # fmt: skip
+    left.plot(k, [r["val_accuracy"] for r in members], "x", color="black", label="validation")
+    left.set_xlabel("member")
+    left.set_ylabel("accuracy")
+    left.set_title(f"{config.members} x {config.model} w{config.width:g} ({config.diversity})",
+                   fontsize=9)  # fmt: skip
+    for rule, color in (("mean_softmax", "tab:green"), ("majority_vote", "tab:orange")):
+        curve = sorted((r["k"], r["accuracy"], r["accuracy_ci"]) for r in rows if r["rule"] == rule)
+        if not curve:
+            continue
+        x, y, ci = (np.asarray(c) for c in zip(*curve, strict=True))
+        right.plot(x, y, "-", color=color, marker=".", label=rule.replace("_", " "))
+        right.fill_between(x, y - ci, y + ci, color=color, alpha=0.15, linewidth=0)
+    if members:
+        mean = float(np.mean([r["accuracy"] for r in members]))
+        right.axhline(mean, color="tab:blue", linestyle=":", label="mean member")
+    right.set_xlabel("first k members combined")
+    right.set_title(f"{config.dataset}, test split", fontsize=9)
+    for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+        axes.legend(fontsize=7, loc="lower right")
+    save_figure(figure, path)
+
+
+def _settings(done: Trained, config) -> dict:
+    """What the checkpoint's metadata records: how the members were made."""
+    return {
+        "dataset": done.dataset.name,
+        "ensemble": done.ensemble_config.to_dict(),
+        "train": dataclasses.asdict(done.train_config),
+        "formulation": config.formulation,
     }
 
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint = out / "checkpoint"
-    if checkpoint.exists():
-        shutil.rmtree(checkpoint)
-    resolved = {
-        "dataset": dataset.name,
-        "ensemble": config.to_dict(),
-        "train": dataclasses.asdict(train_config),
-        "formulation": args.formulation,
-        "argv": sys.argv[1:],
-    }
-    save_ensemble(checkpoint, ensemble, resolved)
-    np.savez(out / "test_logits.npz", logits=logits.astype(np.float32), labels=dataset.test_labels)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    resolved |= {"backend": jax.default_backend(), "cache": str(cached_at) if cached_at else None}
-    (out / "config.json").write_text(json.dumps(resolved, indent=2) + "\n", encoding="utf-8")
-    print(
-        f"{PROG}: {ensemble.size} members, "
-        f"mean member accuracy {metrics['mean_member_accuracy']:.4f}, "
-        f"ensemble {metrics['ensemble_accuracy']:.4f}, "
-        f"majority vote {metrics['majority_vote_accuracy']:.4f} "
-        f"({train_seconds:.0f} s); results in {out}/ (metrics.json, test_logits.npz, checkpoint/)"
+
+def outputs(config, rows):
+    """``checkpoint/``, ``test_logits.npz`` and ``training.json``, written on demand."""
+
+    def checkpoint(path):
+        done = trained(config)
+        save_ensemble(path, done.ensemble, _settings(done, config))
+
+    def logits(path):
+        done = trained(config)
+        np.savez(path, logits=done.test_logits, labels=done.dataset.test_labels)
+
+    def training(path):
+        done = trained(config)
+        report = done.report
+        facts = {
+            "train_seconds": report.train_seconds if report is not None else None,
+            "formulations": report.formulations if report is not None else [],
+            "from_cache": report is None,
+            "cache": str(done.cached_at) if done.cached_at else None,
+            "jax_backend": jax.default_backend(),
+        }
+        path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+
+    return {"checkpoint": checkpoint, "test_logits.npz": logits, "training.json": training}
+
+
+EXPERIMENT = register(
+    Experiment(
+        name="train",
+        summary="train a diverse ensemble: each member's and the combined test accuracy, "
+        "checkpoint and test logits",
+        config=TrainEnsembleConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+        artifacts=outputs,
     )
-    return 0
+)

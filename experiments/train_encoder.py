@@ -1,328 +1,327 @@
-"""``airinfer train-encoder``: train the analog split link (deep JSCC of features).
+"""Train an analog split link (deep JSCC of features): accuracy vs SNR.
 
 ::
 
-    airinfer train-encoder --dataset D --model M --width W --split-point P \\
-                           --symbols K --channel C --snr-range LOW,HIGH \\
-                           [--no-side-info] [--fine-tune-back] --epochs E \\
-                           [--backend sionna|jax] --out DIR
+    airinfer run train_encoder --set channel=rayleigh --set snr_range=-10,20
 
-takes the classifier ``M`` of width ``W`` trained on ``D`` (from the model
-cache, trained there first if missing), cuts it at ``P`` and trains an
-encoder/decoder pair (:mod:`strategies.jscc`) end to end through the channel
-``C``, with SNRs drawn uniformly from ``[LOW, HIGH]`` dB. Trained codecs are
-cached too (keyed by the data, the classifier's weights and the settings), so
-asking again loads them. Writes into ``DIR``:
+takes the classifier ``model`` of width ``width`` trained on ``dataset`` (from
+the model cache, trained there first if missing), cuts it at ``split_point``
+and trains an encoder/decoder pair (:mod:`airinfer.strategies.jscc`) end to
+end through ``channel``, with SNRs drawn uniformly from ``snr_range`` dB.
+Trained codecs are cached too (keyed by the data, the classifier's weights and
+the settings), so asking again loads them (``cache=false`` trains afresh).
 
-* ``checkpoint/``: the codec and its classifier (orbax, with the config);
-* ``report.json``: ``accuracy`` (a list of ``{"snr_db", "accuracy"}`` on the
-  test split over the training channel), ``classifier_accuracy`` (the
-  classifier alone, no link), ``cost`` (channel uses, payload bits, device
-  and server FLOPs per sample), ``train_seconds``, ``compile_seconds``,
-  ``final_loss``, ``from_cache``, ``config`` (the resolved settings and the
-  command line) and ``versions``.
-
-SNR is Es/N0 per complex symbol in dB (noise CN(0, no), ``no = 10**(-snr/10)``).
-Bad options exit 2 with one line naming the option, the value and what is
-allowed. Only ``argparse`` is imported at module level: the CLI lists and helps
-without loading JAX.
+``results.csv`` has one row per test SNR (``snr_db``, Es/N0 per complex symbol
+in dB; noise CN(0, no), ``no = 10**(-snr_db/10)``): ``accuracy`` on the test
+split over the training channel (95 % Wilson half-width ``accuracy_ci``),
+``classifier_accuracy`` (the classifier alone, no link) and the cost of one
+inference (``channel_uses``, ``payload_bits``, ``device_flops``,
+``server_flops``). The whole curve is measured with one key,
+``key(seed + 1)``, point ``i`` folding in ``i`` (as
+:func:`~airinfer.strategies.jscc.accuracy_vs_snr` does). Beside it:
+``checkpoint/`` (the codec and its classifier, orbax, with the settings) and
+``training.json`` (training and compile time, final loss, whether the codec
+came from the cache). ``train_encoder.png`` draws accuracy vs SNR.
 """
 
-import argparse
+import dataclasses
+import functools
+import json
+import math
 import sys
+import time
+from pathlib import Path
+from typing import Literal, NamedTuple
 
-from airinfer.experiments.commands import (
-    PROG,
-    BadInput,
-    check_choice,
-    checkpoint_path,
-    fail,
-    load_dataset,
+import jax
+import numpy as np
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from airinfer.experiments.config import ConfigError
+from airinfer.experiments.members import EnsembleSpec, trained_ensemble
+from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.registry import Experiment, register
+from airinfer.experiments.stats import wilson_interval
+from airinfer.models.datasets import DATASETS, Dataset, load_dataset
+from airinfer.models.train import ensemble_logits
+from airinfer.models.zoo import MODEL_KINDS, ModelConfig, SplitClassifier, abstract_model
+from airinfer.strategies.jscc import (
+    JSCCCodec,
+    JSCCConfig,
+    JSCCSplitStrategy,
+    JSCCTrainReport,
+    accuracy_vs_snr,
+    cached_train_jscc,
+    save_jscc,
+    train_jscc,
 )
 
-__all__ = ["add_arguments", "main", "DEFAULT_SPLIT_POINTS"]
+__all__ = [
+    "TrainEncoderConfig",
+    "EXPERIMENT",
+    "DEFAULT_SPLIT_POINTS",
+    "Trained",
+    "trained",
+    "accuracy_curve",
+]
 
 # A cut in the middle of each model family: features smaller than the input.
 DEFAULT_SPLIT_POINTS = {"cnn": "conv2", "mlp": "hidden1", "mobilenet_v2": "stage4"}
-CHANNEL_CHOICES = ("awgn", "rayleigh", "tdl-a")
-BACKEND_CHOICES = ("sionna", "jax")
-_VERSIONED = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "tensorflow", "sionna-no-rt")
+COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``train-encoder``'s options to ``parser``."""
-    parser.add_argument(
-        "--dataset", default="digits", help="digits (default), fashion_mnist or cifar10"
-    )
-    parser.add_argument("--model", default="cnn", help="cnn (default), mobilenet_v2 or mlp")
-    parser.add_argument(
-        "--width", type=float, default=0.5, help="classifier width multiplier (default 0.5)"
-    )
-    parser.add_argument(
-        "--classifier-epochs",
-        type=int,
-        default=10,
-        help="epochs of the classifier, if the cache lacks it (default 10)",
-    )
-    parser.add_argument(
-        "--split-point",
-        default=None,
-        help="where the classifier is cut (default: conv2 for cnn, hidden1 for mlp, "
-        "stage4 for mobilenet_v2)",
-    )
-    parser.add_argument(
-        "--symbols", type=int, default=16, help="complex channel uses per sample k (default 16)"
-    )
-    parser.add_argument("--channel", default="awgn", help="awgn (default), rayleigh or tdl-a")
-    parser.add_argument(
-        "--snr-range",
-        default="-10,20",
-        metavar="LOW,HIGH",
-        help="training SNRs in dB (Es/N0 per complex symbol), uniform (default -10,20)",
-    )
-    parser.add_argument(
-        "--no-side-info",
-        dest="side_info",
-        action="store_false",
-        help="do not give the SNR to the encoder and decoder",
-    )
-    parser.add_argument(
-        "--fine-tune-back",
-        action="store_true",
-        help="train the classifier's back end with the codec (the front stays frozen)",
-    )
-    parser.add_argument(
-        "--hidden", type=int, default=128, help="hidden units of encoder and decoder (128)"
-    )
-    parser.add_argument("--epochs", type=int, default=30, help="codec epochs (default 30)")
-    parser.add_argument("--batch-size", type=int, default=64, help="samples per step (default 64)")
-    parser.add_argument(
-        "--learning-rate", type=float, default=3e-3, help="peak Adam learning rate (3e-3)"
-    )
-    parser.add_argument(
-        "--backend",
-        default="sionna",
-        help="sionna (default: Sionna's channels through the bridge) or jax (the twins)",
-    )
-    parser.add_argument(
-        "--ofdm-subcarriers",
-        type=int,
-        default=64,
-        help="subcarriers of the tdl-a resource grid (default 64)",
-    )
-    parser.add_argument(
-        "--test-snrs",
-        default="-10,-5,0,5,10,15,20",
-        metavar="LIST",
-        help="comma-separated test SNRs in dB (default -10,-5,0,5,10,15,20)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the split, classifier and codec (default 0)"
-    )
-    parser.add_argument(
-        "--out",
-        metavar="DIR",
-        default="results/train_encoder",
-        help="output folder (default results/train_encoder)",
-    )
-    parser.add_argument(
-        "--no-cache",
-        dest="cache",
-        action="store_false",
-        help="train the codec afresh instead of loading it from (and storing it in) the cache",
-    )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace a checkpoint already in DIR"
-    )
-    parser.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
-    )
+@dataclasses.dataclass(frozen=True)
+class TrainEncoderConfig:
+    """Configuration of ``train_encoder``.
+
+    Attributes:
+        seed: seeds the data split, the classifier and the codec.
+        dataset: ``digits`` (embedded), ``fashion_mnist`` or ``cifar10``.
+        model, width: the classifier (``cnn``, ``mobilenet_v2`` or ``mlp``; width in (0, 4]).
+        classifier_epochs: its training epochs, if the model cache lacks it.
+        split_point: where the classifier is cut (``none``: conv2 for cnn,
+            hidden1 for mlp, stage4 for mobilenet_v2).
+        symbols: complex channel uses per sample k.
+        channel: ``awgn``, ``rayleigh`` or ``tdl-a`` (OFDM; Sionna only).
+        snr_range: training SNRs, ``LOW,HIGH`` in dB (Es/N0 per complex symbol), uniform.
+        side_info: give the SNR to the encoder and decoder.
+        fine_tune_back: train the classifier's back end with the codec (the
+            front stays frozen).
+        hidden: hidden units of the encoder and decoder.
+        epochs, batch_size, learning_rate: the codec's training (peak Adam rate).
+        backend: ``sionna`` (Sionna's channels through the bridge) or ``jax`` (the twins).
+        ofdm_subcarriers: subcarriers of the tdl-a resource grid.
+        snr_db: the test SNRs in dB, one point each.
+        cache: load the codec from the model cache, or store it there.
+    """
+
+    seed: int = 0
+    dataset: Literal[DATASETS] = "digits"
+    model: Literal[MODEL_KINDS] = "cnn"
+    width: float = 0.5
+    classifier_epochs: int = 10
+    split_point: str | None = None
+    symbols: int = 16
+    channel: Literal["awgn", "rayleigh", "tdl-a"] = "awgn"
+    snr_range: tuple[float, float] = (-10.0, 20.0)
+    side_info: bool = True
+    fine_tune_back: bool = False
+    hidden: int = 128
+    epochs: int = 30
+    batch_size: int = 64
+    learning_rate: float = 3e-3
+    backend: Literal["sionna", "jax"] = "sionna"
+    ofdm_subcarriers: int = 64
+    snr_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
+    cache: bool = True
+
+    def __post_init__(self):
+        if self.channel == "tdl-a" and self.backend == "jax":
+            raise ConfigError("backend: 'jax' has no twin of the tdl-a channel; allowed: sionna")
+        if not 0 < self.width <= 4:
+            raise ConfigError(f"width: {self.width} is not in (0, 4]")
+        for name in (
+            "classifier_epochs", "symbols", "hidden", "epochs", "batch_size", "ofdm_subcarriers",
+        ):  # fmt: skip
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not an integer >= 1")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate: {self.learning_rate} is not > 0")
+        low, high = self.snr_range
+        if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+            raise ConfigError(f"snr_range: {low:g},{high:g} is not LOW,HIGH with LOW <= HIGH")
+        if any(not math.isfinite(s) for s in self.snr_db):
+            raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
+        if len(set(self.snr_db)) != len(self.snr_db):
+            raise ConfigError(f"snr_db: {self.snr_db} has a repeated value")
+
+    @property
+    def cut(self) -> str:
+        """The split point used: ``split_point``, or the model's default."""
+        return self.split_point or DEFAULT_SPLIT_POINTS[self.model]
 
 
-def _numbers(name: str, text: str) -> tuple[float, ...]:
-    import math
-
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise BadInput(f"--{name}: {text!r} is not a comma-separated list of numbers") from None
-    if not values or not all(math.isfinite(v) for v in values):
-        raise BadInput(f"--{name}: {text!r} is not a non-empty list of finite numbers")
-    return values
+QUICK = {"classifier_epochs": 5, "epochs": 5, "snr_db": (-10.0, 0.0, 10.0, 20.0)}
 
 
-def _validate(args) -> tuple[tuple[float, float], tuple[float, ...]]:
-    """The SNR range and test SNRs; raises ``BadInput`` naming the option, value and allowed."""
-    from airinfer.models.datasets import DATASETS
-    from airinfer.models.zoo import MODEL_KINDS
-
-    check_choice("dataset", args.dataset, DATASETS)
-    check_choice("model", args.model, MODEL_KINDS)
-    check_choice("channel", args.channel, CHANNEL_CHOICES)
-    check_choice("backend", args.backend, BACKEND_CHOICES)
-    if args.channel == "tdl-a" and args.backend == "jax":
-        raise BadInput("--backend: 'jax' has no twin of the tdl-a channel; allowed: sionna")
-    if not 0 < args.width <= 4:
-        raise BadInput(f"--width: {args.width} is not in (0, 4]")
-    for name in (
-        "classifier_epochs", "symbols", "hidden", "epochs", "batch_size", "ofdm_subcarriers",
-    ):  # fmt: skip
-        if getattr(args, name) < 1:
-            raise BadInput(
-                f"--{name.replace('_', '-')}: {getattr(args, name)} is not an integer >= 1"
-            )
-    if not args.learning_rate > 0:
-        raise BadInput(f"--learning-rate: {args.learning_rate} is not > 0")
-    snr_range = _numbers("snr-range", args.snr_range)
-    if len(snr_range) != 2 or snr_range[0] > snr_range[1]:
-        raise BadInput(f"--snr-range: {args.snr_range!r} is not LOW,HIGH with LOW <= HIGH")
-    return snr_range, _numbers("test-snrs", args.test_snrs)
+@functools.cache
+def _dataset(name: str, seed: int) -> Dataset:
+    return load_dataset(name, seed=seed)
 
 
-def _versions() -> dict:
-    import importlib.metadata
-    import platform
-
-    found = {"python": platform.python_version()}
-    for name in _VERSIONED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def main(args: argparse.Namespace) -> int:
-    """Train (or load) the codec, evaluate and save; returns the exit status (2 on bad input)."""
-    from airinfer.models.zoo import ModelConfig, abstract_model
-
-    try:
-        snr_range, test_snrs = _validate(args)
-        out = checkpoint_path(args.out, args.overwrite).parent
-        dataset = load_dataset(args.dataset, args.seed)
-        model_config = ModelConfig(args.model, dataset.image_shape, dataset.num_classes, args.width)
-        split_point = args.split_point or DEFAULT_SPLIT_POINTS[args.model]
-        check_choice("split-point", split_point, abstract_model(model_config).split_points)
-    except BadInput as error:
-        return fail(error)
-    return _train_and_save(args, dataset, model_config, split_point, snr_range, test_snrs, out)
-
-
-def _train_and_save(args, dataset, model_config, split_point, snr_range, test_snrs, out) -> int:
-    import json
-    import shutil
-    import time
-
-    import jax
-    import numpy as np
-    from tqdm import tqdm
-
-    from airinfer.models.cache import cached_train_ensemble
-    from airinfer.models.ensemble import EnsembleConfig
-    from airinfer.models.train import TrainConfig, ensemble_logits, planned_member_steps
-    from airinfer.strategies.jscc import (
-        JSCCConfig,
-        JSCCSplitStrategy,
-        accuracy_vs_snr,
-        cached_train_jscc,
-        save_jscc,
-        train_jscc,
-    )
-
-    ensemble_config = EnsembleConfig(model_config, 1, "init")
-    classifier_train = TrainConfig(epochs=args.classifier_epochs, seed=args.seed)
-    config = JSCCConfig(
-        split_point=split_point,
-        symbols=args.symbols,
-        channel=args.channel,
-        snr_range_db=snr_range,
-        side_info=args.side_info,
-        hidden=args.hidden,
-        fine_tune_back=args.fine_tune_back,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        backend=args.backend,
-        ofdm_subcarriers=args.ofdm_subcarriers,
-    )
-    progress = {"file": sys.stderr, "disable": not args.progress, "unit": "step"}
-    total = planned_member_steps(len(dataset.train_labels), ensemble_config, classifier_train)
-    with tqdm(total=total, desc="classifier", **progress) as bar:
-        ensemble, _, _ = cached_train_ensemble(
-            dataset, args.seed, ensemble_config, classifier_train, on_step=bar.update
+def points(config):
+    """One point per test SNR; the split point is checked against the model first."""
+    dataset = _dataset(config.dataset, config.seed)
+    model = ModelConfig(config.model, dataset.image_shape, dataset.num_classes, config.width)
+    allowed = abstract_model(model).split_points
+    if config.cut not in allowed:
+        raise ConfigError(
+            f"split_point: unknown {config.cut!r} for {config.model}; allowed: {', '.join(allowed)}"
         )
-        bar.update(total - bar.n)  # loaded from the cache: nothing to train
+    return [{"snr_db": snr} for snr in config.snr_db]
+
+
+class Trained(NamedTuple):
+    """What training gave.
+
+    Attributes:
+        strategy: the analog split strategy (classifier, codec, settings).
+        codec: the trained encoder and decoder.
+        classifier: the classifier they serve (its back end fine-tuned or not).
+        classifier_config: its architecture.
+        jscc: the codec's settings.
+        dataset: the data (split with ``seed``).
+        report: the codec's training report; None when it came from the cache.
+        cached_at: the model-cache folder of the codec, when ``cache`` is on.
+        train_seconds: the codec's training (or loading) time.
+        classifier_accuracy: the classifier alone on the test split.
+    """
+
+    strategy: JSCCSplitStrategy
+    codec: JSCCCodec
+    classifier: SplitClassifier
+    classifier_config: ModelConfig
+    jscc: JSCCConfig
+    dataset: Dataset
+    report: JSCCTrainReport | None
+    cached_at: Path | None
+    train_seconds: float
+    classifier_accuracy: float
+
+
+@functools.cache
+def trained(config: TrainEncoderConfig) -> Trained:
+    """Train (or load) the classifier and the codec of ``config``, once per process."""
+    ensemble, dataset = trained_ensemble(
+        EnsembleSpec(config.dataset, config.model, config.width, members=1, diversity="init",
+                     epochs=config.classifier_epochs, seed=config.seed)
+    )  # fmt: skip
     classifier = ensemble.member(0)
     classifier.eval()
-
-    steps = args.epochs * (
-        len(dataset.train_labels) // min(args.batch_size, len(dataset.train_labels))
-    )
+    jscc = JSCCConfig(
+        split_point=config.cut, symbols=config.symbols, channel=config.channel,
+        snr_range_db=config.snr_range, side_info=config.side_info, hidden=config.hidden,
+        fine_tune_back=config.fine_tune_back, epochs=config.epochs,
+        batch_size=config.batch_size, learning_rate=config.learning_rate, seed=config.seed,
+        backend=config.backend, ofdm_subcarriers=config.ofdm_subcarriers,
+    )  # fmt: skip
+    num_train = len(dataset.train_labels)
+    steps = config.epochs * (num_train // min(config.batch_size, num_train))
+    description = f"codec over {config.channel} ({config.backend})"
     start = time.perf_counter()
-    with tqdm(total=steps, desc=f"codec over {args.channel} ({args.backend})", **progress) as bar:
-        if args.cache:
-            codec, trained, report, cached_at = cached_train_jscc(
-                classifier, dataset, args.seed, config, on_step=bar.update
+    with tqdm(total=steps, desc=description, unit="step", file=sys.stderr) as bar:
+        if config.cache:
+            codec, classifier_after, report, cached_at = cached_train_jscc(
+                classifier, dataset, config.seed, jscc, on_step=bar.update
             )
         else:
-            codec, trained, report = train_jscc(classifier, dataset, config, on_step=bar.update)
+            codec, classifier_after, report = train_jscc(
+                classifier, dataset, jscc, on_step=bar.update
+            )
             cached_at = None
-        bar.update(steps - bar.n)
+        bar.update(steps - bar.n)  # loaded from the cache: nothing to train
     train_seconds = report.train_seconds if report is not None else time.perf_counter() - start
+    clean = ensemble_logits(ensemble, dataset.test_images)[0]
+    return Trained(
+        JSCCSplitStrategy(classifier_after, codec, jscc), codec, classifier_after,
+        ensemble.groups[0].config, jscc, dataset, report, cached_at, train_seconds,
+        float((clean.argmax(-1) == dataset.test_labels).mean()),
+    )  # fmt: skip
 
-    strategy = JSCCSplitStrategy(trained, codec, config)
+
+@functools.cache
+def accuracy_curve(config) -> dict[float, float]:
+    """{snr_db: accuracy} over the training channel, every point in one pass."""
+    done = trained(config)
     accuracies = accuracy_vs_snr(
-        strategy,
-        jax.random.key(args.seed + 1),
-        dataset.test_images,
-        dataset.test_labels,
-        test_snrs,
-        channel=args.channel,
-        backend=args.backend,
-    )
-    clean_logits = ensemble_logits(ensemble, dataset.test_images)[0]
-    cost = strategy.cost(dataset.image_shape)
-    resolved = {
-        "dataset": dataset.name,
-        "classifier": {"model": model_config.to_dict(), "epochs": args.classifier_epochs},
-        "jscc": config.to_dict(),
-        "cache": str(cached_at) if cached_at else None,
-        "argv": sys.argv[1:],
-    }
-    report_json = {
-        "accuracy": [
-            {"snr_db": float(snr), "accuracy": float(a)}
-            for snr, a in zip(test_snrs, accuracies, strict=True)
-        ],
-        "classifier_accuracy": float((clean_logits.argmax(-1) == dataset.test_labels).mean()),
-        "test_samples": int(len(dataset.test_labels)),
-        "cost": {
-            "channel_uses": cost.channel_uses,
-            "payload_bits": cost.payload_bits,
-            "device_flops": cost.device_flops,
-            "server_flops": cost.server_flops,
-        },
-        "train_seconds": train_seconds,
-        "compile_seconds": report.compile_seconds if report is not None else None,
-        "final_loss": float(np.mean(report.losses[-10:])) if report is not None else None,
-        "from_cache": report is None,
-        "config": resolved,
-        "versions": _versions() | {"jax_backend": jax.default_backend()},
+        done.strategy, jax.random.key(config.seed + 1), done.dataset.test_images,
+        done.dataset.test_labels, config.snr_db, channel=config.channel, backend=config.backend,
+    )  # fmt: skip
+    return dict(zip(config.snr_db, (float(a) for a in accuracies), strict=True))
+
+
+def run_point(key, config, point):
+    """Accuracy at one test SNR, with the cost of one inference.
+
+    The curve's key, not ``key``, drives the channel: the curve is measured in one pass.
+    """
+    done = trained(config)
+    accuracy = accuracy_curve(config)[point["snr_db"]]
+    n = len(done.dataset.test_labels)
+    low, high = wilson_interval(round(accuracy * n), n)
+    cost = done.strategy.cost(done.dataset.image_shape)
+    return {
+        "accuracy": accuracy,
+        "accuracy_ci": (high - low) / 2,
+        "classifier_accuracy": done.classifier_accuracy,
+        **{name: getattr(cost, name) for name in COST_COLUMNS},
     }
 
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = out / "checkpoint"
-    if checkpoint_path.exists():
-        shutil.rmtree(checkpoint_path)
-    save_jscc(checkpoint_path, codec, trained, config, resolved)
-    (out / "report.json").write_text(json.dumps(report_json, indent=2) + "\n", encoding="utf-8")
-    summary = ", ".join(
-        f"{snr:g} dB: {a:.3f}" for snr, a in zip(test_snrs, accuracies, strict=True)
+
+def plot(rows, config, path):
+    """Accuracy vs Es/N0 with its 95 % band; the classifier alone as a dashed line."""
+    figure = Figure(figsize=(5.0, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    curve = sorted((r["snr_db"], r["accuracy"], r["accuracy_ci"]) for r in rows)
+    x, y, ci = (np.asarray(c) for c in zip(*curve, strict=True))
+    axes.plot(x, y, "-", color="tab:blue", marker=".", label=f"split analog, {config.channel}")
+    axes.fill_between(x, y - ci, y + ci, color="tab:blue", alpha=0.15, linewidth=0)
+    axes.axhline(rows[0]["classifier_accuracy"], color="black", linestyle="--",
+                 label="classifier, no link")  # fmt: skip
+    axes.set_xlabel("Es/N0 per complex symbol [dB]")
+    axes.set_ylabel("accuracy")
+    axes.set_title(
+        f"{config.dataset}: {config.model} w{config.width:g} cut at {config.cut}, "
+        f"{config.symbols} symbols ({config.backend})",
+        fontsize=9,
     )
-    print(
-        f"{PROG}: split at {split_point}, {args.symbols} symbols over {args.channel}; "
-        f"accuracy {summary} ({train_seconds:.0f} s); results in {out}/ "
-        "(report.json, checkpoint/)"
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="lower right")
+    save_figure(figure, path)
+
+
+def outputs(config, rows):
+    """``checkpoint/`` and ``training.json``, written on demand."""
+
+    def checkpoint(path):
+        done = trained(config)
+        settings = {
+            "dataset": done.dataset.name,
+            "classifier": {
+                "model": done.classifier_config.to_dict(),
+                "epochs": config.classifier_epochs,
+            },
+            "jscc": done.jscc.to_dict(),
+        }
+        save_jscc(path, done.codec, done.classifier, done.jscc, settings)
+
+    def training(path):
+        done = trained(config)
+        report = done.report
+        facts = {
+            "train_seconds": done.train_seconds,
+            "compile_seconds": report.compile_seconds if report is not None else None,
+            "final_loss": float(np.mean(report.losses[-10:])) if report is not None else None,
+            "from_cache": report is None,
+            "cache": str(done.cached_at) if done.cached_at else None,
+            "jax_backend": jax.default_backend(),
+        }
+        path.write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
+
+    return {"checkpoint": checkpoint, "training.json": training}
+
+
+EXPERIMENT = register(
+    Experiment(
+        name="train_encoder",
+        summary="train an analog split link (deep JSCC of features) through the channel: "
+        "accuracy vs SNR",
+        config=TrainEncoderConfig,
+        quick=QUICK,
+        points=points,
+        run_point=run_point,
+        plot=plot,
+        artifacts=outputs,
     )
-    return 0
+)

@@ -3,16 +3,22 @@
 The public API, re-exported from the submodules:
 
 * :mod:`models.datasets`: ``load_dataset`` (``digits``, ``fashion_mnist``,
-  ``cifar10``), bagging/shard index sets, batch iterators.
+  ``cifar10``), bagging/shard index sets, batch iterators; the files behind
+  them (search folders, downloads, checksums, IDX and CIFAR-10 formats) in
+  :mod:`models.dataset_files`.
 * :mod:`models.zoo`: ``ModelConfig``, ``build_model`` (``cnn``, ``mobilenet_v2``,
-  ``mlp``), split points (``front``/``back``), ``count_params``, ``flops``.
+  ``mlp``), split points (``front``/``back``), ``count_params``, ``flops`` and
+  ``xla_flops`` (XLA's count of any function, used across the strategies).
 * :mod:`models.ensemble`: ``EnsembleConfig`` and its diversity kinds, stacked
   ``MemberGroup``/``Ensemble``, ``stochastic_quantize``, ``ensemble_metrics``.
 * :mod:`models.train`: ``train_ensemble``, ``train_group`` with the loop/vmap
   formulations and ``choose_formulation``'s rule.
-* :mod:`models.checkpoint` and :mod:`models.cache`: orbax checkpoints that check
-  the architecture on load, and a cache of trained members keyed by the
-  training config.
+* :mod:`models.checkpoint` and :mod:`models.cache`: orbax checkpoints (a JSON
+  description beside the arrays) that check the architecture on load, and a
+  cache of trained artefacts keyed by a description of what trained them
+  (ensembles here, the analog link's codecs in :mod:`strategies.jscc`).
+* :mod:`models.inversion` (a package, imported on its own): the model-inversion
+  attack, the privacy proxy of the strategies' messages.
 
 Example::
 
@@ -72,6 +78,7 @@ from airinfer.models.zoo import (
     feature_shape,
     flops,
     split_params,
+    xla_flops,
 )
 
 __all__ = [
@@ -116,4 +123,5 @@ __all__ = [
     "stochastic_quantize",
     "train_ensemble",
     "train_group",
+    "xla_flops",
 ]

@@ -1,11 +1,17 @@
-"""A cache of trained ensembles keyed by everything that determines them.
+"""A cache of trained artefacts keyed by everything that determines them.
 
-The key is the SHA-256 of a canonical JSON of the data set (name and split
-seed), the :class:`~models.ensemble.EnsembleConfig`, the
-:class:`~models.train.TrainConfig` and the checkpoint format, so an experiment
-that asks for the same members again gets the stored ones instead of
-retraining. The formulation (loop or vmap) is not part of the key: both give
-the same members up to float rounding.
+An entry is a checkpoint folder (:mod:`models.checkpoint`) named by the
+SHA-256 of a canonical JSON description of what was trained and how
+(:func:`description_key`); :func:`load_or_build` loads it, or builds the
+artefact and stores it there. Trained ensembles use it here
+(:func:`cached_train_ensemble`), the analog split link's codecs in
+:mod:`strategies.jscc`.
+
+An ensemble's key covers the data set (name and split seed), the
+:class:`~models.ensemble.EnsembleConfig`, the :class:`~models.train.TrainConfig`
+and the checkpoint format, so an experiment that asks for the same members
+again gets the stored ones instead of retraining. The formulation (loop or
+vmap) is not part of the key: both give the same members up to float rounding.
 
 The root folder is ``$AIRINFER_CACHE`` if set, else ``~/.cache/airinfer/models``.
 """
@@ -16,13 +22,16 @@ import json
 import os
 import pathlib
 from collections.abc import Callable
+from typing import TypeVar
 
 from airinfer.models.checkpoint import CHECKPOINT_FORMAT, load_ensemble, save_ensemble
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig
 from airinfer.models.train import TrainConfig, TrainReport, train_ensemble
 
-__all__ = ["cache_root", "cache_key", "cached_train_ensemble"]
+__all__ = ["cache_root", "description_key", "load_or_build", "cache_key", "cached_train_ensemble"]
+
+Artefact = TypeVar("Artefact")
 
 
 def cache_root() -> pathlib.Path:
@@ -30,18 +39,56 @@ def cache_root() -> pathlib.Path:
     return pathlib.Path(os.environ.get("AIRINFER_CACHE") or "~/.cache/airinfer/models").expanduser()
 
 
+def description_key(description: dict) -> str:
+    """Hex SHA-256 of the canonical JSON (sorted keys) of ``description``."""
+    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+
+
+def load_or_build(
+    path,
+    load: Callable[[pathlib.Path], Artefact],
+    build: Callable[[], Artefact],
+    save: Callable[[pathlib.Path, Artefact], object],
+) -> tuple[Artefact, bool]:
+    """The artefact stored at ``path``, or a new one built and stored there.
+
+    Args:
+        path: the entry's checkpoint folder.
+        load: reads an existing entry.
+        build: makes the artefact (trains it) when there is no entry.
+        save: writes a built artefact to ``path`` (orbax: refuses an existing folder).
+
+    Returns:
+        ``(artefact, built)``: ``built`` is False when it was loaded.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        return load(path), False
+    artefact = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        save(path, artefact)
+    except ValueError:
+        # orbax refuses an existing destination: another process stored the
+        # same artefact first, and theirs is as good
+        if not path.is_dir():
+            raise
+    return artefact, True
+
+
 def cache_key(
     dataset_name: str, split_seed: int, config: EnsembleConfig, train_config: TrainConfig
 ) -> str:
     """Hex SHA-256 identifying the ensemble that these settings train."""
-    description = {
-        "dataset": dataset_name,
-        "split_seed": split_seed,
-        "ensemble": config.to_dict(),
-        "train": dataclasses.asdict(train_config),
-        "checkpoint_format": CHECKPOINT_FORMAT,
-    }
-    return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
+    return description_key(
+        {
+            "dataset": dataset_name,
+            "split_seed": split_seed,
+            "ensemble": config.to_dict(),
+            "train": dataclasses.asdict(train_config),
+            "checkpoint_format": CHECKPOINT_FORMAT,
+        }
+    )
 
 
 def cached_train_ensemble(
@@ -68,25 +115,24 @@ def cached_train_ensemble(
     """
     root = pathlib.Path(root) if root is not None else cache_root()
     path = root / cache_key(dataset.name, split_seed, config, train_config)
-    if path.is_dir():
-        ensemble, _ = load_ensemble(path, config.member_configs())
-        return ensemble, None, path
-    ensemble, report = train_ensemble(
-        dataset, config, train_config, formulation=formulation, on_step=on_step
-    )
-    root.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        "dataset": dataset.name,
-        "split_seed": split_seed,
-        "ensemble": config.to_dict(),
-        "train": dataclasses.asdict(train_config),
-        "train_seconds": report.train_seconds,
-    }
-    try:
-        save_ensemble(path, ensemble, metadata)
-    except ValueError:
-        # orbax refuses an existing destination: another process stored the
-        # same members first, and theirs are as good
-        if not path.is_dir():
-            raise
+
+    def load(path):
+        return load_ensemble(path, config.member_configs())[0], None
+
+    def train():
+        return train_ensemble(
+            dataset, config, train_config, formulation=formulation, on_step=on_step
+        )
+
+    def save(path, trained):
+        metadata = {
+            "dataset": dataset.name,
+            "split_seed": split_seed,
+            "ensemble": config.to_dict(),
+            "train": dataclasses.asdict(train_config),
+            "train_seconds": trained[1].train_seconds,
+        }
+        save_ensemble(path, trained[0], metadata)
+
+    (ensemble, report), _ = load_or_build(path, load, train, save)
     return ensemble, report, path

@@ -1,22 +1,31 @@
-"""Orbax checkpoints of ensembles, each with a JSON description of its models.
+"""Orbax checkpoints: a JSON description beside a pytree of arrays; ensembles use them.
 
 A checkpoint is one orbax composite checkpoint (a folder) with two items:
 
-* ``description``: JSON ``{"format": 1, "groups": [{"config": ModelConfig
-  dict, "size": K_g}, ...], "metadata": {...}}``;
-* ``state``: the stacked state of each group (``{"group0": ..., ...}``).
+* ``description``: JSON that says what the arrays are (a ``format`` number,
+  the configs needed to rebuild the models, free ``metadata``);
+* ``state``: the arrays, a pytree of pure dicts.
 
-Orbax writes into a temporary folder and renames it once complete, so a
-reader never sees a half-written checkpoint. Loading first reads the
-description, checks it against the architecture the caller expects and fails
-with :class:`CheckpointMismatchError` naming the differing fields, before any
-array is read.
+:func:`save_checkpoint`, :func:`read_description` and :func:`restore_state`
+store and read any such artefact (trained ensembles here, the analog split
+link's codec in :mod:`strategies.jscc`). Orbax writes into a temporary folder
+and renames it once complete, so a reader never sees a half-written
+checkpoint. Loading first reads the description, checks it against what the
+caller expects and fails with :class:`CheckpointMismatchError` naming the
+differing fields, before any array is read.
+
+An ensemble's checkpoint (:func:`save_ensemble`) describes itself as
+``{"format": 1, "groups": [{"config": ModelConfig dict, "size": K_g}, ...],
+"metadata": {...}}`` and stores the stacked state of each group
+(``{"group0": ..., ...}``).
 """
 
 import dataclasses
+import hashlib
 import pathlib
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
 
@@ -26,9 +35,14 @@ from airinfer.models.zoo import ModelConfig, abstract_model
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointMismatchError",
+    "save_checkpoint",
+    "read_description",
+    "check_format",
+    "field_differences",
+    "restore_state",
+    "state_fingerprint",
     "save_ensemble",
     "load_ensemble",
-    "read_description",
 ]
 
 CHECKPOINT_FORMAT = 1
@@ -42,27 +56,21 @@ def _checkpointer() -> ocp.Checkpointer:
     return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
 
 
-def save_ensemble(path, ensemble: Ensemble, metadata: dict | None = None) -> pathlib.Path:
-    """Write ``ensemble`` to the checkpoint folder ``path`` (which must not exist).
+def save_checkpoint(path, description: dict, state) -> pathlib.Path:
+    """Write ``description`` and ``state`` to the checkpoint folder ``path`` (which must not exist).
 
     Args:
         path: the checkpoint folder.
-        ensemble: the members.
-        metadata: JSON-ready extras stored in the description (e.g. the
-            training config).
+        description: JSON-ready dict, read back by :func:`read_description`.
+        state: pytree (nested dicts) of arrays, read back by :func:`restore_state`.
 
     Returns:
         ``path`` as an absolute ``pathlib.Path``.
+
+    Raises:
+        ValueError: ``path`` exists (orbax refuses to overwrite).
     """
     path = pathlib.Path(path).absolute()
-    description = {
-        "format": CHECKPOINT_FORMAT,
-        "groups": [
-            {"config": group.config.to_dict(), "size": group.size} for group in ensemble.groups
-        ],
-        "metadata": metadata or {},
-    }
-    state = {f"group{i}": nnx.to_pure_dict(group.state) for i, group in enumerate(ensemble.groups)}
     _checkpointer().save(
         path,
         ocp.args.Composite(
@@ -81,13 +89,92 @@ def read_description(path) -> dict:
     return restored["description"]
 
 
-def _differences(expected: ModelConfig, found: ModelConfig) -> str:
+def check_format(path, description: dict, expected: int):
+    """Raise :class:`CheckpointMismatchError` unless ``description["format"]`` is ``expected``."""
+    if description.get("format") != expected:
+        raise CheckpointMismatchError(
+            f"{path}: checkpoint format {description.get('format')!r}, "
+            f"this version reads {expected}"
+        )
+
+
+def field_differences(found, expected) -> str:
+    """The fields in which two dataclasses of one type differ, for an error message.
+
+    Returns:
+        ``"name: checkpoint has <found>, expected <expected>, ..."``; empty when equal.
+    """
     return ", ".join(
         f"{field.name}: checkpoint has {getattr(found, field.name)!r}, "
         f"expected {getattr(expected, field.name)!r}"
-        for field in dataclasses.fields(ModelConfig)
+        for field in dataclasses.fields(expected)
         if getattr(found, field.name) != getattr(expected, field.name)
     )
+
+
+def restore_state(path, abstract, what: str = "state"):
+    """Read the arrays of the checkpoint at ``path``.
+
+    Args:
+        path: the checkpoint folder.
+        abstract: pytree of the expected arrays (arrays or ``jax.ShapeDtypeStruct``;
+            only their structure, shapes and dtypes matter).
+        what: names the arrays in the error message (e.g. ``"classifier or codec"``).
+
+    Returns:
+        The stored pytree, of the structure of ``abstract``.
+
+    Raises:
+        CheckpointMismatchError: the stored arrays have another structure or shape.
+    """
+    path = pathlib.Path(path).absolute()
+    abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), abstract)
+    try:
+        restored = _checkpointer().restore(
+            path, ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+        )
+    except (ValueError, KeyError) as error:
+        raise CheckpointMismatchError(
+            f"{path}: the stored {what} has another architecture ({error})"
+        ) from None
+    return restored["state"]
+
+
+def state_fingerprint(module: nnx.Module) -> str:
+    """Hex SHA-256 of a module's state: every array's path, dtype, shape and bytes.
+
+    Identifies trained weights in cache keys and checkpoint descriptions.
+    """
+    digest = hashlib.sha256()
+    leaves = jax.tree_util.tree_flatten_with_path(nnx.to_pure_dict(nnx.state(module)))[0]
+    for path, leaf in leaves:
+        array = np.asarray(leaf)
+        digest.update(f"{jax.tree_util.keystr(path)}|{array.dtype}|{array.shape}|".encode())
+        digest.update(np.ascontiguousarray(array).tobytes())
+    return digest.hexdigest()
+
+
+def save_ensemble(path, ensemble: Ensemble, metadata: dict | None = None) -> pathlib.Path:
+    """Write ``ensemble`` to the checkpoint folder ``path`` (which must not exist).
+
+    Args:
+        path: the checkpoint folder.
+        ensemble: the members.
+        metadata: JSON-ready extras stored in the description (e.g. the
+            training config).
+
+    Returns:
+        ``path`` as an absolute ``pathlib.Path``.
+    """
+    description = {
+        "format": CHECKPOINT_FORMAT,
+        "groups": [
+            {"config": group.config.to_dict(), "size": group.size} for group in ensemble.groups
+        ],
+        "metadata": metadata or {},
+    }
+    state = {f"group{i}": nnx.to_pure_dict(group.state) for i, group in enumerate(ensemble.groups)}
+    return save_checkpoint(path, description, state)
 
 
 def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
@@ -106,11 +193,7 @@ def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
             member's architecture differs from what was expected.
     """
     description = read_description(path)
-    if description.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointMismatchError(
-            f"{path}: checkpoint format {description.get('format')!r}, "
-            f"this version reads {CHECKPOINT_FORMAT}"
-        )
+    check_format(path, description, CHECKPOINT_FORMAT)
     stored = [
         (ModelConfig(**group["config"]), int(group["size"])) for group in description["groups"]
     ]
@@ -125,7 +208,7 @@ def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
         for k, (expected, found) in enumerate(zip(expected_configs, stored_members, strict=True)):
             if expected != found:
                 raise CheckpointMismatchError(
-                    f"{path}: member {k} differs: {_differences(expected, found)}"
+                    f"{path}: member {k} differs: {field_differences(found, expected)}"
                 )
 
     # shapes of the stored arrays: one member's abstract state with the member axis in front
@@ -137,9 +220,7 @@ def load_ensemble(path, expected_configs=None) -> tuple[Ensemble, dict]:
             lambda leaf, size=size: jax.ShapeDtypeStruct((size, *leaf.shape), leaf.dtype),
             nnx.to_pure_dict(one_state),
         )
-    restored = _checkpointer().restore(
-        pathlib.Path(path).absolute(), ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
-    )["state"]
+    restored = restore_state(path, abstract, "ensemble")
     groups = []
     for i, ((config, _), (graphdef, state)) in enumerate(zip(stored, skeletons, strict=True)):
         # fills the abstract state's variables with the restored stacked arrays

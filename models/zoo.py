@@ -36,12 +36,15 @@ __all__ = [
     "CompactCNN",
     "MobileNetV2",
     "MLP",
+    "ConvPool",
+    "FlattenDense",
     "build_model",
     "abstract_model",
     "count_params",
     "split_params",
     "feature_shape",
     "flops",
+    "xla_flops",
 ]
 
 MODEL_KINDS = ("cnn", "mobilenet_v2", "mlp")
@@ -134,8 +137,14 @@ def _scaled(base: int, width: float) -> int:
     return max(1, round(base * width))
 
 
-class _ConvPool(nnx.Module):
-    """3×3 conv, ReLU, 2×2 max-pool: halves H and W."""
+class ConvPool(nnx.Module):
+    """A stage of :class:`CompactCNN`: 3×3 conv, ReLU, 2×2 max-pool; halves H and W.
+
+    Public so that other packages can take such a stage apart (the horizontal
+    partition splits its output channels across devices).
+
+    Input ``[B, H, W, in_channels]`` -> output ``[B, ceil(H/2), ceil(W/2), out_channels]``.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, *, rngs: nnx.Rngs):
         self.conv = nnx.Conv(
@@ -147,8 +156,14 @@ class _ConvPool(nnx.Module):
         return nnx.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
 
 
-class _FlattenDense(nnx.Module):
-    """Flatten all but the batch axis, dense layer, optional ReLU."""
+class FlattenDense(nnx.Module):
+    """A dense stage of :class:`CompactCNN` and :class:`MLP`: flatten, dense, optional ReLU.
+
+    Public for the same reason as :class:`ConvPool` (its output units can be
+    split across devices).
+
+    Input ``[B, ...]`` with ``in_features`` values per sample -> output ``[B, out_features]``.
+    """
 
     def __init__(self, in_features: int, out_features: int, relu: bool, *, rngs: nnx.Rngs):
         self.dense = nnx.Linear(in_features, out_features, kernel_init=_KERNEL_INIT, rngs=rngs)
@@ -176,13 +191,13 @@ class CompactCNN(SplitClassifier):
         widths = [_scaled(c, config.width) for c in self.BASE_CHANNELS[:num_conv]]
         stages, names = [], []
         for i, out_channels in enumerate(widths):
-            stages.append(_ConvPool(channels, out_channels, rngs=rngs))
+            stages.append(ConvPool(channels, out_channels, rngs=rngs))
             names.append(f"conv{i + 1}")
             channels = out_channels
             height, width_px = math.ceil(height / 2), math.ceil(width_px / 2)
         hidden = _scaled(self.BASE_HIDDEN, config.width)
-        stages.append(_FlattenDense(height * width_px * channels, hidden, relu=True, rngs=rngs))
-        stages.append(_FlattenDense(hidden, config.num_classes, relu=False, rngs=rngs))
+        stages.append(FlattenDense(height * width_px * channels, hidden, relu=True, rngs=rngs))
+        stages.append(FlattenDense(hidden, config.num_classes, relu=False, rngs=rngs))
         self.stages = nnx.List(stages)
         self.stage_names = (*names, "hidden", "logits")
 
@@ -196,9 +211,9 @@ class MLP(SplitClassifier):
         hidden = _scaled(self.BASE_HIDDEN, config.width)
         self.stages = nnx.List(
             [
-                _FlattenDense(math.prod(config.input_shape), hidden, relu=True, rngs=rngs),
-                _FlattenDense(hidden, hidden, relu=True, rngs=rngs),
-                _FlattenDense(hidden, config.num_classes, relu=False, rngs=rngs),
+                FlattenDense(math.prod(config.input_shape), hidden, relu=True, rngs=rngs),
+                FlattenDense(hidden, hidden, relu=True, rngs=rngs),
+                FlattenDense(hidden, config.num_classes, relu=False, rngs=rngs),
             ]
         )
         self.stage_names = ("hidden1", "hidden2", "logits")
@@ -398,11 +413,29 @@ def flops(
     x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
     if part == "back":
         x = jax.ShapeDtypeStruct((1, *feature_shape(model, split_point, input_shape)), jnp.float32)
+    return xla_flops(apply, state, x)
+
+
+def xla_flops(function, *args) -> float:
+    """Floating-point operations of ``function(*args)`` by XLA's cost analysis.
+
+    XLA counts a multiply-add as 2 flops. Only the shapes and dtypes of
+    ``args`` (pytrees of arrays or ``jax.ShapeDtypeStruct``) matter: nothing
+    is computed or compiled.
+
+    Args:
+        function: a jit-able function.
+        *args: its arguments.
+
+    Returns:
+        The count as a Python float.
+    """
     # Lowered for the CPU whatever the backend: the GPU backend gives no count
     # before compilation, and after it counts none of the convolutions it
     # hands to cuDNN.
     on_cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-    state, x = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=on_cpu), (state, x)
+    structs = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf), sharding=on_cpu),
+        args,
     )
-    return float(jax.jit(apply).lower(state, x).cost_analysis()["flops"])
+    return float(jax.jit(function).lower(*structs).cost_analysis()["flops"])

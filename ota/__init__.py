@@ -13,7 +13,11 @@ A typical over-the-air belief sum::
     labels = ota.decide(estimate.average)  # [N]
 
 Majority vote: send ``ota.one_hot_votes(probs)`` with the same normalisation;
-sign vote: ``ota.sign_votes(probs)`` with ``ota.Normalization.signs(10)``.
+sign vote: ``ota.sign_votes(probs)`` with ``ota.Normalization.signs(10)``. The
+payloads (``softmax``, ``vote``, ``sign``) and schemes (``ota_belief``,
+``ota_vote``, ``ota_sign``, ``orthogonal``) are named once, in
+:mod:`ota.ensemble`, whose :func:`ensemble_over_the_air` (encode, draw who
+joins, aggregate) the edge-ensemble strategy and the experiments share.
 ``ota`` imports only ``phy`` (and jax, numpy, scipy).
 """
 
@@ -28,7 +32,7 @@ from airinfer.ota.aircomp import (
     receiver_estimate,
 )
 from airinfer.ota.connectivity import participation_mask
-from airinfer.ota.cost import OVER_THE_AIR_SCHEMES, SCHEMES, Cost, channel_uses
+from airinfer.ota.cost import channel_uses, payload_bits
 from airinfer.ota.encoding import (
     Normalization,
     decide,
@@ -39,6 +43,15 @@ from airinfer.ota.encoding import (
     sign_votes,
     symbols_to_values,
     values_to_symbols,
+)
+from airinfer.ota.ensemble import (
+    OVER_THE_AIR_SCHEMES,
+    PAYLOADS,
+    SCHEME_PAYLOADS,
+    SCHEMES,
+    encode_payload,
+    ensemble_over_the_air,
+    over_the_air_scheme,
 )
 from airinfer.ota.orthogonal import (
     DEFAULT_BLER_GRID_DB,
@@ -93,8 +106,11 @@ __all__ = [
     "OrthogonalEstimate", "BlerTable", "measure_bler_table", "bler_at", "channel_power_gains",
     "effective_snr_db",
     "orthogonal_average",
+    # an ensemble over the air: payloads, schemes, the one path
+    "PAYLOADS", "SCHEME_PAYLOADS", "OVER_THE_AIR_SCHEMES", "SCHEMES", "over_the_air_scheme",
+    "encode_payload", "ensemble_over_the_air",
     # cost
-    "SCHEMES", "OVER_THE_AIR_SCHEMES", "Cost", "channel_uses",
+    "channel_uses", "payload_bits",
     # privacy
     "SOFTMAX_SENSITIVITY", "analytic_gaussian_delta", "analytic_gaussian_sigma",
     "analytic_gaussian_epsilon", "classical_gaussian_sigma", "achieved_epsilon",

@@ -47,6 +47,7 @@ __all__ = [
     "measure_bler_table",
     "bler_at",
     "channel_power_gains",
+    "ofdm_slot_gains",
     "effective_snr_db",
     "orthogonal_average",
 ]
@@ -228,7 +229,7 @@ def channel_power_gains(key, batch_shape, num_devices, config):
     return jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=-2)
 
 
-def _ofdm_gains(key, batch, num_devices, num_symbols, config):
+def ofdm_slot_gains(key, batch, num_devices, num_symbols, config):
     """``||h_f||^2`` of each device's slot on ``num_symbols`` subcarriers: ``[batch, K, N]``.
 
     Drawn in calls of at most :data:`MAX_OFDM_ELEMENTS_PER_CALL` resource
@@ -276,7 +277,7 @@ def effective_snr_db(key, snr_db, num_devices, num_values, config):
         return snr_db[..., None] + 10.0 * jnp.log10(jnp.maximum(gains, _MIN_GAIN))
     num_symbols = config.link(num_values).num_symbols
     batch = math.prod(batch_shape)
-    gains = _ofdm_gains(key, batch, num_devices, num_symbols, config)  # [B, K, N]
+    gains = ofdm_slot_gains(key, batch, num_devices, num_symbols, config)  # [B, K, N]
     snr = jnp.power(10.0, snr_db.reshape(batch, 1, 1) / 10.0) * gains
     effective = jnp.exp2(jnp.mean(jnp.log2(1.0 + snr), axis=-1)) - 1.0  # [B, K]
     effective_db = 10.0 * jnp.log10(jnp.maximum(effective, _MIN_GAIN))

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from airinfer.phy._tf import sionna_phy, tensorflow
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 __all__ = ["bridge", "key_to_tf_seed", "StatelessGenerator", "stateless_sionna_rng"]
 

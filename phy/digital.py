@@ -31,8 +31,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.phy import theory
-from airinfer.phy._tf import sionna_phy, tensorflow
 from airinfer.phy.bridge import bridge
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 __all__ = [
     "MODULATIONS",

@@ -2,24 +2,30 @@
 
 The public API, re-exported from the submodules:
 
-* :mod:`strategies.base`: ``Link``, ``Hardware``, ``Cost``, ``Outcome``, ``Strategy``.
+* :mod:`strategies.base`: ``Link``, ``Outcome``, ``Strategy`` (the interface).
+* :mod:`strategies.cost`: ``Hardware``, ``Cost``, ``latency_s``, ``make_cost``
+  (what one inference costs), and the latency-vs-bitrate model of
+  ``latency_bitrate``.
 * :mod:`strategies.local`: ``LocalStrategy``, the device model alone.
-* :mod:`strategies.cloud` and :mod:`strategies.codec`: ``CloudStrategy`` (raw
-  pixels or a JPEG/WebP stream over the digital link), ``PixelFormat``, ``ImageCodec``.
+* :mod:`strategies.cloud`: ``CloudStrategy`` (raw pixels or a JPEG/WebP stream
+  over the digital link; the codecs, ``PixelFormat`` and ``ImageCodec``, live
+  in :mod:`phy.source_coding`).
 * :mod:`strategies.split_digital`: ``SplitDigitalStrategy``, ``calibrate_clip``,
   ``Bottleneck``, ``train_bottleneck``.
-* :mod:`strategies.jscc`: ``JSCCSplitStrategy``, ``JSCCConfig``, ``train_jscc``,
-  ``cached_train_jscc`` (deep JSCC of features over an analog link).
+* :mod:`strategies.jscc` (a package): ``JSCCSplitStrategy``, ``JSCCConfig``,
+  ``train_jscc``, ``cached_train_jscc`` (deep JSCC of features over an analog link).
 * :mod:`strategies.partition` and :mod:`strategies.digital_hop`:
   ``LayerPartitionStrategy``, ``HorizontalPartitionStrategy``, ``DigitalHop``.
 * :mod:`strategies.edge_ensemble`: ``EdgeEnsembleStrategy`` (over the air).
-* :mod:`strategies.latency`: the latency-vs-bitrate model of ``latency_bitrate``.
-* :mod:`strategies.inversion`: the model-inversion privacy proxy.
+
+The model-inversion privacy proxy that attacks a strategy's ``message`` is
+:mod:`models.inversion`.
 """
 
-from airinfer.strategies.base import Cost, Hardware, Link, Outcome, Strategy, latency_s, make_cost
+from airinfer.phy.source_coding import ImageCodec, PixelFormat
+from airinfer.strategies.base import Link, Outcome, Strategy
 from airinfer.strategies.cloud import CloudStrategy
-from airinfer.strategies.codec import ImageCodec, PixelFormat
+from airinfer.strategies.cost import Cost, Hardware, latency_s, make_cost
 from airinfer.strategies.digital_hop import DigitalHop
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc, train_jscc

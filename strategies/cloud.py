@@ -5,11 +5,11 @@ with 5G LDPC + Gray QAM (:mod:`phy.digital`, Sionna) over the link's channel.
 The server's full model sees the image rebuilt from the *decided* bits, bit
 errors and all. Two sources:
 
-* ``"pixels"``: uniform 8-bit pixels (:class:`~strategies.codec.PixelFormat`),
+* ``"pixels"``: uniform 8-bit pixels (:class:`~phy.source_coding.PixelFormat`),
   ``H W C 8`` bits per image, MSB first, into LDPC blocks (the last padded).
   A bit error changes one pixel's code.
 * ``"jpeg"`` / ``"webp"``: the 8-bit image encoded by Pillow at ``quality``
-  (:class:`~strategies.codec.ImageCodec`); the stream's bits are sent and the
+  (:class:`~phy.source_coding.ImageCodec`); the stream's bits are sent and the
   server decodes the received bytes with Pillow. A corrupted stream is
   decoded as far as it goes; where Pillow cannot decode it at all, the server
   sees a neutral image (the training mean: all zeros once normalised) and the
@@ -35,16 +35,10 @@ import jax
 import jax.numpy as jnp
 
 from airinfer.models.zoo import SplitClassifier, flops
-from airinfer.strategies.base import Cost, Hardware, Link, Outcome, make_cost
-from airinfer.strategies.codec import (
-    ImageCodec,
-    PixelFormat,
-    bits_to_bytes,
-    bytes_to_bits,
-    channel_uses_per_sample,
-    digital_link_config,
-    send_bits,
-)
+from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.phy.source_coding import ImageCodec, PixelFormat, bits_to_bytes, bytes_to_bits
+from airinfer.strategies.base import Link, Outcome
+from airinfer.strategies.cost import Cost, Hardware, make_cost
 from airinfer.strategies.local import check_common, check_images, inference_copy
 
 __all__ = ["SOURCES", "CloudStrategy", "CloudReception"]
@@ -189,7 +183,7 @@ class CloudStrategy:
         return CloudReception(received, server_images, payload, uses, failed)
 
     def cost(self, reception: CloudReception, channel: str) -> Cost:
-        """The :class:`~strategies.base.Cost` of one inference, from a reception over ``channel``.
+        """The :class:`~strategies.cost.Cost` of one inference, from a reception over ``channel``.
 
         Pixels: exact Python numbers; codecs: means over the batch (JAX scalars).
         """

@@ -4,9 +4,9 @@ Device 0 is the inferring device and the receiver; devices 1..K-1 are its
 neighbours, each holding its own member model and the same image. Every
 device turns its member's logits into a payload (softmax outputs, or a
 one-hot vote for its top class); each neighbour joins with probability
-``link.connectivity`` (:func:`ota.participation_mask`) and the neighbours that
-join superimpose their payloads on one shared block
-(:func:`ota.over_the_air_average`, ``local_device=True``: device 0's own
+``link.connectivity`` and the neighbours that join superimpose their payloads
+on one shared block (:func:`ota.ensemble_over_the_air`, the path the
+over-the-air experiments take too; ``local_device=True``: device 0's own
 payload enters the average exactly, with the weight of one device). The
 decision is the argmax of the estimated average.
 
@@ -40,13 +40,14 @@ from airinfer import ota
 from airinfer.models.ensemble import Ensemble, MemberGroup
 from airinfer.models.train import choose_formulation
 from airinfer.models.zoo import SplitClassifier, flops
-from airinfer.strategies.base import Hardware, Link, Outcome, make_cost
+from airinfer.strategies.base import Link, Outcome
+from airinfer.strategies.cost import Hardware, make_cost
 
 __all__ = ["PAYLOADS", "EdgeEnsembleStrategy", "noiseless_average"]
 
-#: What each device sends: its softmax outputs (belief sum) or a one-hot vote.
-PAYLOADS = ("softmax", "vote")
-_SCHEMES = {"softmax": "ota_belief", "vote": "ota_vote"}
+#: What each device sends (names of :data:`ota.PAYLOADS`): its softmax outputs (belief
+#: sum) or a one-hot vote; sign votes are not offered here.
+PAYLOADS = tuple(p for p in ota.PAYLOADS if p != "sign")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -189,11 +190,13 @@ class EdgeEnsembleStrategy:
             raise ValueError(f"members disagree on the number of classes: {sorted(classes)}")
         return jnp.concatenate(outputs)
 
+    def member_probs(self, images):
+        """``[B, K, C]`` float32 softmax outputs of every member (device) on ``images``."""
+        return jnp.moveaxis(jax.nn.softmax(self.member_logits(images), axis=-1), 0, 1)
+
     def payloads(self, images):
         """``[B, K, C]`` float32: what every device would send (softmax or one-hot vote)."""
-        probs = jax.nn.softmax(self.member_logits(images), axis=-1)
-        values = jnp.moveaxis(probs, 0, 1)
-        return ota.one_hot_votes(values) if self.payload == "vote" else values
+        return ota.encode_payload(self.member_probs(images), self.payload)[0]
 
     def message(self, images, snr_db=None):
         """What a neighbour (device 1) sends: its payload, ``[B, C]`` float32; None when
@@ -203,16 +206,16 @@ class EdgeEnsembleStrategy:
         return self.payloads(images)[:, 1]
 
     def cost(self, input_shape, num_classes):
-        """:class:`strategies.base.Cost` of one sample of ``input_shape`` with C classes."""
+        """:class:`strategies.cost.Cost` of one sample of ``input_shape`` with C classes."""
         input_shape = tuple(int(d) for d in input_shape)
         if input_shape not in self._flops:
             self._flops[input_shape] = max(flops(g.model, input_shape) for g in self._groups)
         uses = 0
         if self.num_members > 1:
             uses = ota.channel_uses(
-                _SCHEMES[self.payload], num_classes, self.num_members - 1,
+                ota.over_the_air_scheme(self.payload), num_classes, self.num_members - 1,
                 repetitions=self.repetitions,
-            ).channel_uses  # fmt: skip
+            )  # fmt: skip
         return make_cost(uses, 0, self._flops[input_shape], 0.0, self.hardware)
 
     def __call__(self, key, images, link):
@@ -223,13 +226,12 @@ class EdgeEnsembleStrategy:
         if not isinstance(link, Link):
             raise ValueError(f"link must be a strategies.base.Link, got {type(link).__name__}")
         _check_connectivity(link.connectivity)
-        values = self.payloads(images)  # [B, K, C]
-        batch, num_devices, num_classes = values.shape
+        probs = self.member_probs(images)  # [B, K, C]
+        num_classes = probs.shape[-1]
         key_join, key_air = jax.random.split(key)
-        joined = ota.participation_mask(key_join, (batch,), num_devices, link.connectivity)
-        estimate = ota.over_the_air_average(
-            key_air, values, link.snr_db, self.air_config(link),
-            ota.Normalization.simplex(num_classes), joined,
+        estimate = ota.ensemble_over_the_air(
+            key_air, key_join, probs, link.snr_db, self.air_config(link), self.payload,
+            link.connectivity,
         )  # fmt: skip
         return Outcome(estimate.average, self.cost(jnp.shape(images)[1:], num_classes))
 

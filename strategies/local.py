@@ -13,7 +13,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from airinfer.models.zoo import SplitClassifier, flops
-from airinfer.strategies.base import Hardware, Link, Outcome, make_cost
+from airinfer.strategies.base import Link, Outcome
+from airinfer.strategies.cost import Hardware, make_cost
 
 __all__ = ["LocalStrategy", "inference_copy", "check_images", "check_common"]
 
@@ -45,7 +46,7 @@ def check_common(model, hardware):
     if not isinstance(model, SplitClassifier):
         raise ValueError(f"model: {type(model).__name__} is not a models.zoo.SplitClassifier")
     if not isinstance(hardware, Hardware):
-        raise ValueError(f"hardware: {type(hardware).__name__} is not a strategies.base.Hardware")
+        raise ValueError(f"hardware: {type(hardware).__name__} is not a strategies.cost.Hardware")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -41,9 +41,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from airinfer.models.zoo import SplitClassifier, _ConvPool, _FlattenDense
+from airinfer.models.zoo import ConvPool, FlattenDense, SplitClassifier, xla_flops
 from airinfer.strategies import digital_hop
-from airinfer.strategies.base import Hardware, Link, Outcome, make_cost
+from airinfer.strategies.base import Link, Outcome
+from airinfer.strategies.cost import Hardware, make_cost
 from airinfer.strategies.digital_hop import DigitalHop
 
 __all__ = [
@@ -89,16 +90,6 @@ def _run(stages, x):
     return x
 
 
-def _xla_flops(apply, args):
-    """FLOPs of ``apply(*args)`` by XLA's cost analysis, lowered for the CPU (as models.zoo)."""
-    on_cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
-    structs = jax.tree.map(
-        lambda leaf: jax.ShapeDtypeStruct(jnp.shape(leaf), jnp.result_type(leaf), sharding=on_cpu),
-        args,
-    )
-    return float(jax.jit(apply).lower(*structs).cost_analysis()["flops"])
-
-
 def _stage_apply(stage):
     """``(apply(state, x), state)`` of one stage in inference mode."""
     graphdef, state = nnx.split(stage)
@@ -122,7 +113,7 @@ def stage_flops(model, input_shape):
     counts = []
     for stage in model.stages:
         apply, state = _stage_apply(stage)
-        counts.append(_xla_flops(apply, (state, x)))
+        counts.append(xla_flops(apply, state, x))
         x = jax.eval_shape(apply, state, x)
     return tuple(counts)
 
@@ -242,7 +233,7 @@ class LayerPartitionStrategy:
         return tuple(zip(bounds[:-1], bounds[1:], strict=True))
 
     def cost(self, input_shape):
-        """:class:`strategies.base.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
+        """:class:`strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         if input_shape not in self._flops:
             self._flops[input_shape] = stage_flops(self.model, input_shape)
@@ -286,9 +277,9 @@ class LayerPartitionStrategy:
 
 def _unit_axis_module(stage):
     """The layer whose output units a stage's slices split, or None if it cannot be split."""
-    if isinstance(stage, _ConvPool):
+    if isinstance(stage, ConvPool):
         return stage.conv  # ReLU and 2x2 max-pool act per channel
-    if isinstance(stage, _FlattenDense):
+    if isinstance(stage, FlattenDense):
         return stage.dense  # ReLU acts per unit
     if isinstance(stage, nnx.Linear):
         return stage
@@ -411,14 +402,14 @@ class HorizontalPartitionStrategy:
             x = jax.eval_shape(lambda a: _run(_inference_stages(self.model)[:index], a), x)
             stage = self.model.stages[index]
             slice_counts = tuple(
-                _xla_flops(apply, (state, x))
+                xla_flops(apply, state, x)
                 for apply, state in (_slice_apply(stage, a, b) for a, b in self.slices())
             )
             self._flops[input_shape] = (counts, slice_counts)
         return self._flops[input_shape]
 
     def cost(self, input_shape):
-        """:class:`strategies.base.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
+        """:class:`strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         counts, slice_counts = self._stage_and_slice_flops(input_shape)
         index = self._layer_index()

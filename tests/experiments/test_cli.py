@@ -2,9 +2,9 @@
 
 import dataclasses
 import json
-import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,16 @@ from airinfer.experiments.plotting import new_figure, plot_lines, save_figure
 from airinfer.experiments.registry import Experiment
 
 SUMMARY = "a synthetic sweep for the CLI tests"
-HEAVY_MODULES = ("jax", "jaxlib", "tensorflow", "sionna", "flax", "airinfer.experiments.runner")
+# What `list` and `--help` must not import: the numerical stack, and every module
+# of the project but the command line, its registry and its config parser.
+HEAVY_MODULES = (
+    "jax", "jaxlib", "tensorflow", "sionna", "flax", "optax", "orbax", "numpy", "matplotlib",
+    "airinfer.phy", "airinfer.ota", "airinfer.models", "airinfer.strategies",
+)  # fmt: skip
+LIGHT_EXPERIMENTS_MODULES = (
+    "airinfer.experiments", "airinfer.experiments.cli", "airinfer.experiments.config",
+    "airinfer.experiments.registry",
+)  # fmt: skip
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,20 +65,22 @@ EXPERIMENT = Experiment(
 )
 
 
-# What the training subcommand's module offers; this module stands in for it.
-def add_arguments(parser):
-    parser.add_argument("--epochs", type=int, default=1)
+@pytest.fixture
+def only(monkeypatch):
+    """``only(*experiments)``: make these (registered in this process) the only known ones."""
 
+    def restrict(*experiments):
+        monkeypatch.setattr(registry, "builtin", dict)
+        monkeypatch.setattr(registry, "plugins", dict)
+        monkeypatch.setattr(registry, "REGISTERED", {e.name: e for e in experiments})
 
-def main(args):
-    print(f"trained for {args.epochs} epochs")
-    return 0
+    return restrict
 
 
 @pytest.fixture
-def tiny(monkeypatch):
+def tiny(only):
     """Make ``tiny`` (this module's EXPERIMENT) the only known experiment."""
-    monkeypatch.setattr(registry, "EXPERIMENTS", {"tiny": (__name__, SUMMARY)})
+    only(EXPERIMENT)
 
 
 def _one_error_line(capsys) -> str:
@@ -78,9 +89,10 @@ def _one_error_line(capsys) -> str:
     return err
 
 
-def test_list_prints_name_and_summary_per_line(monkeypatch, capsys):
-    monkeypatch.setattr(
-        registry, "EXPERIMENTS", {"zeta": ("nowhere", "last"), "alpha_long": ("nowhere", "first")}
+def test_list_prints_name_and_summary_per_line(only, capsys):
+    only(
+        dataclasses.replace(EXPERIMENT, name="zeta", summary="last"),
+        dataclasses.replace(EXPERIMENT, name="alpha_long", summary="first"),
     )
     assert cli.main(["list"]) == 0
     assert capsys.readouterr().out == "alpha_long  first\nzeta        last\n"
@@ -170,36 +182,117 @@ def test_plot_redraws_from_csv(tiny, tmp_path, capsys):
     assert "holds no results config" in _one_error_line(capsys)
 
 
-def test_train_subcommand_is_loaded_from_its_module(tiny, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "TRAIN_MODULE", __name__)
-    assert cli.main(["train", "--epochs", "3"]) == 0
-    assert capsys.readouterr().out == "trained for 3 epochs\n"
+def test_train_and_train_encoder_are_aliases_of_run(only, tmp_path, capsys):
+    only(
+        dataclasses.replace(EXPERIMENT, name="train"),
+        dataclasses.replace(EXPERIMENT, name="train_encoder"),
+    )
+    assert cli.main(["train", "--out", str(tmp_path / "a"), "--set", "seed=3"]) == 0
+    argv = ["--out", str(tmp_path / "b"), "--set", "snr_db=-10,20", "--quick", "--no-progress"]
+    assert cli.main(["train-encoder", *argv]) == 0
+    first = json.loads((tmp_path / "a" / "config.json").read_text())
+    second = json.loads((tmp_path / "b" / "config.json").read_text())
+    assert first["experiment"] == "train" and first["overrides"] == ["seed=3"]
+    assert second["experiment"] == "train_encoder" and second["config"]["snr_db"] == [-10, 20]
+    assert (tmp_path / "b" / "train_encoder.png").exists()
     assert cli.main(["--help"]) == 0
-    assert "train" in capsys.readouterr().out
+    assert "'airinfer run train_encoder ...'" in capsys.readouterr().out
 
 
-def test_cli_works_without_a_train_module(tiny, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "TRAIN_MODULE", "airinfer.experiments.no_such_train_module")
-    assert cli.main(["list"]) == 0
-    assert cli.main(["--help"]) == 0
-    # no "train" command listed (train-encoder is another command)
-    assert not re.search(r"^ {4}train\b(?!-)", capsys.readouterr().out, re.MULTILINE)
-    assert cli.main(["train"]) == 2
-    assert "invalid choice: 'train'" in capsys.readouterr().err
+def test_old_options_exit_2_pointing_at_set(tiny, capsys):
+    assert cli.main(["run", "tiny", "--epochs", "3"]) == 2
+    err = _one_error_line(capsys)
+    assert "unrecognized arguments: --epochs 3" in err and "--set KEY=VALUE" in err
+
+
+def test_negative_numbers_in_set_values(tiny, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["run", "tiny", "--out", str(out), "--no-progress", "--set", "snr_db=-10,-5"]
+    assert cli.main(argv) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["snr_db"] == [-10.0, -5.0]
 
 
 def test_list_and_help_import_neither_jax_nor_tensorflow():
-    probe = (
-        "import contextlib, io, sys\n"
-        "from experiments.cli import main\n"
-        "with contextlib.redirect_stdout(io.StringIO()):\n"
-        "    assert main(['list']) == 0 and main(['--help']) == 0 and main(['run', '-h']) == 0\n"
-        f"print(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY_MODULES[:-1]!r}\n"
-        f"             or m == {HEAVY_MODULES[-1]!r}))\n"
-    )
+    probe = textwrap.dedent(f"""
+        import contextlib, io, sys
+        from airinfer.experiments.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(['list']) == 0 and main(['--help']) == 0 and main(['run', '-h']) == 0
+            assert main(['train', '-h']) == 0
+        heavy = {HEAVY_MODULES!r}
+        light = {LIGHT_EXPERIMENTS_MODULES!r}
+        print(sorted(
+            m for m in sys.modules
+            if any(m == h or m.startswith(h + '.') for h in heavy)
+            or (m.startswith('airinfer.experiments') and m not in light)
+        ))
+    """)
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "[]\n"
+
+
+def test_every_built_in_experiment_is_found_as_it_registers(monkeypatch):
+    """Reading the sources finds what importing the modules registers."""
+    found = registry.builtin()
+    assert {"link_ber", "ota_snr", "strategies_snr", "table1", "train", "train_encoder"} <= set(
+        found
+    )
+    for name, listing in found.items():
+        experiment = registry.load(name)
+        assert experiment.name == name and experiment.summary == listing.summary
+        assert registry.REGISTERED[name] is experiment
+
+
+PLUGIN_MODULE = """
+    \"\"\"A user's sweep, offered through an entry point.\"\"\"
+    import dataclasses
+
+    from airinfer.experiments.registry import Experiment, register
+
+
+    @dataclasses.dataclass(frozen=True)
+    class Config:
+        seed: int = 0
+        gain: float = 2.0
+
+
+    def plot(rows, config, path):
+        path.write_bytes(b"a plot")
+
+
+    EXPERIMENT = register(Experiment(
+        name="user_sweep", summary="a user's sweep", config=Config, quick={},
+        points=lambda config: [{"x": 1}, {"x": 2}],
+        run_point=lambda key, config, point: {"y": config.gain * point["x"]},
+        plot=plot,
+    ))
+"""
+
+
+def test_an_entry_point_experiment_is_listed_and_runs(monkeypatch, tmp_path, capsys):
+    site = tmp_path / "site"
+    dist_info = site / "user_sweeps-1.0.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: user-sweeps\nVersion: 1.0\n")
+    (dist_info / "entry_points.txt").write_text(
+        f"[{registry.ENTRY_POINT_GROUP}]\nuser_sweep = user_sweeps_module\n"
+    )
+    (site / "user_sweeps_module.py").write_text(textwrap.dedent(PLUGIN_MODULE))
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(registry, "REGISTERED", dict(registry.REGISTERED))
+    monkeypatch.delitem(sys.modules, "user_sweeps_module", raising=False)
+
+    assert cli.main(["list"]) == 0
+    listed = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert listed["user_sweep"] == "a user's sweep" and "link_ber" in listed
+    assert "user_sweeps_module" not in sys.modules  # listed without importing it
+
+    out = tmp_path / "out"
+    argv = ["run", "user_sweep", "--out", str(out), "--no-progress", "--set", "gain=-1.5"]
+    assert cli.main(argv) == 0
+    assert (out / "results.csv").read_text().splitlines() == ["x,y", "1,-1.5", "2,-3.0"]
+    assert (out / "user_sweep.png").read_bytes() == b"a plot"
 
 
 def test_module_entry_point_lists():

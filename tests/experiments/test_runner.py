@@ -304,7 +304,40 @@ def test_numpy_and_jax_scalars_are_written_as_plain_numbers(tmp_path):
 
 
 def test_git_revision_is_optional(tmp_path):
-    assert runner._git_revision(tmp_path) is None  # not a checkout: no failure, no revision
-    revision = runner._git_revision(Path(runner.__file__).parent)
+    assert runner.git_revision(tmp_path) is None  # not a checkout: no failure, no revision
+    revision = runner.git_revision(Path(runner.__file__).parent)
     if revision is not None:  # this source tree is a git checkout
         assert len(revision["commit"]) == 40 and isinstance(revision["dirty"], bool)
+
+
+def test_artifacts_bytes_always_writers_only_when_computed_or_missing(tmp_path):
+    calls = []
+
+    def folder(path):  # a checkpoint-like folder
+        calls.append("model")
+        path.mkdir()
+        (path / f"part{len(calls)}").write_text("weights")
+
+    def notes(path):
+        calls.append("notes")
+        path.write_text("{}")
+
+    def artifacts(config, rows):
+        return {"table.md": f"{len(rows)} rows".encode(), "model": folder, "notes.json": notes}
+
+    experiment = dataclasses.replace(Tiny().experiment(), artifacts=artifacts)
+    runner.run(experiment, out_dir=tmp_path, progress=False)
+    assert calls == ["model", "notes"] and (tmp_path / "table.md").read_text() == "6 rows"
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["part1"]
+
+    runner.run(experiment, out_dir=tmp_path, progress=False)  # finished: nothing to rebuild
+    assert calls == ["model", "notes"]
+    (tmp_path / "notes.json").unlink()
+    runner.run(experiment, out_dir=tmp_path, progress=False)  # only the missing one
+    assert calls == ["model", "notes", "notes"]
+
+    runner.run(experiment, out_dir=tmp_path, progress=False, overwrite=True)
+    assert calls[3:] == ["model", "notes"]
+    # the folder was replaced whole, and no temporary name is left behind
+    assert [p.name for p in (tmp_path / "model").iterdir()] == ["part4"]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

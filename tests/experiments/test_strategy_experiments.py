@@ -9,6 +9,7 @@ import pytest
 
 from airinfer.experiments import runner, strategies_snr, table1
 from airinfer.experiments.config import ConfigError
+from airinfer.strategies import registry
 from airinfer.strategies.base import Link
 from airinfer.strategies.local import LocalStrategy
 from airinfer.strategies.split_digital import SplitDigitalStrategy
@@ -24,13 +25,9 @@ TINY = {
 def own_cache(tmp_path_factory, monkeypatch):
     """A model cache of this module's own (shared by its tests), and fresh memo tables."""
     monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path_factory.getbasetemp() / "models"))
-    for cached in (
-        strategies_snr._setup, strategies_snr._channel_free, strategies_snr._analog,
-        strategies_snr._clip,
-    ):  # fmt: skip
-        cached.cache_clear()
-    table1._attack_data.cache_clear()
-    table1._blind_psnr.cache_clear()
+    strategies_snr.clear_caches()
+    table1.attack_data.cache_clear()
+    table1.blind_floor.cache_clear()
 
 
 def tiny(**changes):
@@ -39,7 +36,7 @@ def tiny(**changes):
 
 def test_evaluate_pads_the_last_batch_without_counting_it():
     config = tiny()
-    server, _, _, images, labels = strategies_snr._setup(config)
+    server, _, _, images, labels = strategies_snr.setup(config)
     strategy = LocalStrategy(server)
     link = Link(snr_db=jnp.float32(0.0))
     whole, cost = strategies_snr.evaluate(strategy, jax.random.key(0), images, labels, link, 150)
@@ -50,10 +47,13 @@ def test_evaluate_pads_the_last_batch_without_counting_it():
 
 def test_analog_link_gets_the_channel_uses_of_the_matched_digital_split():
     config = tiny(analog_matched_bits=4)
-    server, _, dataset, images, _ = strategies_snr._setup(config)
+    server, _, dataset, images, _ = strategies_snr.setup(config)
     digital = SplitDigitalStrategy(server, config.split_point, 4, 1.0, signed=False)
     uses = digital.cost(dataset.image_shape, "awgn").channel_uses
-    assert strategies_snr.matched_symbols(config, server, dataset.image_shape) == uses
+    matched = registry.matched_symbols(
+        server, config.split_point, 4, dataset.image_shape, "qpsk", 0.5, 512
+    )
+    assert matched == uses
     # the hidden layer of the width-1 CNN: 128 values x 4 bits in one 512-bit block
     assert uses == 512
 
@@ -69,7 +69,7 @@ def test_sweep_columns_and_the_digital_cliff(tmp_path):
     assert rows["local", -20.0]["accuracy"] == rows["local", 30.0]["accuracy"]
     assert rows["local", 30.0]["channel_uses"] == 0
     # the digital split is the full model at 30 dB and close to chance at -20 dB
-    server, _, _, images, labels = strategies_snr._setup(config)
+    server, _, _, images, labels = strategies_snr.setup(config)
     clean = np.mean(np.asarray(server(images)).argmax(-1) == labels)
     assert abs(rows["split_digital_b8", 30.0]["accuracy"] - clean) <= 2 / len(labels)
     assert rows["split_digital_b8", -20.0]["accuracy"] < 0.4
@@ -95,6 +95,36 @@ def test_table1_privacy_floor_and_markdown(tmp_path):
     markdown = (tmp_path / "t1" / "table1.md").read_text()
     assert markdown.count("\n| ") == 3  # header and two rows
     assert "| cloud_digital |" in markdown and "| no |" in markdown
+
+
+def test_a_registered_strategy_is_drawn_by_name(tmp_path, request):
+    """A user's builder, registered by name, becomes a curve of strategies_snr."""
+    built = []
+
+    @registry.register("last_member")
+    def last_member(context, channel):
+        built.append(channel)
+        return LocalStrategy(context.ensemble.member(context.ensemble.size - 1))
+
+    request.addfinalizer(lambda: registry.unregister("last_member"))
+
+    assert "last_member" in registry.names()
+    config = tiny(strategies=("local", "last_member"), snr_db=(0.0,))
+    result = runner.run(strategies_snr.EXPERIMENT, config, out_dir=tmp_path / "run", progress=False)
+    rows = {r["strategy"]: r for r in result.rows}
+    assert built == [None]  # built once, for every channel
+    assert 0.5 < rows["last_member"]["accuracy"] <= 1 and rows["last_member"]["channel_uses"] == 0
+    with pytest.raises(ConfigError, match="strategies: unknown 'nobody'; allowed: local, "):
+        tiny(strategies=("local", "nobody"))
+
+
+def test_the_default_curves_keep_their_order():
+    """A point's key follows its index: the built-in strategies' order is part of the results."""
+    assert strategies_snr.STRATEGIES == (
+        "local", "cloud_digital", "cloud_jpeg", "split_digital_b2", "split_digital_b4",
+        "split_digital_b8", "split_analog", "partition_layer", "partition_horizontal",
+        "edge_ensemble",
+    )  # fmt: skip
 
 
 def test_bad_configs_are_named():

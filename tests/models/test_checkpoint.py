@@ -9,9 +9,14 @@ import pytest
 from airinfer.models import cache
 from airinfer.models.checkpoint import (
     CheckpointMismatchError,
+    check_format,
+    field_differences,
     load_ensemble,
     read_description,
+    restore_state,
+    save_checkpoint,
     save_ensemble,
+    state_fingerprint,
 )
 from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig, init_group
@@ -103,3 +108,65 @@ def test_cached_training_reuses_the_stored_members(tmp_path, digits):
     np.testing.assert_array_equal(
         ensemble_logits(first, digits.test_images), ensemble_logits(second, digits.test_images)
     )
+
+
+def test_any_artefact_round_trips_and_a_mismatch_is_named(tmp_path):
+    state = {"w": np.arange(6, dtype=np.float32).reshape(2, 3), "b": {"c": np.ones(2, np.int32)}}
+    path = save_checkpoint(tmp_path / "any", {"format": 7, "note": "x"}, state)
+    description = read_description(path)
+    assert description == {"format": 7, "note": "x"}
+    check_format(path, description, 7)
+    with pytest.raises(CheckpointMismatchError, match="checkpoint format 7, this version reads 8"):
+        check_format(path, description, 8)
+    restored = restore_state(path, state)
+    np.testing.assert_array_equal(restored["w"], state["w"])
+    np.testing.assert_array_equal(restored["b"]["c"], state["b"]["c"])
+    wrong = {"v": np.zeros((2, 3), np.float32), "b": {"c": np.ones(2, np.int32)}}
+    with pytest.raises(CheckpointMismatchError, match="the stored weights has another"):
+        restore_state(path, wrong, "weights")
+
+
+def test_field_differences_name_only_the_fields_that_differ():
+    found = ModelConfig("cnn", (8, 8, 1), 10, 0.25)
+    expected = dataclasses.replace(found, width=0.5)
+    assert field_differences(found, expected) == "width: checkpoint has 0.25, expected 0.5"
+    assert field_differences(found, found) == ""
+
+
+def test_state_fingerprint_follows_the_weights(two_groups):
+    member = two_groups.member(0)
+    assert state_fingerprint(member) == state_fingerprint(two_groups.member(0))
+    assert state_fingerprint(member) != state_fingerprint(two_groups.member(1))
+
+
+def test_description_key_is_the_canonical_json_digest():
+    assert cache.description_key({"a": 1, "b": [2]}) == cache.description_key({"b": [2], "a": 1})
+    assert cache.description_key({"a": 1}) != cache.description_key({"a": 2})
+
+
+def test_load_or_build_builds_once_then_loads(tmp_path):
+    calls = []
+
+    def build():
+        calls.append("build")
+        return {"x": np.arange(3, dtype=np.float32)}
+
+    def save(path, artefact):
+        save_checkpoint(path, {"format": 1}, artefact)
+
+    def load(path):
+        return restore_state(path, {"x": np.zeros(3, np.float32)})
+
+    path = tmp_path / "entries" / "one"
+    first, built = cache.load_or_build(path, load, build, save)
+    second, built_again = cache.load_or_build(path, load, build, save)
+    assert (built, built_again, calls) == (True, False, ["build"])
+    np.testing.assert_array_equal(first["x"], second["x"])
+
+    # another process stored the entry between our check and our save: theirs stays
+    def save_late(path, artefact):
+        save(path, artefact)
+        save(path, artefact)  # refused: the folder exists
+
+    other, built = cache.load_or_build(tmp_path / "entries" / "two", load, build, save_late)
+    assert built and (tmp_path / "entries" / "two").is_dir()

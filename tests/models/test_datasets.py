@@ -11,7 +11,7 @@ import jax
 import numpy as np
 import pytest
 
-from airinfer.models import datasets
+from airinfer.models import dataset_files
 from airinfer.models.datasets import (
     DatasetError,
     bootstrap_indices,
@@ -34,8 +34,8 @@ def idx_bytes(array: np.ndarray) -> bytes:
 @pytest.fixture
 def no_real_data(tmp_path, monkeypatch):
     """Search only folders under tmp_path: never the machine's real data sets."""
-    monkeypatch.setattr(datasets, "SYSTEM_DATA_ROOT", tmp_path / "system")
-    monkeypatch.setattr(datasets, "CACHE_DATA_ROOT", tmp_path / "cache")
+    monkeypatch.setattr(dataset_files, "SYSTEM_DATA_ROOT", tmp_path / "system")
+    monkeypatch.setattr(dataset_files, "CACHE_DATA_ROOT", tmp_path / "cache")
     monkeypatch.delenv("AIRINFER_DATA", raising=False)
     return tmp_path
 

@@ -14,6 +14,7 @@ from airinfer.models.zoo import (
     feature_shape,
     flops,
     split_params,
+    xla_flops,
 )
 
 # float32 logits of the same ops in another grouping: a few ulps of |logit| ~ 10
@@ -126,3 +127,10 @@ def test_bad_split_point_and_bad_config_name_what_is_allowed():
         ModelConfig("resnet")
     with pytest.raises(ValueError, match="width"):
         ModelConfig("cnn", width=0.0)
+
+
+def test_xla_flops_counts_a_matrix_product_and_ignores_values():
+    # [4, 8] @ [8, 16]: 4·16 outputs × 8 multiply-adds × 2 flops
+    a, b = jnp.ones((4, 8)), jax.ShapeDtypeStruct((8, 16), jnp.float32)
+    assert xla_flops(jnp.matmul, a, b) == 2 * 4 * 16 * 8
+    assert xla_flops(jnp.matmul, jnp.zeros((4, 8)), b) == xla_flops(jnp.matmul, a, b)

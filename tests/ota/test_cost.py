@@ -1,4 +1,4 @@
-"""Channel uses per inference, exact for known configurations."""
+"""Channel uses and payload bits per inference, exact for known configurations; the scheme names."""
 
 import pytest
 
@@ -15,8 +15,8 @@ from airinfer import ota
     ],
 )
 def test_over_the_air_channel_uses(scheme, num_values, num_devices, repetitions, expected):
-    cost = ota.channel_uses(scheme, num_values, num_devices, repetitions=repetitions)
-    assert cost == ota.Cost(expected, 0)
+    assert ota.channel_uses(scheme, num_values, num_devices, repetitions=repetitions) == expected
+    assert ota.payload_bits(scheme, num_values, num_devices) == 0
 
 
 @pytest.mark.parametrize(
@@ -30,11 +30,14 @@ def test_over_the_air_channel_uses(scheme, num_values, num_devices, repetitions,
 )
 def test_orthogonal_channel_uses(num_values, num_devices, bits, rate, modulation, expected_uses):
     config = ota.OrthogonalConfig(bits=bits, code_rate=rate, modulation=modulation)
-    cost = ota.channel_uses(
+    uses = ota.channel_uses(
         "orthogonal", num_values, num_devices, bits=bits, code_rate=rate,
         bits_per_symbol=config.bits_per_symbol,
     )  # fmt: skip
-    assert cost == ota.Cost(expected_uses, num_devices * num_values * bits)
+    assert uses == expected_uses
+    assert ota.payload_bits("orthogonal", num_values, num_devices, bits=bits) == (
+        num_devices * num_values * bits
+    )
     # The simulated link occupies exactly that many symbols per device.
     link = config.link(num_values)
     assert link.k == num_values * bits

@@ -98,12 +98,12 @@ def test_ofdm_gains_are_drawn_in_bounded_calls(key, monkeypatch):
 
     config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
     num_symbols = config.link(4).num_symbols
-    whole = orthogonal._ofdm_gains(key, 8, 2, num_symbols, config)
+    whole = orthogonal.ofdm_slot_gains(key, 8, 2, num_symbols, config)
     monkeypatch.setattr(orthogonal, "MAX_OFDM_ELEMENTS_PER_CALL", 3 * 2 * num_symbols)
-    chunked = orthogonal._ofdm_gains(key, 8, 2, num_symbols, config)
+    chunked = orthogonal.ofdm_slot_gains(key, 8, 2, num_symbols, config)
     assert chunked.shape == whole.shape == (8, 2, num_symbols)
     for call in range(3):
-        alone = orthogonal._ofdm_gains(jax.random.fold_in(key, call), 3, 2, num_symbols, config)
+        alone = orthogonal.ofdm_slot_gains(jax.random.fold_in(key, call), 3, 2, num_symbols, config)
         np.testing.assert_allclose(
             chunked[3 * call : 3 * call + 3], alone[: 8 - 3 * call], rtol=1e-5
         )

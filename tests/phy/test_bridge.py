@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from airinfer.phy._tf import sionna_phy, tensorflow
 from airinfer.phy.bridge import bridge
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 MODES = ["xla", "callback"]
 

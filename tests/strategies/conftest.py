@@ -12,7 +12,7 @@ from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig
 from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig
-from airinfer.strategies.codec import PixelFormat
+from airinfer.phy.source_coding import PixelFormat
 
 #: The test CNN: width 0.5 on 8x8 digits (split points conv1, conv2, hidden).
 DIGITS_CNN = ModelConfig("cnn", (8, 8, 1), 10, width=0.5)

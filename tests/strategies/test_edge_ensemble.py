@@ -11,7 +11,8 @@ from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig, init_group
 from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig, flops
-from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.base import Link
+from airinfer.strategies.cost import Hardware
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy, noiseless_average
 
 NUM_MEMBERS = 4

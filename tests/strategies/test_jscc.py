@@ -15,7 +15,8 @@ from airinfer.models.ensemble import EnsembleConfig
 from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig, build_model, flops
 from airinfer.phy.conventions import snr_db_to_no
-from airinfer.strategies.base import Hardware, Link, latency_s
+from airinfer.strategies.base import Link
+from airinfer.strategies.cost import Hardware, latency_s
 from airinfer.strategies.jscc import (
     JSCCCodec,
     JSCCConfig,

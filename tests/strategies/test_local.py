@@ -5,7 +5,8 @@ import pytest
 from flax import nnx
 
 from airinfer.models.zoo import SplitClassifier, flops
-from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.base import Link
+from airinfer.strategies.cost import Hardware
 from airinfer.strategies.local import LocalStrategy, inference_copy
 
 from .conftest import accuracy

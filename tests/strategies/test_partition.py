@@ -11,7 +11,8 @@ from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig
 from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig, abstract_model, build_model, flops
-from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.base import Link
+from airinfer.strategies.cost import Hardware
 from airinfer.strategies.digital_hop import DigitalHop, reconstruct, send
 from airinfer.strategies.partition import (
     HorizontalPartitionStrategy,

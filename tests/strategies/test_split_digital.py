@@ -10,7 +10,8 @@ from flax import nnx
 
 from airinfer.models.zoo import flops
 from airinfer.phy import quantize
-from airinfer.strategies.base import Hardware, Link
+from airinfer.strategies.base import Link
+from airinfer.strategies.cost import Hardware
 from airinfer.strategies.local import inference_copy
 from airinfer.strategies.split_digital import (
     Bottleneck,

@@ -1,147 +1,44 @@
-"""Channels: Sionna's models run through the bridge, with JAX-native twins.
+"""AWGN and the flat block-fading multiple-access channel (Rayleigh or Rician).
 
-Every function takes a JAX key first and follows the conventions of
-:mod:`phy.conventions`: complex baseband symbols, ``no`` the noise power per
-complex symbol (CN(0, no), ``no / 2`` per real dimension), so that the
-received SNR of device k is ``P_k * E|h_k|^2 / no``.
-
-``backend="sionna"`` (the default) runs Sionna's blocks inside the JAX program
-(:func:`phy.bridge.bridge`); ``backend="jax"`` runs the pure-JAX twin, which is
-``vmap``-able and needs no TensorFlow. The twins draw from the same
-distributions and apply the channel identically; the tests tie them together.
-On the multiple-access channel Sionna draws the fading and the noise, and the
-superposition is formed in JAX (the same code for both backends), so that no
-gradient has to cross the bridge.
-
-``no`` broadcasts over the leading (batch) dimensions of ``x`` only, so SNR
-points and Monte-Carlo trials can share one call: give ``x`` the shape
-``[num_snr, num_trials, ...]`` and ``no`` the shape ``[num_snr, 1]``.
+Conventions and backends as in :mod:`phy.channels`. On the multiple-access
+channel Sionna draws the fading and the noise, and the superposition is formed
+in JAX (the same code for both backends), so that no gradient has to cross the
+bridge.
 """
 
 import functools
 import math
-from typing import Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from airinfer.phy._tf import sionna_phy, tensorflow
 from airinfer.phy.bridge import bridge
+from airinfer.phy.channels.base import (
+    Backend,
+    ChannelOutput,
+    as_symbols,
+    batch_noise,
+    check_backend,
+    check_noise,
+    complex_normal,
+    expand_to_rank,
+    imperfect_csi,
+)
 from airinfer.phy.conventions import symbols_to_reals
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 __all__ = [
-    "ChannelOutput",
+    "FADINGS",
     "awgn",
     "flat_fading_mac",
     "draw_flat_fading",
     "truncated_rayleigh_draws",
     "apply_mac",
-    "ofdm_mac",
     "exponential_correlation",
-    "complex_normal",
 ]
 
-Backend = Literal["sionna", "jax"]
-BACKENDS = ("sionna", "jax")
 FADINGS = ("rayleigh", "rician")
-OFDM_MODELS = (
-    "tdl-a",
-    "tdl-b",
-    "tdl-c",
-    "tdl-d",
-    "tdl-e",
-    "cdl-a",
-    "cdl-b",
-    "cdl-c",
-    "cdl-d",
-    "cdl-e",
-)
-
-
-class ChannelOutput(NamedTuple):
-    """What comes out of a fading channel.
-
-    Attributes:
-        y: the received signal.
-        h: the true channel realisation.
-        h_est: what the receiver knows of ``h``: ``h`` itself with perfect CSI,
-            else ``h + e`` with ``e ~ CN(0, csi_error_var)`` entrywise.
-    """
-
-    y: jax.Array
-    h: jax.Array
-    h_est: jax.Array
-
-
-# --------------------------------------------------------------------------- checks
-
-
-def _check_backend(backend):
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-
-
-def _check_noise(no, name="no"):
-    """Reject a negative or NaN noise power when its value is known (not under ``jit``)."""
-    if isinstance(no, jax.core.Tracer):
-        return
-    value = np.asarray(no)
-    if not np.issubdtype(value.dtype, np.floating) and not np.issubdtype(value.dtype, np.integer):
-        raise ValueError(f"{name} must be a real noise power, got dtype {value.dtype}")
-    if np.any(np.isnan(value)) or np.any(value < 0):
-        raise ValueError(
-            f"{name} must be finite and >= 0 (noise power per complex symbol), got {value}"
-        )
-
-
-def _check_variance(value, name):
-    if not isinstance(value, jax.core.Tracer) and not (np.all(np.asarray(value) >= 0)):
-        raise ValueError(f"{name} must be >= 0, got {value}")
-
-
-def _as_symbols(x, min_ndim, what):
-    x = jnp.asarray(x)
-    if x.ndim < min_ndim:
-        raise ValueError(f"x must have shape {what}, got shape {x.shape}")
-    return x.astype(jnp.complex64)
-
-
-def _batch_noise(no, batch_shape):
-    """``no`` broadcast to the batch shape and flattened to ``[batch]`` (Sionna's layout)."""
-    no = jnp.asarray(no, jnp.float32)
-    if no.ndim > len(batch_shape):
-        raise ValueError(
-            f"no must broadcast to the batch dimensions {batch_shape} of x, got shape {no.shape}"
-        )
-    try:
-        return jnp.broadcast_to(no, batch_shape).reshape(-1)
-    except ValueError:
-        raise ValueError(
-            f"no must broadcast to the batch dimensions {batch_shape} of x, got shape {no.shape}"
-        ) from None
-
-
-# --------------------------------------------------------------------------- JAX helpers
-
-
-def complex_normal(key, shape, variance=1.0):
-    """Samples of CN(0, variance): ``variance / 2`` per real dimension, complex64."""
-    parts = jax.random.normal(key, (2, *shape), jnp.float32)
-    return (jnp.sqrt(jnp.asarray(variance, jnp.float32) / 2) * (parts[0] + 1j * parts[1])).astype(
-        jnp.complex64
-    )
-
-
-def _expand_to_rank(no, rank):
-    return jnp.reshape(no, no.shape + (1,) * (rank - no.ndim))
-
-
-def _imperfect_csi(key, h, csi_error_var):
-    _check_variance(csi_error_var, "csi_error_var")
-    if isinstance(csi_error_var, (int, float)) and csi_error_var == 0:
-        return h
-    return h + complex_normal(key, h.shape, csi_error_var)
 
 
 def exponential_correlation(num_antennas, rho):
@@ -186,19 +83,19 @@ def awgn(key, x, no, *, backend: Backend = "sionna"):
     Output:
         y: ``[..., n]`` complex64.
     """
-    _check_backend(backend)
-    _check_noise(no)
-    x = _as_symbols(x, 1, "[..., n]")
+    check_backend(backend)
+    check_noise(no)
+    x = as_symbols(x, 1, "[..., n]")
     no = jnp.asarray(no, jnp.float32)
     if no.ndim > x.ndim:
         raise ValueError(f"no of shape {no.shape} has more dimensions than x of shape {x.shape}")
     if backend == "jax":
-        return x + jnp.sqrt(_expand_to_rank(no, x.ndim)) * complex_normal(key, x.shape)
+        return x + jnp.sqrt(expand_to_rank(no, x.ndim)) * complex_normal(key, x.shape)
     if x.ndim == 1:
-        return _awgn_sionna(key, x[None], _batch_noise(no, (1,)))[0]
+        return _awgn_sionna(key, x[None], batch_noise(no, (1,)))[0]
     batch_shape = x.shape[:-1]
     flat = x.reshape(-1, x.shape[-1])
-    return _awgn_sionna(key, flat, _batch_noise(no, batch_shape)).reshape(x.shape)
+    return _awgn_sionna(key, flat, batch_noise(no, batch_shape)).reshape(x.shape)
 
 
 # --------------------------------------------------------------------------- flat-fading MAC
@@ -264,7 +161,7 @@ def _sionna_mac_draws(batch_size, n, num_devices, num_rx_ant, fading, k_factor, 
 def _superpose(x, h, no, unit_noise):
     """y = h x + sqrt(no) n: h [..., M, K], x [..., K, n], no [...], n [..., M, n]."""
     y = jnp.einsum("...mk,...kn->...mn", h, x)
-    return y + jnp.sqrt(_expand_to_rank(no, y.ndim)).astype(y.dtype) * unit_noise
+    return y + jnp.sqrt(expand_to_rank(no, y.ndim)).astype(y.dtype) * unit_noise
 
 
 def _jax_mac_draw(key, batch_shape, num_devices, num_rx_ant, fading, k_factor, rx_correlation):
@@ -335,7 +232,7 @@ def draw_flat_fading(
     Output:
         h: ``[*batch_shape, num_rx_ant, num_devices]`` complex64.
     """
-    _check_backend(backend)
+    check_backend(backend)
     _check_fading(fading, k_factor, num_rx_ant, rx_correlation)
     if not isinstance(num_devices, int) or num_devices < 1:
         raise ValueError(f"num_devices must be a positive int, got {num_devices!r}")
@@ -386,7 +283,7 @@ def truncated_rayleigh_draws(
         active: ``[num_blocks, num_devices]`` float32, 1 where ``|h|^2 >= threshold``.
         noise: ``[num_blocks, num_reals]`` float32, i.i.d. N(0, 1).
     """
-    _check_backend(backend)
+    check_backend(backend)
     if num_reals % 2:
         raise ValueError(f"num_reals must be even (two per channel use), got {num_reals}")
     if not threshold > 0:
@@ -420,9 +317,9 @@ def apply_mac(key, x, h, no, *, backend: Backend = "sionna"):
     Output:
         y: ``[..., num_rx_ant, n]`` complex64.
     """
-    _check_backend(backend)
-    _check_noise(no)
-    x = _as_symbols(x, 2, "[..., num_devices, n]")
+    check_backend(backend)
+    check_noise(no)
+    x = as_symbols(x, 2, "[..., num_devices, n]")
     h = jnp.asarray(h).astype(jnp.complex64)
     batch_shape, (num_devices, n) = x.shape[:-2], x.shape[-2:]
     if h.shape[:-2] != batch_shape or h.shape[-1] != num_devices:
@@ -430,7 +327,7 @@ def apply_mac(key, x, h, no, *, backend: Backend = "sionna"):
             f"h must have shape [..., num_rx_ant, {num_devices}] with batch {batch_shape}, "
             f"got {h.shape} for x of shape {x.shape}"
         )
-    no = _batch_noise(no, batch_shape).reshape(batch_shape)
+    no = batch_noise(no, batch_shape).reshape(batch_shape)
     return _superpose(x, h, no, _unit_noise(key, (*batch_shape, h.shape[-2], n), backend))
 
 
@@ -467,10 +364,10 @@ def flat_fading_mac(
         :class:`ChannelOutput` with ``y`` ``[..., num_rx_ant, n]``, ``h`` and
         ``h_est`` ``[..., num_rx_ant, num_devices]``, all complex64.
     """
-    _check_backend(backend)
-    _check_noise(no)
+    check_backend(backend)
+    check_noise(no)
     _check_fading(fading, k_factor, num_rx_ant, rx_correlation)
-    x = _as_symbols(x, 2, "[..., num_devices, n]")
+    x = as_symbols(x, 2, "[..., num_devices, n]")
     batch_shape, (num_devices, n) = x.shape[:-2], x.shape[-2:]
     if num_devices < 1:
         raise ValueError(
@@ -485,112 +382,6 @@ def flat_fading_mac(
         h, unit_noise = _sionna_mac_draws(math.prod(batch_shape), n, *params)(key_channel)
         h = h.reshape(*batch_shape, num_rx_ant, num_devices)
         unit_noise = unit_noise.reshape(*batch_shape, num_rx_ant, n)
-    no = _batch_noise(no, batch_shape).reshape(batch_shape)
+    no = batch_noise(no, batch_shape).reshape(batch_shape)
     y = _superpose(x, h, no, unit_noise)
-    return ChannelOutput(y, h, _imperfect_csi(key_csi, h, csi_error_var))
-
-
-# --------------------------------------------------------------------------- OFDM (TDL / CDL)
-
-
-@functools.cache
-def _sionna_ofdm(
-    model, num_devices, num_rx_ant, num_ofdm_symbols, fft_size, subcarrier_spacing,
-    delay_spread, carrier_frequency, speed,
-):  # fmt: skip
-    sn = sionna_phy()
-    tf = tensorflow()
-    family, letter = model.split("-")
-    # Sionna's resource grid and 3GPP models assert on tensors in their
-    # constructors: build them eagerly here, the bridge inlines their constants.
-    grid = sn.ofdm.ResourceGrid(num_ofdm_symbols, fft_size, subcarrier_spacing)
-    if family == "tdl":
-        channel_model = sn.channel.tr38901.TDL(
-            letter.upper(), delay_spread, carrier_frequency,
-            min_speed=speed, max_speed=speed, num_rx_ant=num_rx_ant,
-        )  # fmt: skip
-    else:
-        array = sn.channel.tr38901.AntennaArray
-        channel_model = sn.channel.tr38901.CDL(
-            letter.upper(), delay_spread, carrier_frequency,
-            ut_array=array(1, 1, "single", "V", "omni", carrier_frequency),
-            bs_array=array(1, num_rx_ant, "single", "V", "omni", carrier_frequency),
-            direction="uplink", min_speed=speed, max_speed=speed,
-        )  # fmt: skip
-    generate = sn.channel.GenerateOFDMChannel(channel_model, grid, normalize_channel=True)
-
-    def draw_and_apply(x, no):
-        batch = x.shape[0]
-        # One independent link per device: devices ride in Sionna's batch axis.
-        h = generate(batch * num_devices)  # [B*K, 1, M, 1, 1, S, F]
-        h = tf.reshape(h, [batch, num_devices, num_rx_ant, num_ofdm_symbols, fft_size])
-        h = tf.transpose(h, [0, 2, 1, 3, 4])  # [B, M, K, S, F]
-        y = tf.reduce_sum(h * x[:, None], axis=2)
-        return sn.channel.AWGN()(y, no), h
-
-    return bridge(draw_and_apply)
-
-
-def ofdm_mac(
-    key,
-    x,
-    no,
-    *,
-    model="tdl-a",
-    num_rx_ant=1,
-    subcarrier_spacing=30e3,
-    delay_spread=100e-9,
-    carrier_frequency=3.5e9,
-    speed=0.0,
-    csi_error_var=0.0,
-):
-    """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna).
-
-    Each device sees its own independent link drawn from the 3GPP model
-    (TR 38.901 TDL or CDL, uplink, single-antenna devices), normalised to unit
-    average energy per resource element; the receiver gets the superposition
-    ``y[s, f] = sum_k h_k[s, f] x_k[s, f] + n`` on every resource element (no
-    inter-symbol interference: cyclic prefix assumed long enough).
-
-    Input:
-        key: JAX PRNG key.
-        x: ``[batch, num_devices, num_ofdm_symbols, fft_size]`` complex symbols
-            on the resource grid.
-        no: noise power per complex symbol, scalar or ``[batch]``.
-        model: one of ``"tdl-a"`` … ``"tdl-e"``, ``"cdl-a"`` … ``"cdl-e"``.
-        num_rx_ant: receive antennas (CDL: a uniform linear array).
-        subcarrier_spacing: Hz. delay_spread: s. carrier_frequency: Hz.
-        speed: device speed in m/s (Doppler over the OFDM symbols).
-        csi_error_var: variance of the receiver's channel-estimation error.
-
-    Output:
-        :class:`ChannelOutput`: ``y`` ``[batch, num_rx_ant, num_ofdm_symbols,
-        fft_size]``; ``h`` and ``h_est`` ``[batch, num_rx_ant, num_devices,
-        num_ofdm_symbols, fft_size]``, complex64.
-    """
-    _check_noise(no)
-    if model not in OFDM_MODELS:
-        raise ValueError(f"model must be one of {OFDM_MODELS}, got {model!r}")
-    x = _as_symbols(x, 4, "[batch, num_devices, num_ofdm_symbols, fft_size]")
-    if x.ndim != 4:
-        raise ValueError(
-            f"x must have shape [batch, num_devices, num_ofdm_symbols, fft_size], got {x.shape}"
-        )
-    batch, num_devices, num_ofdm_symbols, fft_size = x.shape
-    if num_devices < 1:
-        raise ValueError(
-            f"x must carry at least one device (num_devices >= 1), got shape {x.shape}"
-        )
-    for name, value in (("subcarrier_spacing", subcarrier_spacing), ("delay_spread", delay_spread),
-                        ("carrier_frequency", carrier_frequency)):  # fmt: skip
-        if not value > 0:
-            raise ValueError(f"{name} must be > 0, got {value}")
-    if not speed >= 0:
-        raise ValueError(f"speed must be >= 0, got {speed}")
-    key_channel, key_csi = jax.random.split(key)
-    channel = _sionna_ofdm(
-        model, num_devices, num_rx_ant, num_ofdm_symbols, fft_size,
-        float(subcarrier_spacing), float(delay_spread), float(carrier_frequency), float(speed),
-    )  # fmt: skip
-    y, h = channel(key_channel, x, _batch_noise(no, (batch,)))
-    return ChannelOutput(y, h, _imperfect_csi(key_csi, h, csi_error_var))
+    return ChannelOutput(y, h, imperfect_csi(key_csi, h, csi_error_var))

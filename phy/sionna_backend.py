@@ -1,15 +1,20 @@
-"""Lazy, quiet import of TensorFlow and Sionna.
+"""The imports of the Sionna backend: TensorFlow and Sionna, lazily and quietly.
 
-TensorFlow costs seconds to import and prints native log lines (oneDNN, missing CUDA
-drivers) before its logging is configured, which no environment variable
-silences on the 2.21 line. Modules that need it call :func:`tensorflow` at
-call time, so the JAX-only paths never pay for it.
+Everything that runs with ``backend="sionna"`` (the bridge, Sionna's
+channels, the digital link) reaches TensorFlow and Sionna through
+:func:`tensorflow` and :func:`sionna_phy`. TensorFlow costs seconds to import
+and prints native log lines (oneDNN, missing CUDA drivers) before its logging
+is configured, which no environment variable silences on the 2.21 line.
+Modules that need it call :func:`tensorflow` at call time, so the JAX-only
+paths (and ``airinfer list``) never pay for it.
 """
 
 import contextlib
 import functools
 import os
 import sys
+
+__all__ = ["tensorflow", "sionna_phy"]
 
 _NATIVE_LOG_ENV = {"TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
 

@@ -1,8 +1,14 @@
-"""End-to-end latency of edge-only, cloud-only and split inference against the uplink bitrate.
+"""What one inference costs (compute, channel uses, latency) and where its latency is lowest.
 
-The model of the survey's Fig. 3 (and of Neurosurgeon, Kang et al., ASPLOS 2017):
-one inference of one sample is device compute, then the uplink, then server
-compute, one after the other (the critical path of :func:`strategies.base.latency_s`)::
+Every strategy returns the :class:`Cost` of one inference of one sample with
+its logits: complex channel uses and payload bits on the critical path, device
+and server FLOPs, and the latency of the critical path, device compute, then
+the link, then server compute (:func:`latency_s`), on a :class:`Hardware`.
+
+Where the latency is lowest: the latency-vs-bitrate model of the survey's
+Fig. 3 (and of Neurosurgeon, Kang et al., ASPLOS 2017). One inference of one
+sample is device compute, then the uplink, then server compute, one after the
+other (the critical path of :func:`latency_s`)::
 
     latency = device_flops / device_flops_per_s
               + rtt_s + payload_bits / bitrate        (only if something is sent)
@@ -31,7 +37,7 @@ split beats both edge-only and cloud-only inference are an interval,
 Example::
 
     from airinfer.models.zoo import ModelConfig, abstract_model
-    from airinfer.strategies.base import Hardware
+    from airinfer.strategies.cost import Hardware
     config = ModelConfig("cnn", (28, 28, 1), 10)
     profile = profile_model(abstract_model(config), config.input_shape)
     options = placements(profile, input_bits=8, feature_bits=8)
@@ -45,9 +51,13 @@ import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from airinfer.strategies.base import Hardware
+from airinfer.models.zoo import feature_shape, flops
 
 __all__ = [
+    "Hardware",
+    "Cost",
+    "latency_s",
+    "make_cost",
     "STRATEGIES",
     "SplitCost",
     "ModelProfile",
@@ -63,6 +73,74 @@ __all__ = [
     "faster_interval",
     "split_window",
 ]
+
+# --------------------------------------------------------------------------- one inference
+
+
+@dataclasses.dataclass(frozen=True)
+class Hardware:
+    """Compute speeds and link bandwidth behind the latency of a strategy.
+
+    The defaults are those of ``latency_bitrate`` (see there for the sources): a
+    Cortex-M7 microcontroller running int8 CMSIS-NN kernels (about 0.5 GOP/s at
+    480 MHz), a datacenter GPU at batch 1 (5 % of an A100's 19.5 TFLOP/s FP32
+    peak) and a 1 MHz uplink (1 M complex channel uses per second, the order of
+    an LTE-M carrier).
+
+    Attributes:
+        device_flops_per_s: sustained FLOP/s of an IoT device.
+        server_flops_per_s: sustained FLOP/s of the edge/cloud server.
+        symbol_rate_hz: complex channel uses per second of the uplink (its
+            bandwidth for Nyquist signalling).
+    """
+
+    device_flops_per_s: float = 5e8
+    server_flops_per_s: float = 1e12
+    symbol_rate_hz: float = 1e6
+
+    def __post_init__(self):
+        for name in ("device_flops_per_s", "server_flops_per_s", "symbol_rate_hz"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise ValueError(f"{name}: {value!r} is not > 0")
+
+
+class Cost(NamedTuple):
+    """Resources of one inference of one sample.
+
+    Attributes:
+        channel_uses: complex channel uses on the critical path (all hops).
+        payload_bits: info bits sent before coding (0 for analog symbols).
+        device_flops: FLOPs on the devices' critical path.
+        server_flops: FLOPs on the server.
+        latency_s: device compute + channel uses / symbol rate + server compute.
+    """
+
+    channel_uses: float
+    payload_bits: float
+    device_flops: float
+    server_flops: float
+    latency_s: float
+
+
+def latency_s(device_flops, channel_uses, server_flops, hardware: Hardware):
+    """End-to-end latency in seconds of work done one stage after the other."""
+    return (
+        device_flops / hardware.device_flops_per_s
+        + channel_uses / hardware.symbol_rate_hz
+        + server_flops / hardware.server_flops_per_s
+    )
+
+
+def make_cost(channel_uses, payload_bits, device_flops, server_flops, hardware: Hardware) -> Cost:
+    """A :class:`Cost` whose latency follows from the other fields and ``hardware``."""
+    return Cost(
+        channel_uses, payload_bits, device_flops, server_flops,
+        latency_s(device_flops, channel_uses, server_flops, hardware),
+    )  # fmt: skip
+
+
+# --------------------------------------------------------------------------- latency vs bitrate
 
 STRATEGIES = ("edge_only", "cloud_only", "split")
 
@@ -178,8 +256,6 @@ def profile_model(model, input_shape: tuple[int, ...]) -> ModelProfile:
         A :class:`ModelProfile` (FLOPs by XLA's cost analysis, a multiply-add
         counting 2).
     """
-    from airinfer.models.zoo import feature_shape, flops
-
     splits = tuple(
         SplitCost(
             point,
@@ -258,7 +334,7 @@ def placement_latency(
 
     Returns:
         A :class:`Breakdown` in seconds; ``latency_s`` equals
-        :func:`strategies.base.latency_s` with one bit per channel use at a
+        :func:`latency_s` with one bit per channel use at a
         symbol rate of ``bitrate_bps``, plus ``rtt_s`` when something is sent.
     """
     _check_link(bitrate_bps, rtt_s)

@@ -9,11 +9,9 @@ import pytest
 from flax import nnx
 
 from airinfer.models import load_dataset
-from airinfer.phy.conventions import reals_to_symbols
-from airinfer.strategies.inversion import (
+from airinfer.models.inversion import (
     DeconvDecoder,
     InversionConfig,
-    _choose_decoders,
     blind_psnr,
     privacy_psnr,
     psnr_db,
@@ -22,6 +20,8 @@ from airinfer.strategies.inversion import (
     to_unit_range,
     train_inverter,
 )
+from airinfer.models.inversion.networks import choose_decoders
+from airinfer.phy.conventions import reals_to_symbols
 
 # A quick attacker: the default decoder with fewer epochs (each training ~1-3 s on 2 cores).
 QUICK = InversionConfig(epochs=40)
@@ -186,7 +186,7 @@ def test_deconv_decoder_and_the_best_of_both(digits):
 )
 def test_decoder_choice_by_shape(decoder, message_shape, image_shape, expected):
     config = InversionConfig(decoder=decoder)
-    assert _choose_decoders(config, message_shape, image_shape) == expected
+    assert choose_decoders(config, message_shape, image_shape) == expected
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
-"""Source coding for the digital strategies: 8-bit pixels, JPEG/WebP through Pillow, LDPC blocks.
+"""Source coding of images for the digital strategies: 8-bit pixels, JPEG/WebP through Pillow.
 
-Three pieces that the cloud and split-digital strategies share:
+Two pieces that the cloud and split-digital strategies share:
 
 * :class:`PixelFormat` undoes a data set's normalisation and maps images to
   uniform 8-bit codes and back (jit-able). Data sets hold images normalised per
@@ -15,15 +15,9 @@ Three pieces that the cloud and split-digital strategies share:
   jit-able; :meth:`ImageCodec.encode_jax` and :meth:`ImageCodec.decode_jax`
   reach it with ``jax.pure_callback`` through fixed-size byte buffers (a
   bound ``max_bytes`` per image) plus each stream's true length.
-* :func:`send_bits` carries a ``[batch, L]`` payload of bits per sample over
-  :mod:`phy.digital`: the payload is cut into LDPC blocks of ``k`` info bits
-  (the last one zero-padded), sent, decided and put back together. One sample
-  costs ``ceil(L / k)`` blocks of ``n / bits_per_symbol`` channel uses.
 
-:mod:`phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
-the digital strategies run Sionna whatever ``Link.backend`` says, and they
-need TensorFlow. It models AWGN and Rayleigh fading i.i.d. per symbol with
-perfect CSI; a TDL channel over OFDM has no digital path and is refused.
+:func:`bytes_to_bits` and :func:`bits_to_bytes` turn streams into the bits
+that :func:`phy.digital_payload.send_bits` carries over the digital link.
 """
 
 import contextlib
@@ -40,30 +34,24 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageFile
 
-from airinfer.phy import digital, quantize
+from airinfer.phy import quantize
 
 __all__ = [
     "CODEC_FORMATS",
     "JPEG_TABLES",
     "DATASET_MAX_VALUE",
-    "DIGITAL_CHANNELS",
     "PixelFormat",
     "ImageCodec",
     "EncodedImages",
     "DecodedImages",
     "bytes_to_bits",
     "bits_to_bytes",
-    "digital_link_config",
-    "num_blocks",
-    "channel_uses_per_sample",
-    "send_bits",
 ]
 
 CODEC_FORMATS = ("jpeg", "webp")
 JPEG_TABLES = ("inline", "shared")
 #: Full scale of each data set's stored pixels (``load_dataset`` keeps them as they are).
 DATASET_MAX_VALUE = {"digits": 16.0, "fashion_mnist": 255.0, "cifar10": 255.0}
-DIGITAL_CHANNELS = digital.CHANNELS
 
 _PIL_MODES = {1: "L", 3: "RGB"}
 _PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP"}
@@ -381,74 +369,3 @@ class ImageCodec:
             return tuple(self.decode(np.asarray(streams), np.asarray(lengths), shape))
 
         return jax.pure_callback(host, out, streams, lengths, vmap_method="sequential")
-
-
-# ---------------------------------------------------------------------------
-# Payload bits over the digital link
-
-
-def digital_link_config(channel: str, modulation: str, code_rate: float, block_bits: int):
-    """The :class:`phy.digital.LinkConfig` of a strategy's link: 5G LDPC + Gray QAM.
-
-    Parameters:
-        channel: ``"awgn"`` or ``"rayleigh"`` (``Link.channel``; ``"tdl-a"`` is refused).
-        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
-        code_rate: LDPC rate ``k / n``; ``n = block_bits / code_rate`` must be
-            a whole number and a multiple of the bits per symbol.
-        block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
-    """
-    if channel not in DIGITAL_CHANNELS:
-        raise ValueError(
-            f"link.channel: {channel!r} has no digital path (the LDPC link models "
-            f"{' and '.join(DIGITAL_CHANNELS)} only); use one of {', '.join(DIGITAL_CHANNELS)}"
-        )
-    if not _is_int(block_bits) or block_bits < 1:
-        raise ValueError(f"block_bits: {block_bits!r} is not a positive int")
-    if not (isinstance(code_rate, int | float) and 0 < code_rate < 1):
-        raise ValueError(f"code_rate: {code_rate!r} is not a number in (0, 1)")
-    n = round(block_bits / code_rate)
-    if abs(n * code_rate - block_bits) > 1e-9 * block_bits:
-        raise ValueError(
-            f"code_rate: {code_rate} gives a fractional codeword length "
-            f"{block_bits}/{code_rate} for block_bits={block_bits}"
-        )
-    try:
-        return digital.LinkConfig(modulation=modulation, channel=channel, k=block_bits, n=n)
-    except ValueError as err:
-        raise ValueError(f"digital link (block_bits={block_bits}, n={n}): {err}") from err
-
-
-def num_blocks(payload_bits, block_bits: int):
-    """LDPC blocks for a payload: ``ceil(payload_bits / block_bits)`` (ints or int arrays)."""
-    if isinstance(payload_bits, int | np.integer):
-        return -(-int(payload_bits) // block_bits)
-    return -(-jnp.asarray(payload_bits, jnp.int32) // block_bits)
-
-
-def channel_uses_per_sample(payload_bits, config):
-    """Complex channel uses of a payload: ``ceil(payload / k) * n / bits_per_symbol`` (exact)."""
-    return num_blocks(payload_bits, config.k) * config.num_symbols
-
-
-def send_bits(key, bits, snr_db, config):
-    """Send a payload of bits per sample over the digital link and decide it.
-
-    Parameters:
-        key: JAX PRNG key of the channel and noise.
-        bits: ``[B, L]`` float32 of 0/1, ``L`` payload bits per sample.
-        snr_db: scalar, Es/N0 per complex symbol in dB (average for Rayleigh);
-            noise CN(0, no), ``no = 10**(-snr_db/10)``.
-        config: :class:`phy.digital.LinkConfig` (see :func:`digital_link_config`).
-
-    Output:
-        ``[B, L]`` float32 of 0/1, the decided bits. Each sample's payload
-        fills ``ceil(L / k)`` blocks, the last zero-padded; the padding is
-        sent and dropped.
-    """
-    batch, length = bits.shape
-    blocks = num_blocks(length, config.k)
-    padded = jnp.pad(jnp.asarray(bits, jnp.float32), ((0, 0), (0, blocks * config.k - length)))
-    decided, _ = digital.transmit(
-        key, padded.reshape(batch * blocks, config.k), jnp.asarray(snr_db, jnp.float32), config
-    )
-    return decided.reshape(batch, blocks * config.k)[:, :length]

@@ -1,0 +1,137 @@
+"""A multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna only).
+
+Conventions as in :mod:`phy.channels`. There is no JAX twin: the 3GPP models
+exist only as Sionna blocks, run through the bridge.
+"""
+
+import functools
+
+import jax
+
+from airinfer.phy.bridge import bridge
+from airinfer.phy.channels.base import (
+    ChannelOutput,
+    as_symbols,
+    batch_noise,
+    check_noise,
+    imperfect_csi,
+)
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
+
+__all__ = ["OFDM_MODELS", "ofdm_mac"]
+
+OFDM_MODELS = (
+    "tdl-a",
+    "tdl-b",
+    "tdl-c",
+    "tdl-d",
+    "tdl-e",
+    "cdl-a",
+    "cdl-b",
+    "cdl-c",
+    "cdl-d",
+    "cdl-e",
+)
+
+
+@functools.cache
+def _sionna_ofdm(
+    model, num_devices, num_rx_ant, num_ofdm_symbols, fft_size, subcarrier_spacing,
+    delay_spread, carrier_frequency, speed,
+):  # fmt: skip
+    sn = sionna_phy()
+    tf = tensorflow()
+    family, letter = model.split("-")
+    # Sionna's resource grid and 3GPP models assert on tensors in their
+    # constructors: build them eagerly here, the bridge inlines their constants.
+    grid = sn.ofdm.ResourceGrid(num_ofdm_symbols, fft_size, subcarrier_spacing)
+    if family == "tdl":
+        channel_model = sn.channel.tr38901.TDL(
+            letter.upper(), delay_spread, carrier_frequency,
+            min_speed=speed, max_speed=speed, num_rx_ant=num_rx_ant,
+        )  # fmt: skip
+    else:
+        array = sn.channel.tr38901.AntennaArray
+        channel_model = sn.channel.tr38901.CDL(
+            letter.upper(), delay_spread, carrier_frequency,
+            ut_array=array(1, 1, "single", "V", "omni", carrier_frequency),
+            bs_array=array(1, num_rx_ant, "single", "V", "omni", carrier_frequency),
+            direction="uplink", min_speed=speed, max_speed=speed,
+        )  # fmt: skip
+    generate = sn.channel.GenerateOFDMChannel(channel_model, grid, normalize_channel=True)
+
+    def draw_and_apply(x, no):
+        batch = x.shape[0]
+        # One independent link per device: devices ride in Sionna's batch axis.
+        h = generate(batch * num_devices)  # [B*K, 1, M, 1, 1, S, F]
+        h = tf.reshape(h, [batch, num_devices, num_rx_ant, num_ofdm_symbols, fft_size])
+        h = tf.transpose(h, [0, 2, 1, 3, 4])  # [B, M, K, S, F]
+        y = tf.reduce_sum(h * x[:, None], axis=2)
+        return sn.channel.AWGN()(y, no), h
+
+    return bridge(draw_and_apply)
+
+
+def ofdm_mac(
+    key,
+    x,
+    no,
+    *,
+    model="tdl-a",
+    num_rx_ant=1,
+    subcarrier_spacing=30e3,
+    delay_spread=100e-9,
+    carrier_frequency=3.5e9,
+    speed=0.0,
+    csi_error_var=0.0,
+):
+    """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna).
+
+    Each device sees its own independent link drawn from the 3GPP model
+    (TR 38.901 TDL or CDL, uplink, single-antenna devices), normalised to unit
+    average energy per resource element; the receiver gets the superposition
+    ``y[s, f] = sum_k h_k[s, f] x_k[s, f] + n`` on every resource element (no
+    inter-symbol interference: cyclic prefix assumed long enough).
+
+    Input:
+        key: JAX PRNG key.
+        x: ``[batch, num_devices, num_ofdm_symbols, fft_size]`` complex symbols
+            on the resource grid.
+        no: noise power per complex symbol, scalar or ``[batch]``.
+        model: one of ``"tdl-a"`` … ``"tdl-e"``, ``"cdl-a"`` … ``"cdl-e"``.
+        num_rx_ant: receive antennas (CDL: a uniform linear array).
+        subcarrier_spacing: Hz. delay_spread: s. carrier_frequency: Hz.
+        speed: device speed in m/s (Doppler over the OFDM symbols).
+        csi_error_var: variance of the receiver's channel-estimation error.
+
+    Output:
+        :class:`ChannelOutput`: ``y`` ``[batch, num_rx_ant, num_ofdm_symbols,
+        fft_size]``; ``h`` and ``h_est`` ``[batch, num_rx_ant, num_devices,
+        num_ofdm_symbols, fft_size]``, complex64.
+    """
+    check_noise(no)
+    if model not in OFDM_MODELS:
+        raise ValueError(f"model must be one of {OFDM_MODELS}, got {model!r}")
+    x = as_symbols(x, 4, "[batch, num_devices, num_ofdm_symbols, fft_size]")
+    if x.ndim != 4:
+        raise ValueError(
+            f"x must have shape [batch, num_devices, num_ofdm_symbols, fft_size], got {x.shape}"
+        )
+    batch, num_devices, num_ofdm_symbols, fft_size = x.shape
+    if num_devices < 1:
+        raise ValueError(
+            f"x must carry at least one device (num_devices >= 1), got shape {x.shape}"
+        )
+    for name, value in (("subcarrier_spacing", subcarrier_spacing), ("delay_spread", delay_spread),
+                        ("carrier_frequency", carrier_frequency)):  # fmt: skip
+        if not value > 0:
+            raise ValueError(f"{name} must be > 0, got {value}")
+    if not speed >= 0:
+        raise ValueError(f"speed must be >= 0, got {speed}")
+    key_channel, key_csi = jax.random.split(key)
+    channel = _sionna_ofdm(
+        model, num_devices, num_rx_ant, num_ofdm_symbols, fft_size,
+        float(subcarrier_spacing), float(delay_spread), float(carrier_frequency), float(speed),
+    )  # fmt: skip
+    y, h = channel(key_channel, x, batch_noise(no, (batch,)))
+    return ChannelOutput(y, h, imperfect_csi(key_csi, h, csi_error_var))

@@ -1,0 +1,345 @@
+"""Strategies built by name: one registry that experiments and users share.
+
+A builder turns a :class:`BuildContext` (the trained models, the data and the
+experiment's settings) into a strategy. Register one under a name and every
+experiment that takes a list of strategy names (``strategies_snr``,
+``table1``: ``--set strategies=local,my_split``) can draw it::
+
+    from airinfer.strategies import registry
+    from airinfer.strategies.split_digital import SplitDigitalStrategy
+
+    @registry.register("split_digital_b1")
+    def one_bit_split(context, channel):
+        options = context.options  # the experiment's config
+        return SplitDigitalStrategy(
+            context.server, options.split_point, bits=1, clip=3.0, signed=False
+        )
+
+    strategy = registry.build("split_digital_b1", context)
+
+A package can offer builders to the command line through the entry-point
+group ``airinfer.strategies``: the entry point's name is the strategy's name,
+its value the builder (``mypackage.strategies:one_bit_split``) or a module
+that registers it; it is imported only when that name is asked for.
+
+Builders of the built-in strategies read these fields of ``context.options``:
+``jpeg_quality``, ``modulation``, ``code_rate``, ``block_bits`` (the digital
+links), ``split_point``, ``clip_percentile``, ``analog_matched_bits``,
+``jscc_epochs``, ``jscc_snr_range_db``, ``seed``, ``backend`` (the splits),
+``partition_cuts``, ``horizontal_layer``, ``horizontal_devices``, ``hop_bits``
+(partitioning) and ``ensemble_devices`` (the edge ensemble).
+"""
+
+import contextlib
+import dataclasses
+import importlib.metadata
+import math
+import types
+from collections.abc import Callable, Hashable
+from typing import Any, NamedTuple
+
+from airinfer.models.datasets import Dataset
+from airinfer.models.ensemble import Ensemble
+from airinfer.models.zoo import SplitClassifier, feature_shape
+from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config
+from airinfer.phy.source_coding import PixelFormat
+from airinfer.strategies.base import Strategy
+from airinfer.strategies.cloud import CloudStrategy
+from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
+from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
+from airinfer.strategies.local import LocalStrategy
+from airinfer.strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
+from airinfer.strategies.split_digital import SplitDigitalStrategy, calibrate_clip
+
+__all__ = [
+    "BUILT_IN",
+    "ENTRY_POINT_GROUP",
+    "BuildContext",
+    "Entry",
+    "build",
+    "entry",
+    "matched_symbols",
+    "names",
+    "no_progress",
+    "register",
+    "unregister",
+]
+
+ENTRY_POINT_GROUP = "airinfer.strategies"
+# Training images that set the partitioning hops' quantiser ranges.
+CALIBRATION_IMAGES = 2000
+
+
+@contextlib.contextmanager
+def no_progress(description: str):
+    """The default ``progress``: training steps are not shown."""
+    yield lambda steps: None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BuildContext:
+    """What builders build strategies from.
+
+    Attributes:
+        server: the full model (cloud, split and partitioning strategies).
+        ensemble: the compact members (:class:`models.ensemble.Ensemble`);
+            member 0 is the local device.
+        dataset: the data the models were trained on.
+        options: the experiment's settings: any object whose attributes the
+            builders read (the built-in ones: see the module docstring).
+        progress: ``progress(description)``, a context manager giving an
+            ``on_step(steps)`` callback, for builders that train something.
+    """
+
+    server: SplitClassifier
+    ensemble: Ensemble
+    dataset: Dataset
+    options: Any
+    progress: Callable = no_progress
+    shared_values: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    def shared(self, key: Hashable, compute: Callable[[], Any]):
+        """``compute()`` once per context: what several builders need (a calibration)."""
+        if key not in self.shared_values:
+            self.shared_values[key] = compute()
+        return self.shared_values[key]
+
+
+Builder = Callable[[BuildContext, "str | None"], Strategy]
+
+
+class Entry(NamedTuple):
+    """A registered builder.
+
+    Attributes:
+        build: ``build(context, channel) -> strategy``.
+        per_channel: the strategy is trained through the channel it is tested
+            on: it gets that channel and is built once per channel; others get
+            ``None`` and one build serves every channel.
+        offline: the strategy decides on the device when no link is up (a
+            link of connectivity 0).
+    """
+
+    build: Builder
+    per_channel: bool = False
+    offline: bool = False
+
+
+_ENTRIES: dict[str, Entry] = {}
+
+
+def register(name: str, *, per_channel: bool = False, offline: bool = False):
+    """Decorator: register ``builder(context, channel) -> strategy`` under ``name``.
+
+    Raises:
+        ValueError: ``name`` is taken by another builder.
+    """
+
+    def decorate(builder: Builder) -> Builder:
+        held = _ENTRIES.get(name)
+        if held is not None and held.build is not builder:
+            raise ValueError(f"strategy {name!r} is already registered ({held.build.__qualname__})")
+        _ENTRIES[name] = Entry(builder, per_channel, offline)
+        return builder
+
+    return decorate
+
+
+def unregister(name: str) -> None:
+    """Forget the builder of ``name`` (a notebook redefining it, a test cleaning up)."""
+    _ENTRIES.pop(name, None)
+
+
+def _entry_points() -> dict:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def names() -> tuple[str, ...]:
+    """Every strategy name: registered ones in registration order, then entry points'."""
+    return (*_ENTRIES, *(name for name in _entry_points() if name not in _ENTRIES))
+
+
+def entry(name: str) -> Entry:
+    """The registered builder of ``name``, importing its entry point if need be.
+
+    Raises:
+        ValueError: no strategy has that name (the message lists the known ones).
+    """
+    if name not in _ENTRIES:
+        found = _entry_points().get(name)
+        if found is None:
+            raise ValueError(f"strategy: unknown {name!r}; allowed: {', '.join(names())}")
+        loaded = found.load()
+        if not isinstance(loaded, types.ModuleType) and name not in _ENTRIES:
+            register(name)(loaded)
+        if name not in _ENTRIES:
+            raise ValueError(f"strategy: entry point {found.value!r} registers no {name!r}")
+    return _ENTRIES[name]
+
+
+def build(name: str, context: BuildContext, channel: str | None = None) -> Strategy:
+    """The strategy ``name`` built from ``context``.
+
+    ``channel`` is what a per-channel strategy (:attr:`Entry.per_channel`) is
+    trained through; the others ignore it.
+    """
+    found = entry(name)
+    return found.build(context, channel if found.per_channel else None)
+
+
+# ------------------------------------------------------------------ built-in builders
+
+
+def _digital(options) -> dict:
+    """The digital link's settings: 5G LDPC + QAM."""
+    return {
+        "modulation": options.modulation,
+        "code_rate": options.code_rate,
+        "block_bits": options.block_bits,
+    }
+
+
+def _clip(context: BuildContext) -> float:
+    """The feature quantiser's clip, shared by the digital splits of one context."""
+    options = context.options
+    return context.shared(
+        "clip",
+        lambda: calibrate_clip(
+            context.server,
+            options.split_point,
+            context.dataset.train_images,
+            options.clip_percentile,
+        ),
+    )
+
+
+def _hop(options) -> dict:
+    """Each partitioning hop's settings; its quantiser spans the clip_percentile."""
+    return {
+        "bits": options.hop_bits,
+        "quantile": options.clip_percentile / 100,
+        "modulation": options.modulation,
+        "code_rate": options.code_rate,
+        "max_block_bits": options.block_bits,
+    }
+
+
+@register("local", offline=True)
+def local(context, channel):
+    """The compact device model alone (member 0)."""
+    return LocalStrategy(context.ensemble.member(0))
+
+
+def _cloud(source: str):
+    def cloud(context, channel):
+        """The full model behind a digital link carrying the image."""
+        options = context.options
+        return CloudStrategy(
+            context.server,
+            PixelFormat.for_dataset(context.dataset),
+            source=source,
+            quality=options.jpeg_quality,
+            **_digital(options),
+        )
+
+    return cloud
+
+
+register("cloud_digital")(_cloud("pixels"))
+register("cloud_jpeg")(_cloud("jpeg"))
+
+
+def _split_digital(bits: int):
+    def split_digital(context, channel):
+        """The full model cut at ``split_point``, features quantised to ``bits`` bits."""
+        options = context.options
+        return SplitDigitalStrategy(
+            context.server,
+            options.split_point,
+            bits,
+            _clip(context),
+            signed=False,
+            **_digital(options),
+        )
+
+    return split_digital
+
+
+register("split_digital_b2")(_split_digital(2))
+register("split_digital_b4")(_split_digital(4))
+register("split_digital_b8")(_split_digital(8))
+
+
+def matched_symbols(model, split_point, bits, image_shape, modulation, code_rate, block_bits):
+    """Channel uses of the digital split sending ``bits`` bits per feature value.
+
+    The analog split gets as many complex channel uses (its ``k``).
+    """
+    values = math.prod(feature_shape(model, split_point, image_shape))
+    link = digital_link_config("awgn", modulation, code_rate, block_bits)
+    return int(channel_uses_per_sample(values * bits, link))
+
+
+@register("split_analog", per_channel=True)
+def split_analog(context, channel):
+    """Deep JSCC of the split features, trained through ``channel`` (model cache)."""
+    options = context.options
+    jscc = JSCCConfig(
+        split_point=options.split_point,
+        symbols=matched_symbols(
+            context.server,
+            options.split_point,
+            options.analog_matched_bits,
+            context.dataset.image_shape,
+            options.modulation,
+            options.code_rate,
+            options.block_bits,
+        ),
+        channel=channel,
+        snr_range_db=options.jscc_snr_range_db,
+        epochs=options.jscc_epochs,
+        seed=options.seed,
+        backend=options.backend,
+    )
+    with context.progress(f"deep JSCC encoder ({channel})") as on_step:
+        codec, classifier, _, _ = cached_train_jscc(
+            context.server, context.dataset, options.seed, jscc, on_step=on_step
+        )
+    return JSCCSplitStrategy(classifier, codec, jscc)
+
+
+@register("partition_layer")
+def partition_layer(context, channel):
+    """The full model's stages along a chain of devices, each hop a digital link."""
+    options = context.options
+    return LayerPartitionStrategy.calibrated(
+        context.server,
+        len(options.partition_cuts) + 1,
+        context.dataset.train_images[:CALIBRATION_IMAGES],
+        cuts=options.partition_cuts,
+        **_hop(options),
+    )
+
+
+@register("partition_horizontal")
+def partition_horizontal(context, channel):
+    """The units of one stage split across devices, each slice over its own hop."""
+    options = context.options
+    return HorizontalPartitionStrategy.calibrated(
+        context.server,
+        options.horizontal_layer,
+        options.horizontal_devices,
+        context.dataset.train_images[:CALIBRATION_IMAGES],
+        **_hop(options),
+    )
+
+
+@register("edge_ensemble", offline=True)
+def edge_ensemble(context, channel):
+    """The first ``ensemble_devices`` members averaging their softmax outputs over the air."""
+    members = [context.ensemble.member(k) for k in range(context.options.ensemble_devices)]
+    return EdgeEnsembleStrategy(members)
+
+
+# The strategies of this module, in the order experiments draw them by default.
+BUILT_IN: tuple[str, ...] = tuple(_ENTRIES)
