@@ -14,7 +14,7 @@ each the median over ``--steps`` steps after warm-up, the variants taking turns
 the medians and the ratios ``bridge_over_jax`` (target <= 1.5) and
 ``tf_over_bridge`` (target >= 1.0).
 
-Run: ``python -m benchmarks.bridge [--steps 30]``.
+Run: ``python -m airinfer.benchmarks.bridge [--steps 30]``.
 """
 
 import argparse

@@ -10,7 +10,8 @@ gradient with respect to the encoder and decoder, and an Adam update with a
 cosine learning-rate schedule. Timed as
 
 (a) JAX with Sionna's channel through the bridge (``bridge_ms``): the
-    library's own step, :func:`strategies.jscc.make_train_step`;
+    library's own step: :func:`airinfer.models.fit.jitted_step` of
+    :func:`~airinfer.strategies.jscc.jscc_loss` and its Adam;
 (b) the same step with the JAX twin of the channel (``jax_ms``);
 (c) the same network written in TensorFlow ops with Sionna's channel blocks,
     ``tf.GradientTape`` and a hand-written Adam on ``tf.Variable`` s, compiled
@@ -22,7 +23,7 @@ them alike, in a rotating order and after a short pause (see :func:`median_ms`).
 Prints one JSON line with the medians and the ratios ``bridge_over_jax``
 (target <= 1.5) and ``tf_over_bridge`` (target >= 1.0).
 
-Run: ``python -m benchmarks.jscc [--steps 50] [--batch 64]``.
+Run: ``python -m airinfer.benchmarks.jscc [--steps 50] [--batch 64]``.
 """
 
 import argparse
@@ -36,8 +37,9 @@ from flax import nnx
 
 from airinfer.benchmarks.timing import median_ms, parse_args, result_line
 from airinfer.models.datasets import load_dataset
+from airinfer.models.fit import jitted_step
 from airinfer.models.zoo import ModelConfig, build_model
-from airinfer.strategies.jscc import SNR_CLIP_DB, JSCCCodec, JSCCConfig, make_train_step
+from airinfer.strategies.jscc import SNR_CLIP_DB, JSCCCodec, JSCCConfig, jscc_loss, jscc_optimizer
 
 SYMBOLS, HIDDEN, SPLIT_POINT, SNR_RANGE_DB = 16, 128, "hidden1", (-10.0, 20.0)
 LEARNING_RATE, SCHEDULE_STEPS = 3e-3, 1000
@@ -62,16 +64,17 @@ def jax_step(backend, setup):
     config = JSCCConfig(**(config.to_dict() | {"backend": backend}))
     classifier_def, classifier_state = nnx.split(classifier)
     codec_def, codec_state = nnx.split(codec)
-    optimizer, step = make_train_step(classifier_def, codec_def, config, SCHEDULE_STEPS)
+    optimizer = jscc_optimizer(config.learning_rate, SCHEDULE_STEPS)
+    step = jitted_step(jscc_loss(classifier_def, codec_def, config), optimizer)
     trainable = {"codec": codec_state}
     state = [trainable, optimizer.init(trainable)]
-    images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
+    data = (jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels))
     batches = jnp.asarray(batches)
     root = jax.random.key(2)
 
     def run(i):
-        trainable, opt_state, loss = step(
-            state[0], classifier_state, state[1], jax.random.fold_in(root, i), images, labels,
+        trainable, _, opt_state, loss = step(
+            state[0], classifier_state, state[1], jax.random.fold_in(root, i), data,
             batches[i % len(batches)],
         )  # fmt: skip
         state[:] = [trainable, opt_state]

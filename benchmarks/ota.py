@@ -34,7 +34,7 @@ event ``|h|^2 >= threshold`` (one 32-bit word in the twin, one uniform from
 Sionna's generator), per received real one noise draw (``jax.random``, or
 Sionna's ``AWGN`` block). The NumPy reference draws the full complex gains.
 
-Run: ``python -m benchmarks.ota [--quick] [--fast-rng] [--skip-sionna]``.
+Run: ``python -m airinfer.benchmarks.ota [--quick] [--fast-rng] [--skip-sionna]``.
 """
 
 import argparse

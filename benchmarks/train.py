@@ -1,6 +1,6 @@
 """Training K ensemble members: a loop of jitted steps vs one vmapped step vs the automatic choice.
 
-``python -m benchmarks.train [--steps N] [--members K] [--batch-size B] [--repeats R]``
+``python -m airinfer.benchmarks.train [--steps N] [--members K] [--batch-size B] [--repeats R]``
 
 For a CNN (width 0.25) and an MLP (width 1.0) on 28×28×1 images (and, with
 ``--models mobilenet_v2``, MobileNetV2 width 0.5 on 32×32×3), trains K
@@ -90,7 +90,7 @@ def benchmark_kind(
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.train", description=__doc__.splitlines()[0]
+        prog="python -m airinfer.benchmarks.train", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--steps", type=int, default=10, help="training steps per member (default 10)"

@@ -38,7 +38,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 
-__all__ = ["Fitted", "fit", "jitted_step"]
+__all__ = ["Fitted", "fit", "jitted_step", "adamw_cosine"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +186,23 @@ def fit(
         val_loss=run.best.loss,
         seconds=time.perf_counter() - start,
         compile_seconds=compile_seconds,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def adamw_cosine(
+    learning_rate: float, weight_decay: float, total_steps: int
+) -> optax.GradientTransformation:
+    """AdamW whose peak rate is cosine-decayed towards 0 over ``total_steps``.
+
+    Cached on its settings, so that training again with the same settings
+    hands :func:`fit` the same optimiser and so reuses its compiled step.
+    """
+    schedule = optax.cosine_decay_schedule(learning_rate, max(1, total_steps))
+    return optax.chain(
+        optax.scale_by_adam(),
+        optax.add_decayed_weights(weight_decay),
+        optax.scale_by_learning_rate(schedule),
     )
 
 

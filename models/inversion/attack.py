@@ -16,10 +16,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from airinfer.models.datasets import epoch_batches
+from airinfer.models.fit import adamw_cosine, fit
 from airinfer.models.inversion.config import InversionConfig
 from airinfer.models.inversion.images import check_unit_images, psnr_db
 from airinfer.models.inversion.networks import DeconvDecoder, MLPDecoder, choose_decoders
@@ -154,36 +154,23 @@ def _jitted_apply(graphdef: nnx.GraphDef):
 
 
 @functools.lru_cache(maxsize=32)
-def _jitted_epoch(graphdef: nnx.GraphDef, weight_decay: float):
-    """A jitted epoch: ``(params, opt_state, rates [S], messages, images, batches [S, B])``.
+def _reconstruction_loss(graphdef: nnx.GraphDef):
+    """The attacker's loss in :func:`~airinfer.models.fit.fit`'s form: the MSE of its images.
 
-    Cached on what the program depends on, so a second attacker of the same
-    architecture (another key, another leak of the same shape) reuses it; the
-    learning rate is an argument for the same reason.
+    Cached per architecture, so that a second attacker of the same architecture
+    (another key, another leak of the same shape) reuses the compiled epoch.
     """
-    optimizer = optax.chain(optax.scale_by_adam(), optax.add_decayed_weights(weight_decay))
 
-    def loss_fn(params, x, y):
-        return jnp.mean((nnx.merge(graphdef, params)(x) - y) ** 2)
+    def loss(params, state, key, messages, images):
+        return jnp.mean((nnx.merge(graphdef, params)(messages) - images) ** 2), state
 
-    def step(carry, inputs):
-        params, opt_state, messages, images = carry
-        rate, rows = inputs
-        loss, grads = jax.value_and_grad(loss_fn)(params, messages[rows], images[rows])
-        direction, opt_state = optimizer.update(grads, opt_state, params)
-        params = optax.apply_updates(params, jax.tree.map(lambda d: -rate * d, direction))
-        return (params, opt_state, messages, images), loss
+    return loss
 
-    def epoch(params, opt_state, rates, messages, images, batches):
-        (params, opt_state, _, _), losses = jax.lax.scan(
-            step, (params, opt_state, messages, images), (rates, batches)
-        )
-        return params, opt_state, losses.mean()
 
-    def mse(params, messages, images):
-        return loss_fn(params, messages, images)
-
-    return optimizer, jax.jit(epoch), jax.jit(mse)
+@functools.lru_cache(maxsize=32)
+def _jitted_mse(graphdef: nnx.GraphDef):
+    return jax.jit(lambda params, messages, images: _reconstruction_loss(graphdef)(
+        params, (), None, messages, images)[0])  # fmt: skip
 
 
 # ---------------------------------------------------------------------------
@@ -247,7 +234,7 @@ def train_inverter(
         val_rows=val_rows,
     )
     # "best": every applicable decoder on the same split and batches, the lowest validation MSE
-    candidates = [_fit(kind, data, config, init_key, batch_key) for kind in kinds]
+    candidates = [_train_decoder(kind, data, config, init_key, batch_key) for kind in kinds]
     params, graphdef, kind, epochs_trained, best_epoch, val_mse = min(
         candidates, key=lambda fitted: fitted[-1]
     )
@@ -274,43 +261,30 @@ class _Split(NamedTuple):
     val_rows: np.ndarray
 
 
-def _fit(kind: str, data: _Split, config: InversionConfig, init_key, batch_key):
+def _train_decoder(kind: str, data: _Split, config: InversionConfig, init_key, batch_key):
     """Train one decoder; ``(params, graphdef, kind, epochs_trained, best_epoch, val_mse)``."""
     message_shape, image_shape = data.messages.shape[1:], data.images.shape[1:]
     graphdef, initialise = _decoder_initialiser(kind, message_shape, image_shape, config)
     params = initialise(init_key, data.images[data.fit_rows].mean(axis=0))
-    optimizer, run_epoch, evaluate = _jitted_epoch(graphdef, float(config.weight_decay))
-    opt_state = optimizer.init(params)
-
     batch_size = min(config.batch_size, len(data.fit_rows))
     steps = len(data.fit_rows) // batch_size
-    rates = optax.cosine_decay_schedule(config.learning_rate, config.epochs * steps)(
-        jnp.arange(config.epochs * steps)
-    ).astype(jnp.float32)
     val_messages, val_images = data.messages[data.val_rows], data.images[data.val_rows]
-
-    best = (math.inf, params, 0)
-    epoch = 0
-    for epoch in range(1, config.epochs + 1):
-        batches = epoch_batches(jax.random.fold_in(batch_key, epoch), data.fit_rows, batch_size)
-        params, opt_state, _ = run_epoch(
-            params,
-            opt_state,
-            rates[(epoch - 1) * steps : epoch * steps],
-            data.messages,
-            data.images,
-            jnp.asarray(batches),
-        )
-        if len(data.val_rows) == 0:
-            best = (math.nan, params, epoch)
-            continue
-        val_mse = float(evaluate(params, val_messages, val_images))
-        if val_mse < best[0]:
-            best = (val_mse, params, epoch)
-        elif config.patience and epoch - best[2] >= config.patience:
-            break
-    val_mse, params, best_epoch = best
-    return params, graphdef, kind, epoch, best_epoch, val_mse
+    mse = _jitted_mse(graphdef)
+    # small decoders: one scanned epoch per dispatch
+    fitted = fit(
+        _reconstruction_loss(graphdef),
+        params,
+        adamw_cosine(config.learning_rate, float(config.weight_decay), config.epochs * steps),
+        (data.messages, data.images),
+        lambda epoch: epoch_batches(
+            jax.random.fold_in(batch_key, epoch + 1), data.fit_rows, batch_size
+        ),
+        epochs=config.epochs,
+        validate=(lambda p, _: mse(p, val_messages, val_images)) if len(data.val_rows) else None,
+        patience=config.patience,
+        scan=True,
+    )
+    return fitted.params, graphdef, kind, fitted.epochs, fitted.best_epoch, fitted.val_loss
 
 
 def reconstruction_mse(inverter: Inverter, sent_test, images_test) -> float:

@@ -31,6 +31,7 @@ from airinfer.models.checkpoint import (
 )
 from airinfer.models.checkpoint import state_fingerprint as classifier_fingerprint
 from airinfer.models.datasets import Dataset, epoch_batches
+from airinfer.models.fit import fit
 from airinfer.models.zoo import SplitClassifier, feature_shape
 from airinfer.strategies.jscc.codec import JSCCCodec
 from airinfer.strategies.jscc.config import JSCCConfig
@@ -39,7 +40,8 @@ from airinfer.strategies.jscc.strategy import jscc_logits
 __all__ = [
     "JSCC_CHECKPOINT_FORMAT",
     "JSCCTrainReport",
-    "make_train_step",
+    "jscc_loss",
+    "jscc_optimizer",
     "train_jscc",
     "classifier_fingerprint",
     "jscc_cache_key",
@@ -75,34 +77,19 @@ def _check_classifier(classifier: SplitClassifier, dataset: Dataset, config: JSC
 
 
 @functools.lru_cache(maxsize=16)
-def make_train_step(classifier_def, codec_def, config: JSCCConfig, total_steps: int):
-    """The optimiser and the jitted training step of one architecture and config.
+def jscc_loss(classifier_def, codec_def, config: JSCCConfig) -> Callable:
+    """The training loss of one architecture and config, in :func:`~airinfer.models.fit.fit`'s form.
 
-    Cached, so that training the same architecture again reuses the compiled step.
-
-    Args:
-        classifier_def, codec_def: the ``nnx.GraphDef`` of the classifier and
-            of the codec.
-        config: the link and training settings.
-        total_steps: length of the cosine learning-rate schedule.
-
-    Returns:
-        ``(optimizer, step)``: an optax Adam whose state ``step`` updates, and
-        ``step(trainable, classifier_state, opt_state, key, images, labels,
-        batch) -> (trainable, opt_state, loss)``, where ``trainable`` is
-        ``{"codec": state}`` (plus ``"classifier"`` with ``fine_tune_back``),
-        ``images [N, H, W, C]`` / ``labels [N]`` the whole training set and
-        ``batch [B]`` the rows of this step; ``key`` draws the SNRs (uniform in
-        ``snr_range_db``, one per sample) and the channel.
+    ``loss(trainable, classifier_state, key, images, labels) -> (loss,
+    classifier_state)``: ``trainable`` is ``{"codec": state}`` (plus
+    ``"classifier"`` with ``fine_tune_back``); ``key`` draws the SNRs (uniform
+    in ``snr_range_db``, one per sample) and the channel. Cached, so that
+    training the same architecture again reuses the compiled step.
     """
-    schedule = optax.cosine_decay_schedule(config.learning_rate, max(1, total_steps))
-    optimizer = optax.adam(schedule)
     low, high = config.snr_range_db
 
-    def loss_fn(trainable, classifier_state, key, images, labels):
-        if config.fine_tune_back:
-            classifier_state = trainable["classifier"]
-        classifier = nnx.merge(classifier_def, classifier_state)
+    def loss(trainable, classifier_state, key, images, labels):
+        classifier = nnx.merge(classifier_def, trainable.get("classifier", classifier_state))
         codec = nnx.merge(codec_def, trainable["codec"])
         key_snr, key_channel = jax.random.split(key)
         snr_db = jax.random.uniform(key_snr, (images.shape[0],), jnp.float32, low, high)
@@ -110,16 +97,16 @@ def make_train_step(classifier_def, codec_def, config: JSCCConfig, total_steps: 
             classifier, codec, key_channel, images, snr_db, config.channel, config,
             backend=config.backend,
         )  # fmt: skip
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        value = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        return value, classifier_state
 
-    def step(trainable, classifier_state, opt_state, key, images, labels, batch):
-        loss, grads = jax.value_and_grad(loss_fn)(
-            trainable, classifier_state, key, images[batch], labels[batch]
-        )
-        updates, opt_state = optimizer.update(grads, opt_state, trainable)
-        return optax.apply_updates(trainable, updates), opt_state, loss
+    return loss
 
-    return optimizer, jax.jit(step)
+
+@functools.lru_cache(maxsize=16)
+def jscc_optimizer(learning_rate: float, total_steps: int) -> optax.GradientTransformation:
+    """Adam, its peak rate cosine-decayed towards 0 over ``total_steps`` (cached, as the loss)."""
+    return optax.adam(optax.cosine_decay_schedule(learning_rate, max(1, total_steps)))
 
 
 def train_jscc(
@@ -164,40 +151,26 @@ def train_jscc(
 
     n = len(dataset.train_labels)
     batch_size = min(config.batch_size, n)
-    steps_per_epoch = n // batch_size
-    total_steps = config.epochs * steps_per_epoch
-    optimizer, step = make_train_step(classifier_def, codec_def, config, total_steps)
-
+    rows = np.arange(n, dtype=np.int32)
     trainable = {"codec": codec_state}
     if config.fine_tune_back:
         trainable["classifier"] = classifier_state
-    opt_state = optimizer.init(trainable)
-    images, labels = jnp.asarray(dataset.train_images), jnp.asarray(dataset.train_labels)
-    rows = np.arange(n, dtype=np.int32)
-    batch_root, step_root = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
-    losses, compile_seconds = [], 0.0
-    for epoch in range(config.epochs):
-        for batch in epoch_batches(jax.random.fold_in(batch_root, epoch), rows, batch_size):
-            index = len(losses)
-            trainable, opt_state, loss = step(
-                trainable,
-                classifier_state,
-                opt_state,
-                jax.random.fold_in(step_root, index),
-                images,
-                labels,
-                jnp.asarray(batch),
-            )
-            if index == 0:
-                loss.block_until_ready()
-                compile_seconds = time.perf_counter() - start
-            losses.append(loss)
-            if on_step:
-                on_step(1)
-    losses = np.asarray(jnp.stack(losses)) if losses else np.zeros(0, np.float32)
+    batch_root = jax.random.fold_in(root, 1)
+    fitted = fit(
+        jscc_loss(classifier_def, codec_def, config),
+        trainable,
+        jscc_optimizer(config.learning_rate, config.epochs * (n // batch_size)),
+        (dataset.train_images, dataset.train_labels),
+        lambda epoch: epoch_batches(jax.random.fold_in(batch_root, epoch), rows, batch_size),
+        epochs=config.epochs,
+        state=classifier_state,
+        key=jax.random.fold_in(root, 2),
+        on_step=on_step,
+    )
+    trainable = fitted.params
     codec = nnx.merge(codec_def, trainable["codec"])
     classifier = nnx.merge(classifier_def, trainable.get("classifier", classifier_state))
-    report = JSCCTrainReport(losses, time.perf_counter() - start, compile_seconds)
+    report = JSCCTrainReport(fitted.losses, time.perf_counter() - start, fitted.compile_seconds)
     return codec, classifier, report
 
 

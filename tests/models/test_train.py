@@ -23,7 +23,6 @@ from airinfer.models.train import (
     classifier_loss,
     ensemble_logits,
     group_logits,
-    make_optimizer,
     planned_member_steps,
     train_ensemble,
     train_group,
@@ -121,7 +120,7 @@ def test_retraining_the_same_architecture_does_not_recompile(digits):
         )
         step = fit_module.jitted_step(
             classifier_loss(group.graphdef, None),
-            make_optimizer(train_config.learning_rate, train_config.weight_decay, 2),
+            fit_module.adamw_cosine(train_config.learning_rate, train_config.weight_decay, 2),
             members=False,
             scan=False,
         )
