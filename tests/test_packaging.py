@@ -1,6 +1,7 @@
 """The built wheel: one top-level name, every module of the repository's folders in it."""
 
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,9 +15,13 @@ FOLDERS = ("phy", "ota", "models", "strategies", "experiments", "benchmarks")
 @pytest.fixture(scope="module")
 def wheel_names(tmp_path_factory) -> set[str]:
     out = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools leaves a build/ folder beside the sources
+    source = out / "source"
+    skipped = shutil.ignore_patterns(".*", "__pycache__", "*.egg-info", "build", "results", "docs")
+    shutil.copytree(REPO, source, ignore=skipped)
     # no build isolation: the test environment's setuptools, no network
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "--no-build-isolation",
          "--quiet", "--wheel-dir", str(out)],
         check=True, cwd=out,
     )  # fmt: skip
