@@ -10,7 +10,7 @@ and the MSE of the reconstructed features; batch 64. Timed as
 (c) TensorFlow with Sionna, ``tf.function(jit_compile=True)`` (``tf_ms``),
 
 each the median over ``--steps`` steps after warm-up, the variants taking turns
-(:func:`benchmarks.timing.median_ms`). Prints one JSON line with
+(:func:`airinfer.benchmarks.timing.median_ms`). Prints one JSON line with
 the medians and the ratios ``bridge_over_jax`` (target <= 1.5) and
 ``tf_over_bridge`` (target >= 1.0).
 

@@ -1,6 +1,6 @@
 """Cost of training the analog split link through Sionna inside JAX: one step, three ways.
 
-The workload is one training step of :mod:`strategies.jscc`: a batch of
+The workload is one training step of :mod:`airinfer.strategies.jscc`: a batch of
 digits images (8×8) through the frozen front of an MLP classifier (width 1,
 cut after ``hidden1``: 256 features), the encoder (128 hidden units, SNR as
 side information) to ``k = 16`` complex symbols of unit average energy,
@@ -18,7 +18,7 @@ cosine learning-rate schedule. Timed as
     with ``tf.function(jit_compile=True)`` (``tf_ms``);
 
 each the median over ``--steps`` steps after warm-up, the variants taking turns
-step by step (as :mod:`benchmarks.bridge` does) so that a machine's drift hits
+step by step (as :mod:`airinfer.benchmarks.bridge` does) so that a machine's drift hits
 them alike, in a rotating order and after a short pause (see :func:`median_ms`).
 Prints one JSON line with the medians and the ratios ``bridge_over_jax``
 (target <= 1.5) and ``tf_over_bridge`` (target >= 1.0).

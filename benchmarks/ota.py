@@ -29,7 +29,7 @@ switches to the non-partitionable one, several times faster on one CPU host
 but unfit for sharded sweeps. The JSON line records which ran.
 
 Both backends draw only what truncated inversion needs
-(:func:`phy.channels.truncated_rayleigh_draws`): per device and block the
+(:func:`airinfer.phy.channels.truncated_rayleigh_draws`): per device and block the
 event ``|h|^2 >= threshold`` (one 32-bit word in the twin, one uniform from
 Sionna's generator), per received real one noise draw (``jax.random``, or
 Sionna's ``AWGN`` block). The NumPy reference draws the full complex gains.

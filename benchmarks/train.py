@@ -4,7 +4,7 @@
 
 For a CNN (width 0.25) and an MLP (width 1.0) on 28×28×1 images (and, with
 ``--models mobilenet_v2``, MobileNetV2 width 0.5 on 32×32×3), trains K
-members for N steps each through :func:`models.train.train_group` with
+members for N steps each through :func:`airinfer.models.train.train_group` with
 ``formulation`` ``"loop"``, ``"vmap"`` and ``"auto"``. Each formulation is run
 once untimed first (compilation and warm-up), then R timed rounds, each
 running the three in rotated order; the best run of each counts. Prints one JSON line per

@@ -1,13 +1,13 @@
 """Experiments: configs, the sweep runner, plots and the ``airinfer`` command line.
 
-- :mod:`experiments.registry`: the :class:`~experiments.registry.Experiment`
+- :mod:`airinfer.experiments.registry`: the :class:`~airinfer.experiments.registry.Experiment`
   interface; experiments register where they are defined, and are found
   without being imported (importing it costs nothing).
-- :mod:`experiments.config`: typed, frozen configs; ``--set dotted.key=value``.
-- :mod:`experiments.runner`: resumable sweeps into a results folder
-  (:mod:`experiments.folder`: its atomic files and CSV).
-- :mod:`experiments.plotting`: small figure helpers for experiments' plots.
-- :mod:`experiments.cli`: the ``airinfer`` command.
+- :mod:`airinfer.experiments.config`: typed, frozen configs; ``--set dotted.key=value``.
+- :mod:`airinfer.experiments.runner`: resumable sweeps into a results folder
+  (:mod:`airinfer.experiments.folder`: its atomic files and CSV).
+- :mod:`airinfer.experiments.plotting`: small figure helpers for experiments' plots.
+- :mod:`airinfer.experiments.cli`: the ``airinfer`` command.
 - The experiments: ``link_ber``, ``ota_snr``, ``ota_connectivity``,
   ``ota_privacy``, ``latency_bitrate``, ``strategies_snr``, ``table1``,
   ``train`` (an ensemble) and ``train_encoder`` (an analog split link).

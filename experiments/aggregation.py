@@ -6,8 +6,8 @@ unlike ``vmap``) and, at each point, all channel draws of all test samples
 form one batch, so there is no Python loop over samples or draws.
 
 Over the air, a curve takes the path of the edge-ensemble strategy,
-:func:`ota.ensemble.ensemble_over_the_air`, with the scheme names of
-:mod:`ota.ensemble` (``ota_belief``, ``ota_vote``, ``ota_sign``).
+:func:`airinfer.ota.ensemble.ensemble_over_the_air`, with the scheme names of
+:mod:`airinfer.ota.ensemble` (``ota_belief``, ``ota_vote``, ``ota_sign``).
 """
 
 import functools
@@ -75,9 +75,9 @@ def ota_accuracy_curve(key, probs, labels, snr_db, *, scheme, config, draws, con
         key: JAX PRNG key of the curve (point i uses ``fold_in(key, i)``).
         probs: ``[N, K, C]`` the members' softmax outputs on N test samples.
         labels: ``[N]`` int.
-        snr_db: ``[S]`` Es/N0 per complex symbol in dB (see :mod:`ota.aircomp`).
+        snr_db: ``[S]`` Es/N0 per complex symbol in dB (see :mod:`airinfer.ota.aircomp`).
         scheme: ``"ota_belief"``, ``"ota_vote"`` or ``"ota_sign"``.
-        config: :class:`ota.aircomp.AirCompConfig`.
+        config: :class:`airinfer.ota.aircomp.AirCompConfig`.
         draws: channel draws per test sample.
         connectivity: ``[S]`` or scalar, the probability that each neighbour joins.
 
@@ -111,7 +111,7 @@ def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws):
     """Accuracy of the digital orthogonal baseline (softmax outputs quantised and coded).
 
     As :func:`ota_accuracy_curve`, with ``config`` an
-    :class:`ota.orthogonal.OrthogonalConfig` in ``"abstraction"`` mode: the
+    :class:`airinfer.ota.orthogonal.OrthogonalConfig` in ``"abstraction"`` mode: the
     block-error table of its link is measured once (and cached) before the
     jitted sweep.
     """
@@ -192,8 +192,8 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
         ranges: ``[P, 2]``: for an orthogonal ``config``, the quantiser range
             ``(low, high)`` of the noisy values; over the air, ``(0, stretch)``
             with ``stretch`` the factor that widens the normalisation's scale.
-        config: :class:`ota.aircomp.AirCompConfig` or :class:`ota.orthogonal.OrthogonalConfig`
-            (the latter with ``low=0, high=1``).
+        config: :class:`~airinfer.ota.aircomp.AirCompConfig` or
+            :class:`~airinfer.ota.orthogonal.OrthogonalConfig` (the latter with ``low=0, high=1``).
 
     Output:
         ``(accuracy [P], macro_f1 [P])``.

@@ -5,7 +5,7 @@ plus Neurosurgeon's 3G / LTE / Wi-Fi uplinks of 1.1, 5.85 and 18.88 Mbps,
 Kang et al., ASPLOS 2017) and every placement — the whole model on the device
 (``edge_only``), the raw input sent to the server (``cloud_only``), a split at
 each split point of the model (``split``) — gives the latency of one inference
-of one sample (:mod:`strategies.cost`)::
+of one sample (:mod:`airinfer.strategies.cost`)::
 
     latency = device_flops / device_flops_per_s + [rtt_s + payload_bits / bitrate]
               + server_flops / server_flops_per_s
@@ -114,7 +114,7 @@ class LatencyBitrateConfig:
         seed: unused by the measurement (latency does not depend on weights);
             kept as every experiment's root key.
         dataset: sets the input shape only; no data is loaded.
-        model, width, num_classes: the architecture (:mod:`models.zoo`).
+        model, width, num_classes: the architecture (:mod:`airinfer.models.zoo`).
         bitrates_mbps: uplink info bitrates in Mbit/s, the x axis.
         device_flops_per_s, server_flops_per_s: sustained compute speeds
             (defaults: a Cortex-M7 MCU and a datacenter GPU at batch 1, see the
@@ -264,7 +264,7 @@ def regimes(rows):
 
     Each placement's latency is ``a + payload_bits / R``; ``a`` is read from its
     row at the highest bitrate (least cancellation) and the winners follow from
-    the lower envelope of these lines (:func:`strategies.cost.lower_envelope`),
+    the lower envelope of these lines (:func:`airinfer.strategies.cost.lower_envelope`),
     so a regime narrower than the grid's spacing is found too.
 
     Args:

@@ -3,10 +3,10 @@
 Every curve (modulation x channel x coding) is swept over the same grid of
 ``snr_db`` (Es/N0 per complex symbol in dB, average Es/N0 under Rayleigh
 fading; noise CN(0, no) with ``no = 10**(-snr_db/10)``). Each point sends
-batches of random blocks through :mod:`phy.digital` (one jitted call per
+batches of random blocks through :mod:`airinfer.phy.digital` (one jitted call per
 batch) until ``min_bit_errors`` bit errors or ``max_bits`` info bits, as
 Sionna's ``sim_ber`` does. The plot overlays the closed forms of
-:mod:`phy.theory` on the uncoded curves.
+:mod:`airinfer.phy.theory` on the uncoded curves.
 """
 
 import dataclasses
@@ -74,7 +74,7 @@ class LinkBerConfig:
 
 
 def _link_config(config, modulation, channel, coding):
-    """The :class:`phy.digital.LinkConfig` of one curve; bad combinations -> ConfigError."""
+    """The :class:`~airinfer.phy.digital.LinkConfig` of one curve; bad combinations: ConfigError."""
     n = None
     if coding == "ldpc":
         n = round(config.k / config.code_rate)

@@ -81,8 +81,8 @@ def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
     """Train or load the members of ``spec``.
 
     Returns:
-        ``(ensemble, dataset)``: the :class:`models.ensemble.Ensemble` and the
-        :class:`models.datasets.Dataset` it was trained on (split with ``spec.seed``).
+        ``(ensemble, dataset)``: the :class:`airinfer.models.ensemble.Ensemble` and the
+        :class:`airinfer.models.datasets.Dataset` it was trained on (split with ``spec.seed``).
     """
     dataset = load_dataset(spec.dataset, seed=spec.seed)
     model = ModelConfig(spec.model, dataset.image_shape, dataset.num_classes, spec.width)

@@ -10,7 +10,7 @@ sweep, on AWGN, Rayleigh block fading and 3GPP TDL-A over OFDM. Schemes:
 * ``ota_belief`` / ``ota_vote`` / ``ota_sign``: softmax outputs, one-hot votes
   or one-bit sign votes summed over the air (truncated channel inversion);
 * ``orthogonal``: each device quantises its softmax output to ``bits`` bits and
-  sends it LDPC-coded in its own slot (:mod:`ota.orthogonal`);
+  sends it LDPC-coded in its own slot (:mod:`airinfer.ota.orthogonal`);
 * ``best_single``: the member with the best validation accuracy, alone.
 
 At equal channel uses (``equal_channel_uses=True``) the over-the-air block is

@@ -364,7 +364,7 @@ def run(
     """Run a sweep into ``out_dir``, skipping points already saved there.
 
     Args:
-        experiment: an :class:`~experiments.registry.Experiment` or its name.
+        experiment: an :class:`~airinfer.experiments.registry.Experiment` or its name.
         config: the base config (default: the experiment's defaults).
         out_dir: the results folder (default ``results/NAME``); created if needed.
         overrides: ``"dotted.key=value"`` items, applied after ``--quick``'s.

@@ -7,11 +7,11 @@ with probability ``connectivity``, one row with
 * ``accuracy`` (95 % Wilson half-width ``accuracy_ci``) and the cost of one
   inference: ``channel_uses``, ``payload_bits``, ``device_flops``,
   ``server_flops`` and ``latency_s`` (device compute + channel uses / symbol
-  rate + server compute, with :class:`strategies.cost.Hardware`'s speeds);
+  rate + server compute, with :class:`airinfer.strategies.cost.Hardware`'s speeds);
 * ``privacy_psnr_db``: the privacy proxy, the PSNR with which an inverse
   network trained on what leaves the device (:meth:`Strategy.message`, before
   the channel: the most an eavesdropper could see) reconstructs unseen inputs
-  (:mod:`models.inversion`); ``blind_psnr_db`` is the floor, what guessing
+  (:mod:`airinfer.models.inversion`); ``blind_psnr_db`` is the floor, what guessing
   the mean image gives (the value of strategies that send nothing);
 * ``offline_accuracy``: the accuracy with no link at all (the device alone),
   empty where the strategy cannot decide without its link (registered

@@ -2,22 +2,26 @@
 
 The public API, re-exported from the submodules:
 
-* :mod:`models.datasets`: ``load_dataset`` (``digits``, ``fashion_mnist``,
+* :mod:`airinfer.models.datasets`: ``load_dataset`` (``digits``, ``fashion_mnist``,
   ``cifar10``), bagging/shard index sets, batch iterators; the files behind
   them (search folders, downloads, checksums, IDX and CIFAR-10 formats) in
-  :mod:`models.dataset_files`.
-* :mod:`models.zoo`: ``ModelConfig``, ``build_model`` (``cnn``, ``mobilenet_v2``,
+  :mod:`airinfer.models.dataset_files`.
+* :mod:`airinfer.models.zoo`: ``ModelConfig``, ``build_model`` (``cnn``, ``mobilenet_v2``,
   ``mlp``), split points (``front``/``back``), ``count_params``, ``flops`` and
   ``xla_flops`` (XLA's count of any function, used across the strategies).
-* :mod:`models.ensemble`: ``EnsembleConfig`` and its diversity kinds, stacked
+* :mod:`airinfer.models.ensemble`: ``EnsembleConfig`` and its diversity kinds, stacked
   ``MemberGroup``/``Ensemble``, ``stochastic_quantize``, ``ensemble_metrics``.
-* :mod:`models.train`: ``train_ensemble``, ``train_group`` with the loop/vmap
+* :mod:`airinfer.models.fit`: ``fit``, the one training loop (a jitted optax step,
+  an optional member axis, validation with early stopping, progress, resumable
+  checkpoints) that ensembles, the analog link's codec, the split bottleneck
+  and the inversion attacker all train with; ``adamw_cosine``.
+* :mod:`airinfer.models.train`: ``train_ensemble``, ``train_group`` with the loop/vmap
   formulations and ``choose_formulation``'s rule.
-* :mod:`models.checkpoint` and :mod:`models.cache`: orbax checkpoints (a JSON
+* :mod:`airinfer.models.checkpoint` and :mod:`airinfer.models.cache`: orbax checkpoints (a JSON
   description beside the arrays) that check the architecture on load, and a
   cache of trained artefacts keyed by a description of what trained them
-  (ensembles here, the analog link's codecs in :mod:`strategies.jscc`).
-* :mod:`models.inversion` (a package, imported on its own): the model-inversion
+  (ensembles here, the analog link's codecs in :mod:`airinfer.strategies.jscc`).
+* :mod:`airinfer.models.inversion` (a package, imported on its own): the model-inversion
   attack, the privacy proxy of the strategies' messages.
 
 Example::
@@ -57,6 +61,7 @@ from airinfer.models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
+from airinfer.models.fit import Fitted, adamw_cosine, fit
 from airinfer.models.train import (
     FORMULATIONS,
     TrainConfig,
@@ -91,12 +96,14 @@ __all__ = [
     "DatasetError",
     "Ensemble",
     "EnsembleConfig",
+    "Fitted",
     "MemberGroup",
     "ModelConfig",
     "SplitClassifier",
     "TrainConfig",
     "TrainReport",
     "abstract_model",
+    "adamw_cosine",
     "bootstrap_indices",
     "build_model",
     "cache_key",
@@ -109,6 +116,7 @@ __all__ = [
     "ensemble_metrics",
     "epoch_batches",
     "feature_shape",
+    "fit",
     "flops",
     "group_logits",
     "init_group",

@@ -1,14 +1,14 @@
 """A cache of trained artefacts keyed by everything that determines them.
 
-An entry is a checkpoint folder (:mod:`models.checkpoint`) named by the
+An entry is a checkpoint folder (:mod:`airinfer.models.checkpoint`) named by the
 SHA-256 of a canonical JSON description of what was trained and how
 (:func:`description_key`); :func:`load_or_build` loads it, or builds the
 artefact and stores it there. Trained ensembles use it here
 (:func:`cached_train_ensemble`), the analog split link's codecs in
-:mod:`strategies.jscc`.
+:mod:`airinfer.strategies.jscc`.
 
 An ensemble's key covers the data set (name and split seed), the
-:class:`~models.ensemble.EnsembleConfig`, the :class:`~models.train.TrainConfig`
+:class:`~airinfer.models.ensemble.EnsembleConfig`, the :class:`~airinfer.models.train.TrainConfig`
 and the checkpoint format, so an experiment that asks for the same members
 again gets the stored ones instead of retraining. The formulation (loop or
 vmap) is not part of the key: both give the same members up to float rounding.
@@ -108,7 +108,7 @@ def cached_train_ensemble(
         split_seed: the seed the data set was split with (part of the key).
         config, train_config: what to train.
         root: cache folder (default :func:`cache_root`).
-        formulation, on_step: passed to :func:`~models.train.train_ensemble`.
+        formulation, on_step: passed to :func:`~airinfer.models.train.train_ensemble`.
 
     Returns:
         ``(ensemble, report or None when loaded from the cache, checkpoint path)``.

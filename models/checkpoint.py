@@ -8,7 +8,7 @@ A checkpoint is one orbax composite checkpoint (a folder) with two items:
 
 :func:`save_checkpoint`, :func:`read_description` and :func:`restore_state`
 store and read any such artefact (trained ensembles here, the analog split
-link's codec in :mod:`strategies.jscc`). Orbax writes into a temporary folder
+link's codec in :mod:`airinfer.strategies.jscc`). Orbax writes into a temporary folder
 and renames it once complete, so a reader never sees a half-written
 checkpoint. Loading first reads the description, checks it against what the
 caller expects and fails with :class:`CheckpointMismatchError` naming the

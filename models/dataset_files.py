@@ -10,7 +10,7 @@ its MD5. Already extracted CIFAR-10 batches have no published checksum; they
 are checked for structure (keys, dtype, shapes) only.
 
 :func:`load_raw` gives a data set's raw train and test arrays;
-:func:`models.datasets.load_dataset` splits and normalises them.
+:func:`airinfer.models.datasets.load_dataset` splits and normalises them.
 """
 
 import gzip

@@ -9,7 +9,7 @@ with the training split's mean and standard deviation, and int32 labels:
 * ``cifar10``: the canonical python-pickle batches (32×32×3, 50 000 + 10 000).
 
 Where the files are found, how they are downloaded and verified and how their
-formats are read: :mod:`models.dataset_files` (its public names are
+formats are read: :mod:`airinfer.models.dataset_files` (its public names are
 re-exported here).
 
 Index sets (bagging, shards, batches) are int32 arrays of row numbers into the

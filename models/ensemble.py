@@ -1,6 +1,6 @@
 """Ensembles of K classifiers, stored as stacked parameters per architecture.
 
-Members that share one :class:`~models.zoo.ModelConfig` form a
+Members that share one :class:`~airinfer.models.zoo.ModelConfig` form a
 :class:`MemberGroup`: one NNX graph definition and one state whose every leaf
 has a leading member axis ``[K_g, ...]``. An :class:`Ensemble` is a sequence of
 groups (one for a homogeneous ensemble; one per width when the members differ

@@ -1,6 +1,6 @@
 """Training of ensemble members with optax, in the formulation fastest on the backend.
 
-Members of one architecture (a :class:`~models.ensemble.MemberGroup`) can be
+Members of one architecture (a :class:`~airinfer.models.ensemble.MemberGroup`) can be
 trained two ways that give the same result for the same seeds:
 
 * ``"loop"``: one jitted single-member step, called for each member in turn.

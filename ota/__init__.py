@@ -16,7 +16,7 @@ Majority vote: send ``ota.one_hot_votes(probs)`` with the same normalisation;
 sign vote: ``ota.sign_votes(probs)`` with ``ota.Normalization.signs(10)``. The
 payloads (``softmax``, ``vote``, ``sign``) and schemes (``ota_belief``,
 ``ota_vote``, ``ota_sign``, ``orthogonal``) are named once, in
-:mod:`ota.ensemble`, whose :func:`ensemble_over_the_air` (encode, draw who
+:mod:`airinfer.ota.ensemble`, whose :func:`ensemble_over_the_air` (encode, draw who
 joins, aggregate) the edge-ensemble strategy and the experiments share.
 ``ota`` imports only ``phy`` (and jax, numpy, scipy).
 """

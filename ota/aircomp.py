@@ -78,7 +78,8 @@ class AirCompConfig:
             compensation). Ignored on AWGN, where everybody sends at full power.
         power: P > 0, per-device average energy per complex symbol over the block.
         threshold: > 0, gain threshold on ``|g|^2`` of truncated inversion.
-        num_rx_ant: receive antennas M >= 1 (combined with :func:`ota.precoding.receive_combiner`).
+        num_rx_ant: receive antennas M >= 1 (combined with
+            :func:`~airinfer.ota.precoding.receive_combiner`).
         k_factor: Rician K-factor (linear).
         csi_error_var: variance of the devices' channel-estimation error: they
             precode with ``g + e``, ``e ~ CN(0, csi_error_var)`` (the receiver
@@ -355,13 +356,13 @@ def over_the_air_average(key, values, snr_db, config, normalization, participati
             complex symbol in dB of one device at full power through a
             unit-average-gain channel: ``no = P 10^(-snr_db/10)``.
         config: :class:`AirCompConfig` (static under ``jax.jit``).
-        normalization: :class:`ota.encoding.Normalization` (static), known to all;
+        normalization: :class:`airinfer.ota.encoding.Normalization` (static), known to all;
             or ``None`` when ``values`` are already normalised with
-            :func:`ota.encoding.normalize` (in a sweep, normalise once outside
+            :func:`airinfer.ota.encoding.normalize` (in a sweep, normalise once outside
             the loop over SNR points and draws): the estimate then stays in
             normalised units, which has the same argmax.
         participation: optional ``[..., K]`` 0/1 mask of the devices that join
-            this inference (see :func:`ota.connectivity.participation_mask`);
+            this inference (see :func:`airinfer.ota.connectivity.participation_mask`);
             all by default.
 
     Output:

@@ -8,8 +8,8 @@
   sends ``C * b`` info bits in its own slot at code rate ``r`` with ``m`` bits
   per QAM symbol: ``K * ceil(C b / (r m))`` channel uses and ``K C b`` payload bits.
 
-The scheme names are those of :mod:`ota.ensemble`. These are plain numbers;
-the strategies' :class:`strategies.cost.Cost` carries them with compute and
+The scheme names are those of :mod:`airinfer.ota.ensemble`. These are plain numbers;
+the strategies' :class:`airinfer.strategies.cost.Cost` carries them with compute and
 latency.
 """
 
@@ -28,7 +28,7 @@ def channel_uses(
     """Complex channel uses of one inference.
 
     Parameters:
-        scheme: one of :data:`ota.ensemble.SCHEMES`.
+        scheme: one of :data:`airinfer.ota.ensemble.SCHEMES`.
         num_values: C, values per device.
         num_devices: K, devices that transmit.
         repetitions: R, over-the-air repetitions of the block.

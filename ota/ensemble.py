@@ -7,13 +7,13 @@ The vocabulary of ensembles that aggregate over the air, defined once here:
   (the majority vote); ``sign``, a ±1 vote per class (:func:`encode_payload`).
 * **schemes** (:data:`SCHEMES`): one payload over the air, ``ota_belief``,
   ``ota_vote`` or ``ota_sign`` (:data:`SCHEME_PAYLOADS`), or the digital
-  ``orthogonal`` baseline (:mod:`ota.orthogonal`), whose channel uses
-  :mod:`ota.cost` counts.
+  ``orthogonal`` baseline (:mod:`airinfer.ota.orthogonal`), whose channel uses
+  :mod:`airinfer.ota.cost` counts.
 
 :func:`ensemble_over_the_air` is the one path from the members' softmax
 outputs to the receiver's estimate: encode the payloads, draw which
-neighbours join (:func:`ota.connectivity.participation_mask`), aggregate over
-the air (:func:`ota.aircomp.over_the_air_average`). The edge-ensemble strategy
+neighbours join (:func:`airinfer.ota.connectivity.participation_mask`), aggregate over
+the air (:func:`airinfer.ota.aircomp.over_the_air_average`). The edge-ensemble strategy
 and the over-the-air experiments both take it.
 """
 
@@ -57,9 +57,9 @@ def encode_payload(probs, payload: str):
     Output:
         ``(values, normalization)``: ``values`` ``[..., K, C]`` float32 (the
         softmax outputs, one-hot votes or ±1 sign votes) and the
-        :class:`ota.encoding.Normalization` they are sent with
-        (:meth:`~ota.encoding.Normalization.simplex` for softmax outputs and
-        one-hot votes, :meth:`~ota.encoding.Normalization.signs` for signs).
+        :class:`airinfer.ota.encoding.Normalization` they are sent with
+        (:meth:`~airinfer.ota.encoding.Normalization.simplex` for softmax outputs and
+        one-hot votes, :meth:`~airinfer.ota.encoding.Normalization.signs` for signs).
     """
     check_choice("payload", payload, PAYLOADS)
     num_classes = jnp.shape(probs)[-1]
@@ -87,13 +87,13 @@ def ensemble_over_the_air(
         snr_db: Es/N0 per complex symbol in dB of one device at full power
             through a unit-average-gain channel (noise CN(0, no),
             ``no = P 10^(-snr_db/10)``), scalar or broadcastable to the batch.
-        config: :class:`ota.aircomp.AirCompConfig` (static under ``jax.jit``).
+        config: :class:`airinfer.ota.aircomp.AirCompConfig` (static under ``jax.jit``).
         payload: one of :data:`PAYLOADS`.
         connectivity: probability in [0, 1] that a neighbour joins, scalar or
             broadcastable to the batch.
 
     Output:
-        :class:`ota.aircomp.AirCompEstimate`: ``average`` ``[..., C]`` (the
+        :class:`airinfer.ota.aircomp.AirCompEstimate`: ``average`` ``[..., C]`` (the
         decision is its argmax) and ``num_active`` ``[...]``.
     """
     values, normalization = encode_payload(probs, payload)

@@ -1,9 +1,9 @@
 """The digital orthogonal baseline: quantise, code, send in separate slots, average what decodes.
 
 Each participating device quantises its C values to ``b`` bits (uniform
-mid-rise quantiser over ``[low, high]``, :mod:`phy.quantize`) and sends the
+mid-rise quantiser over ``[low, high]``, :mod:`airinfer.phy.quantize`) and sends the
 ``C b`` bits as one LDPC codeword with QAM in its own orthogonal slot
-(:mod:`phy.digital`). The slot sees the same flat block fading as the analog
+(:mod:`airinfer.phy.digital`). The slot sees the same flat block fading as the analog
 scheme; with perfect-CSI equalisation a block-fading gain ``h_k`` is an AWGN
 link at the effective SNR ``P ||h_k||^2 / no`` (maximum-ratio combining over
 the receive antennas). A CRC is assumed: a block with any bit error is
@@ -135,7 +135,7 @@ class OrthogonalConfig:
         return digital.MODULATIONS[self.modulation]
 
     def link(self, num_values):
-        """The :class:`phy.digital.LinkConfig` of one device's slot for C = ``num_values``."""
+        """The :class:`~airinfer.phy.digital.LinkConfig` of a device's slot, C = ``num_values``."""
         check_positive_int("num_values", num_values)
         k = num_values * self.bits
         m = self.bits_per_symbol
@@ -184,7 +184,7 @@ def measure_bler_table(link, snr_db=DEFAULT_BLER_GRID_DB, num_blocks=1000, seed=
     """Measure BLER vs Es/N0 of ``link`` over AWGN, once per configuration (cached).
 
     Parameters:
-        link: :class:`phy.digital.LinkConfig` (see :meth:`OrthogonalConfig.link`).
+        link: :class:`airinfer.phy.digital.LinkConfig` (see :meth:`OrthogonalConfig.link`).
         snr_db: increasing Es/N0 grid in dB (per complex symbol).
         num_blocks: codewords per point (binomial error ``sqrt(p(1-p)/num_blocks)``).
         seed: of the JAX key; point i uses ``fold_in(key, i)``.

@@ -1,7 +1,7 @@
 """Device pre-processing for over-the-air aggregation, and the receive combiner.
 
 Each device k scales its normalised symbols (energy per symbol <= 1, see
-:mod:`ota.encoding`) by a complex coefficient ``b_k`` computed from its own
+:mod:`airinfer.ota.encoding`) by a complex coefficient ``b_k`` computed from its own
 estimate ``g_k`` of its effective channel to the receiver, so that the
 receiver sees ``y = sum_k g_k b_k x_k + n``. The receiver knows which devices
 transmitted and the amplitude ``a_k`` with which it should expect each of them

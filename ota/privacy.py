@@ -165,7 +165,7 @@ def aggregate_channel_noise_variance(no, amplitude, normalization, num_values):
     noise, ``no / 2`` per real: the variance is ``scale² no / (2 n a²)``.
 
     Input: ``no`` (after repetitions) and ``amplitude`` arrays or floats;
-    ``normalization``: :class:`ota.encoding.Normalization`; ``num_values`` C.
+    ``normalization``: :class:`airinfer.ota.encoding.Normalization`; ``num_values`` C.
     Output: same shape as the broadcast of ``no`` and ``amplitude``.
     """
     n = num_channel_uses(num_values)

@@ -1,13 +1,13 @@
 """Payloads of any length over the digital link: cut into LDPC blocks, sent, put back together.
 
 :func:`send_bits` carries a ``[batch, L]`` payload of bits per sample over
-:mod:`phy.digital`: the payload is cut into LDPC blocks of ``k`` info bits
+:mod:`airinfer.phy.digital`: the payload is cut into LDPC blocks of ``k`` info bits
 (the last one zero-padded), sent, decided and put back together. One sample
 costs ``ceil(L / k)`` blocks of ``n / bits_per_symbol`` channel uses
 (:func:`channel_uses_per_sample`). :func:`digital_link_config` builds the
 link of a strategy's settings (channel, modulation, code rate, block size).
 
-:mod:`phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
+:mod:`airinfer.phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
 the digital strategies run Sionna whatever ``Link.backend`` says, and they
 need TensorFlow. It models AWGN and Rayleigh fading i.i.d. per symbol with
 perfect CSI; a TDL channel over OFDM has no digital path and is refused.
@@ -34,7 +34,7 @@ def _is_int(value):
 
 
 def digital_link_config(channel: str, modulation: str, code_rate: float, block_bits: int):
-    """The :class:`phy.digital.LinkConfig` of a strategy's link: 5G LDPC + Gray QAM.
+    """The :class:`airinfer.phy.digital.LinkConfig` of a strategy's link: 5G LDPC + Gray QAM.
 
     Parameters:
         channel: ``"awgn"`` or ``"rayleigh"`` (``Link.channel``; ``"tdl-a"`` is refused).
@@ -84,7 +84,7 @@ def send_bits(key, bits, snr_db, config):
         bits: ``[B, L]`` float32 of 0/1, ``L`` payload bits per sample.
         snr_db: scalar, Es/N0 per complex symbol in dB (average for Rayleigh);
             noise CN(0, no), ``no = 10**(-snr_db/10)``.
-        config: :class:`phy.digital.LinkConfig` (see :func:`digital_link_config`).
+        config: :class:`airinfer.phy.digital.LinkConfig` (see :func:`digital_link_config`).
 
     Output:
         ``[B, L]`` float32 of 0/1, the decided bits. Each sample's payload

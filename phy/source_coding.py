@@ -4,7 +4,7 @@ Two pieces that the cloud and split-digital strategies share:
 
 * :class:`PixelFormat` undoes a data set's normalisation and maps images to
   uniform 8-bit codes and back (jit-able). Data sets hold images normalised per
-  channel, ``x = (raw - mean) / std`` (:func:`models.datasets.load_dataset`),
+  channel, ``x = (raw - mean) / std`` (:func:`airinfer.models.datasets.load_dataset`),
   where ``raw`` are the stored pixels: integers ``0..16`` for ``digits``,
   ``0..255`` for ``fashion_mnist`` and ``cifar10``. The 8-bit code is
   ``round(raw * scale)`` with the integer ``scale = 255 // max_value`` (15 for
@@ -17,7 +17,7 @@ Two pieces that the cloud and split-digital strategies share:
   bound ``max_bytes`` per image) plus each stream's true length.
 
 :func:`bytes_to_bits` and :func:`bits_to_bytes` turn streams into the bits
-that :func:`phy.digital_payload.send_bits` carries over the digital link.
+that :func:`airinfer.phy.digital_payload.send_bits` carries over the digital link.
 """
 
 import contextlib
@@ -101,7 +101,7 @@ class PixelFormat:
 
     @classmethod
     def for_dataset(cls, dataset) -> "PixelFormat":
-        """The format of a :class:`models.datasets.Dataset` (its normalisation and pixel range)."""
+        """The format (normalisation, pixel range) of a ``Dataset``."""
         if dataset.name not in DATASET_MAX_VALUE:
             raise ValueError(
                 f"dataset: {dataset.name!r} has no known pixel range; "

@@ -1,25 +1,25 @@
-"""Collaboration strategies behind one interface (see :mod:`strategies.base`).
+"""Collaboration strategies behind one interface (see :mod:`airinfer.strategies.base`).
 
 The public API, re-exported from the submodules:
 
-* :mod:`strategies.base`: ``Link``, ``Outcome``, ``Strategy`` (the interface).
-* :mod:`strategies.cost`: ``Hardware``, ``Cost``, ``latency_s``, ``make_cost``
+* :mod:`airinfer.strategies.base`: ``Link``, ``Outcome``, ``Strategy`` (the interface).
+* :mod:`airinfer.strategies.cost`: ``Hardware``, ``Cost``, ``latency_s``, ``make_cost``
   (what one inference costs), and the latency-vs-bitrate model of
   ``latency_bitrate``.
-* :mod:`strategies.local`: ``LocalStrategy``, the device model alone.
-* :mod:`strategies.cloud`: ``CloudStrategy`` (raw pixels or a JPEG/WebP stream
+* :mod:`airinfer.strategies.local`: ``LocalStrategy``, the device model alone.
+* :mod:`airinfer.strategies.cloud`: ``CloudStrategy`` (raw pixels or a JPEG/WebP stream
   over the digital link; the codecs, ``PixelFormat`` and ``ImageCodec``, live
-  in :mod:`phy.source_coding`).
-* :mod:`strategies.split_digital`: ``SplitDigitalStrategy``, ``calibrate_clip``,
+  in :mod:`airinfer.phy.source_coding`).
+* :mod:`airinfer.strategies.split_digital`: ``SplitDigitalStrategy``, ``calibrate_clip``,
   ``Bottleneck``, ``train_bottleneck``.
-* :mod:`strategies.jscc` (a package): ``JSCCSplitStrategy``, ``JSCCConfig``,
+* :mod:`airinfer.strategies.jscc` (a package): ``JSCCSplitStrategy``, ``JSCCConfig``,
   ``train_jscc``, ``cached_train_jscc`` (deep JSCC of features over an analog link).
-* :mod:`strategies.partition` and :mod:`strategies.digital_hop`:
+* :mod:`airinfer.strategies.partition` and :mod:`airinfer.strategies.digital_hop`:
   ``LayerPartitionStrategy``, ``HorizontalPartitionStrategy``, ``DigitalHop``.
-* :mod:`strategies.edge_ensemble`: ``EdgeEnsembleStrategy`` (over the air).
+* :mod:`airinfer.strategies.edge_ensemble`: ``EdgeEnsembleStrategy`` (over the air).
 
 The model-inversion privacy proxy that attacks a strategy's ``message`` is
-:mod:`models.inversion`.
+:mod:`airinfer.models.inversion`.
 """
 
 from airinfer.phy.source_coding import ImageCodec, PixelFormat

@@ -11,9 +11,9 @@ connectivity are traced values, while the channel model and backend are static
     for snr_db in (-5.0, 0.0, 10.0):
         outcome = run(key, images, Link(snr_db=snr_db, channel="rayleigh"))
 
-Costs count one inference of one sample (:class:`strategies.cost.Cost`).
+Costs count one inference of one sample (:class:`airinfer.strategies.cost.Cost`).
 Latency is the critical path: device compute, then the link, then server
-compute (see :func:`strategies.cost.latency_s`).
+compute (see :func:`airinfer.strategies.cost.latency_s`).
 """
 
 from typing import Literal, NamedTuple, Protocol
@@ -60,7 +60,7 @@ class Outcome(NamedTuple):
 
     Attributes:
         logits: ``[B, num_classes]`` float32, the final decision's scores.
-        cost: :class:`strategies.cost.Cost` of one inference.
+        cost: :class:`airinfer.strategies.cost.Cost` of one inference.
     """
 
     logits: jax.Array

@@ -1,15 +1,15 @@
 """Cloud inference: the device sends its raw input over a digital link, the server classifies it.
 
 The device does no inference; it turns its image into bits and sends them
-with 5G LDPC + Gray QAM (:mod:`phy.digital`, Sionna) over the link's channel.
+with 5G LDPC + Gray QAM (:mod:`airinfer.phy.digital`, Sionna) over the link's channel.
 The server's full model sees the image rebuilt from the *decided* bits, bit
 errors and all. Two sources:
 
-* ``"pixels"``: uniform 8-bit pixels (:class:`~phy.source_coding.PixelFormat`),
+* ``"pixels"``: uniform 8-bit pixels (:class:`~airinfer.phy.source_coding.PixelFormat`),
   ``H W C 8`` bits per image, MSB first, into LDPC blocks (the last padded).
   A bit error changes one pixel's code.
 * ``"jpeg"`` / ``"webp"``: the 8-bit image encoded by Pillow at ``quality``
-  (:class:`~phy.source_coding.ImageCodec`); the stream's bits are sent and the
+  (:class:`~airinfer.phy.source_coding.ImageCodec`); the stream's bits are sent and the
   server decodes the received bytes with Pillow. A corrupted stream is
   decoded as far as it goes; where Pillow cannot decode it at all, the server
   sees a neutral image (the training mean: all zeros once normalised) and the
@@ -90,12 +90,12 @@ class CloudStrategy:
     Input (``__call__``):
         key: JAX PRNG key of the channel and noise; the same key gives the same result.
         images: ``[B, H, W, C]`` float32 normalised images (``C`` as ``pixel_format``).
-        link: :class:`~strategies.base.Link`; ``snr_db`` is Es/N0 per complex
+        link: :class:`~airinfer.strategies.base.Link`; ``snr_db`` is Es/N0 per complex
             symbol in dB (noise CN(0, no), ``no = 10**(-snr_db/10)``; average
             Es/N0 under Rayleigh fading).
 
     Output:
-        :class:`~strategies.base.Outcome` with the server's logits
+        :class:`~airinfer.strategies.base.Outcome` with the server's logits
         ``[B, num_classes]`` float32 and the cost of one inference.
     """
 
@@ -140,7 +140,7 @@ class CloudStrategy:
         return ImageCodec(self.source, self.quality, self.jpeg_tables)
 
     def link_config(self, channel: str):
-        """The :class:`phy.digital.LinkConfig` used over ``channel``."""
+        """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
         return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
 
     def buffer_bytes(self, image_shape: tuple[int, int, int]) -> int:
@@ -183,7 +183,7 @@ class CloudStrategy:
         return CloudReception(received, server_images, payload, uses, failed)
 
     def cost(self, reception: CloudReception, channel: str) -> Cost:
-        """The :class:`~strategies.cost.Cost` of one inference, from a reception over ``channel``.
+        """The :class:`~airinfer.strategies.cost.Cost` of one inference received over ``channel``.
 
         Pixels: exact Python numbers; codecs: means over the batch (JAX scalars).
         """

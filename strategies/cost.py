@@ -248,8 +248,8 @@ def profile_model(model, input_shape: tuple[int, ...]) -> ModelProfile:
     """FLOPs and feature sizes of ``model`` at every split point, for one ``input_shape`` sample.
 
     Args:
-        model: a :class:`models.zoo.SplitClassifier`; a shape-only one
-            (:func:`models.zoo.abstract_model`) suffices: weights play no part.
+        model: a :class:`airinfer.models.zoo.SplitClassifier`; a shape-only one
+            (:func:`airinfer.models.zoo.abstract_model`) suffices: weights play no part.
         input_shape: ``(H, W, C)`` of one sample.
 
     Returns:

@@ -150,7 +150,7 @@ class DigitalHop:
         return -(-num_values * self.bits // self.max_block_bits)
 
     def link(self, num_values, channel):
-        """The :class:`phy.digital.LinkConfig` of one codeword of a ``num_values`` message."""
+        """The :class:`~airinfer.phy.digital.LinkConfig` of one ``num_values`` codeword."""
         from airinfer.phy import digital  # imports TensorFlow and Sionna: only when a link is built
 
         _check_channel(channel)

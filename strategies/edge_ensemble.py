@@ -5,7 +5,7 @@ neighbours, each holding its own member model and the same image. Every
 device turns its member's logits into a payload (softmax outputs, or a
 one-hot vote for its top class); each neighbour joins with probability
 ``link.connectivity`` and the neighbours that join superimpose their payloads
-on one shared block (:func:`ota.ensemble_over_the_air`, the path the
+on one shared block (:func:`airinfer.ota.ensemble_over_the_air`, the path the
 over-the-air experiments take too; ``local_device=True``: device 0's own
 payload enters the average exactly, with the weight of one device). The
 decision is the argmax of the estimated average.
@@ -45,7 +45,7 @@ from airinfer.strategies.cost import Hardware, make_cost
 
 __all__ = ["PAYLOADS", "EdgeEnsembleStrategy", "noiseless_average"]
 
-#: What each device sends (names of :data:`ota.PAYLOADS`): its softmax outputs (belief
+#: What each device sends (names of :data:`airinfer.ota.PAYLOADS`): its softmax outputs (belief
 #: sum) or a one-hot vote; sign votes are not offered here.
 PAYLOADS = tuple(p for p in ota.PAYLOADS if p != "sign")
 
@@ -125,12 +125,12 @@ class EdgeEnsembleStrategy:
     """An over-the-air edge ensemble of K member models (``edge_ensemble``).
 
     Parameters:
-        members: the K members: a :class:`models.ensemble.Ensemble`, a
-            :class:`models.ensemble.MemberGroup` or a sequence of
-            :class:`models.zoo.SplitClassifier`; member 0 is the inferring device.
+        members: the K members: a :class:`airinfer.models.ensemble.Ensemble`, a
+            :class:`airinfer.models.ensemble.MemberGroup` or a sequence of
+            :class:`airinfer.models.zoo.SplitClassifier`; member 0 is the inferring device.
         payload: ``"softmax"`` (belief sum) or ``"vote"`` (one-hot majority vote).
         precoding: ``"truncated"`` (truncated channel inversion), ``"full"``
-            or ``"phase"`` (see :mod:`ota.precoding`); ignored on AWGN.
+            or ``"phase"`` (see :mod:`airinfer.ota.precoding`); ignored on AWGN.
         threshold: > 0, truncated inversion's threshold on ``|h|^2``.
         repetitions: R >= 1, the block is sent R times and averaged.
         hardware: compute speeds and symbol rate behind the latency.
@@ -138,10 +138,10 @@ class EdgeEnsembleStrategy:
     Input (``__call__``):
         key: JAX PRNG key (participation, fading and noise derive from it).
         images: ``[B, H, W, C]`` float32, seen by every device.
-        link: :class:`strategies.base.Link` (SNR, connectivity, channel, backend).
+        link: :class:`airinfer.strategies.base.Link` (SNR, connectivity, channel, backend).
 
     Output:
-        :class:`strategies.base.Outcome`: ``logits`` ``[B, num_classes]``
+        :class:`airinfer.strategies.base.Outcome`: ``logits`` ``[B, num_classes]``
         float32 are the estimated average payload (scores, not
         log-probabilities: the decision is their argmax); the cost of one
         sample: ``R ceil(C / 2)`` channel uses shared by the neighbours (0 for
@@ -176,7 +176,7 @@ class EdgeEnsembleStrategy:
         return sum(g.size for g in self._groups)
 
     def air_config(self, link):
-        """The :class:`ota.AirCompConfig` used on ``link``."""
+        """The :class:`airinfer.ota.AirCompConfig` used on ``link``."""
         return ota.AirCompConfig(
             channel=link.channel, precoding=self.precoding, threshold=self.threshold,
             repetitions=self.repetitions, local_device=True, backend=link.backend,
@@ -206,7 +206,7 @@ class EdgeEnsembleStrategy:
         return self.payloads(images)[:, 1]
 
     def cost(self, input_shape, num_classes):
-        """:class:`strategies.cost.Cost` of one sample of ``input_shape`` with C classes."""
+        """The :class:`~airinfer.strategies.cost.Cost` of a sample of ``input_shape``, C classes."""
         input_shape = tuple(int(d) for d in input_shape)
         if input_shape not in self._flops:
             self._flops[input_shape] = max(flops(g.model, input_shape) for g in self._groups)

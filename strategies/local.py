@@ -1,9 +1,9 @@
 """Local inference: the compact device model alone, no link.
 
 The device classifies its own input; nothing is sent, so the strategy works
-with no link at all (any :class:`~strategies.base.Link` is accepted and
+with no link at all (any :class:`~airinfer.strategies.base.Link` is accepted and
 ignored). Its cost is the device's FLOPs of one full forward pass
-(:func:`models.zoo.flops`, XLA's count, a multiply-add counting 2).
+(:func:`airinfer.models.zoo.flops`, XLA's count, a multiply-add counting 2).
 """
 
 import dataclasses
@@ -54,16 +54,16 @@ class LocalStrategy:
     """The device model alone.
 
     Parameters:
-        model: the compact device model (:class:`models.zoo.SplitClassifier`).
+        model: the compact device model (:class:`airinfer.models.zoo.SplitClassifier`).
         hardware: compute speeds behind the latency.
 
     Input (``__call__``):
         key: JAX PRNG key (unused: nothing is random).
         images: ``[B, H, W, C]`` float32, normalised as the model was trained.
-        link: :class:`~strategies.base.Link` (unused: there is no link).
+        link: :class:`~airinfer.strategies.base.Link` (unused: there is no link).
 
     Output:
-        :class:`~strategies.base.Outcome`: ``logits`` ``[B, num_classes]``
+        :class:`~airinfer.strategies.base.Outcome`: ``logits`` ``[B, num_classes]``
         float32 of the model in inference mode; ``cost`` with 0 channel uses,
         0 payload bits, the model's FLOPs on the device, 0 on the server and
         ``latency_s = device_flops / device_flops_per_s``.

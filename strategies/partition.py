@@ -1,10 +1,10 @@
 """Computation partitioning of one model across devices, each hop a digital link.
 
-Two ways to share the work of one :class:`models.zoo.SplitClassifier`:
+Two ways to share the work of one :class:`airinfer.models.zoo.SplitClassifier`:
 
 * :class:`LayerPartitionStrategy` (``partition_layer``), layer-wise: a chain of
   D devices. Device 1 holds the image and runs the first stages, quantises its
-  activations and sends them over a digital hop (:mod:`strategies.digital_hop`)
+  activations and sends them over a digital hop (:mod:`airinfer.strategies.digital_hop`)
   to device 2, which continues from what it decoded, and so on; device D runs
   the last stages up to the logits and makes the decision (no server). Every
   hop's bit errors reach the next device.
@@ -105,7 +105,7 @@ def _stage_apply(stage):
 def stage_flops(model, input_shape):
     """FLOPs of each stage of ``model`` on one sample of ``input_shape`` ``(H, W, C)``.
 
-    Counted by XLA as :func:`models.zoo.flops` does (a multiply-add is 2);
+    Counted by XLA as :func:`airinfer.models.zoo.flops` does (a multiply-add is 2);
     returns a tuple of floats, one per stage, input to output.
     """
     _check_model(model)
@@ -143,7 +143,7 @@ class LayerPartitionStrategy:
     """Layer-wise partitioning of one model along a chain of devices (``partition_layer``).
 
     Parameters:
-        model: the :class:`models.zoo.SplitClassifier` (run in inference mode).
+        model: the :class:`airinfer.models.zoo.SplitClassifier` (run in inference mode).
         cuts: the ``D - 1`` split points, input to output, after which device
             d hands over to device d + 1 (``()``: one device, no link).
         hops: one :class:`DigitalHop` per cut (a single hop is used for all).
@@ -153,11 +153,11 @@ class LayerPartitionStrategy:
     Input (``__call__``):
         key: JAX PRNG key; hop i uses ``fold_in(key, i)``.
         images: ``[B, H, W, C]`` float32.
-        link: :class:`strategies.base.Link`; every hop at ``link.snr_db`` on
+        link: :class:`airinfer.strategies.base.Link`; every hop at ``link.snr_db`` on
             ``link.channel`` (``awgn`` or ``rayleigh``).
 
     Output:
-        :class:`strategies.base.Outcome`: the last device's logits ``[B,
+        :class:`airinfer.strategies.base.Outcome`: the last device's logits ``[B,
         num_classes]`` float32 and the cost of one sample: the hops' channel
         uses and payload bits summed, every device's FLOPs summed (the chain is
         the critical path), no server FLOPs.
@@ -233,7 +233,7 @@ class LayerPartitionStrategy:
         return tuple(zip(bounds[:-1], bounds[1:], strict=True))
 
     def cost(self, input_shape):
-        """:class:`strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
+        """:class:`airinfer.strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         if input_shape not in self._flops:
             self._flops[input_shape] = stage_flops(self.model, input_shape)
@@ -301,7 +301,7 @@ class HorizontalPartitionStrategy:
     """The output units of one stage split across D devices (``partition_horizontal``).
 
     Parameters:
-        model: the :class:`models.zoo.SplitClassifier` (run in inference mode).
+        model: the :class:`airinfer.models.zoo.SplitClassifier` (run in inference mode).
         layer: the stage whose units are split: a conv stage of ``cnn``
             (channels), a dense stage of ``cnn``/``mlp``, or a final
             ``nnx.Linear`` (units).
@@ -315,11 +315,11 @@ class HorizontalPartitionStrategy:
     Input (``__call__``):
         key: JAX PRNG key.
         images: ``[B, H, W, C]`` float32, held by every device.
-        link: :class:`strategies.base.Link`; every hop at ``link.snr_db`` on
+        link: :class:`airinfer.strategies.base.Link`; every hop at ``link.snr_db`` on
             ``link.channel`` (``awgn`` or ``rayleigh``).
 
     Output:
-        :class:`strategies.base.Outcome`: the fusion node's logits ``[B,
+        :class:`airinfer.strategies.base.Outcome`: the fusion node's logits ``[B,
         num_classes]`` float32 and the cost of one sample: the D orthogonal
         hops' channel uses and payload bits summed; device FLOPs of the
         critical path (the stages before ``layer`` plus the widest slice: the
@@ -409,7 +409,7 @@ class HorizontalPartitionStrategy:
         return self._flops[input_shape]
 
     def cost(self, input_shape):
-        """:class:`strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
+        """:class:`airinfer.strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         counts, slice_counts = self._stage_and_slice_flops(input_shape)
         index = self._layer_index()

@@ -82,7 +82,7 @@ class BuildContext:
 
     Attributes:
         server: the full model (cloud, split and partitioning strategies).
-        ensemble: the compact members (:class:`models.ensemble.Ensemble`);
+        ensemble: the compact members (:class:`airinfer.models.ensemble.Ensemble`);
             member 0 is the local device.
         dataset: the data the models were trained on.
         options: the experiment's settings: any object whose attributes the

@@ -2,16 +2,16 @@
 
 The device runs the model's front up to ``split_point``; its features are
 quantised to ``bits`` bits per value with clipping, coded with 5G LDPC,
-mapped to Gray QAM and sent over the link's channel (:mod:`phy.digital`,
+mapped to Gray QAM and sent over the link's channel (:mod:`airinfer.phy.digital`,
 Sionna); the server dequantises the decided bits and runs the back::
 
     images -> front -> [compress] -> quantise -> bits -> LDPC + QAM -> channel
            -> decided bits -> dequantise -> [expand] -> back -> logits
 
 Two uniform quantisers with ``L = 2**bits`` levels, codes packed MSB first
-(:mod:`phy.quantize`):
+(:mod:`airinfer.phy.quantize`):
 
-* ``signed=True``: :mod:`phy.quantize`'s mid-rise quantiser over
+* ``signed=True``: :mod:`airinfer.phy.quantize`'s mid-rise quantiser over
   ``[-clip, clip]``, levels ``-clip + (i + 1/2) 2 clip / L``.
 * ``signed=False``, for ReLU features (the CNN's and MLP's split points): levels
   ``i clip / (L - 1)``, ``i = 0 .. L - 1``, nearest level. Zero and ``clip``
@@ -28,7 +28,7 @@ An optional learned :class:`Bottleneck` shrinks the features' last axis
 ``c`` before quantisation and restores it on the server; its code is
 ``tanh``-bounded in ``(-1, 1)``, so it is quantised over ``[-1, 1]``.
 :func:`train_bottleneck` trains it through the quantiser with a
-straight-through gradient (:func:`phy.quantize.fake_quantize`), front and back
+straight-through gradient (:func:`airinfer.phy.quantize.fake_quantize`), front and back
 frozen.
 
 The digital link exists only as Sionna blocks: ``Link.backend`` is not
@@ -214,12 +214,12 @@ class SplitDigitalStrategy:
     Input (``__call__``):
         key: JAX PRNG key of the channel and noise; the same key gives the same result.
         images: ``[B, H, W, C]`` float32 normalised images.
-        link: :class:`~strategies.base.Link`; ``snr_db`` is Es/N0 per complex
+        link: :class:`~airinfer.strategies.base.Link`; ``snr_db`` is Es/N0 per complex
             symbol in dB (noise CN(0, no), ``no = 10**(-snr_db/10)``; average
             Es/N0 under Rayleigh fading).
 
     Output:
-        :class:`~strategies.base.Outcome` with the server's logits
+        :class:`~airinfer.strategies.base.Outcome` with the server's logits
         ``[B, num_classes]`` float32 and the cost of one inference.
     """
 
@@ -282,7 +282,7 @@ class SplitDigitalStrategy:
         return self.range_bound / (2**self.bits - 1) / 2
 
     def link_config(self, channel: str):
-        """The :class:`phy.digital.LinkConfig` used over ``channel``."""
+        """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
         return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
 
     def sent_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -361,7 +361,7 @@ class SplitDigitalStrategy:
         return inference_copy(self.model).back(received, self.split_point)
 
     def cost(self, input_shape: tuple[int, ...], channel: str) -> Cost:
-        """The :class:`~strategies.cost.Cost` of one ``input_shape`` sample over ``channel``."""
+        """The :class:`~airinfer.strategies.cost.Cost` of a sample over ``channel``."""
         payload = self.payload_bits(input_shape)
         uses = channel_uses_per_sample(payload, self.link_config(channel))
         device, server = self.compute_flops(input_shape)
@@ -388,7 +388,7 @@ def train_bottleneck(
 
     The loss is the cross-entropy of ``back(expand(q(compress(front(x)))))``
     on the training split, ``q`` the ``bits``-bit quantiser over ``[-1, 1]``
-    with a straight-through gradient (:func:`phy.quantize.fake_quantize`).
+    with a straight-through gradient (:func:`airinfer.phy.quantize.fake_quantize`).
     Front and back are frozen (inference mode); only the bottleneck learns,
     with Adam. The link is not in the loop: what the bottleneck learns is a
     compact code for error-free bits.
@@ -398,7 +398,7 @@ def train_bottleneck(
             (``fold_in(fold_in(key, 1), step)``, drawn without replacement).
         model: the trained split classifier.
         split_point: where it is cut.
-        dataset: :class:`models.datasets.Dataset`; its ``train_images`` and ``train_labels``.
+        dataset: :class:`~airinfer.models.datasets.Dataset`; its ``train_images``, ``train_labels``.
         bits: bits per code value, in ``[1, 16]``.
         channels: ``c``, the code's last axis.
         steps: optimisation steps, >= 1.

@@ -10,7 +10,7 @@ training image, which is what an attacker gets when no information leaves the
 device.
 
 Images are compared in their natural ``[0, 1]`` range (``peak = 1``): the data
-sets of :mod:`models.datasets` are normalised per channel, and
+sets of :mod:`airinfer.models.datasets` are normalised per channel, and
 :func:`to_unit_range` undoes that. PSNR is computed from the mean squared error
 over all pixels of the whole test set, ``PSNR = 10·log10(1 / MSE)`` dB (not the
 average of per-image PSNRs, which a single perfect reconstruction would make
@@ -42,10 +42,10 @@ Messages are standardised per element with the attacker's training statistics
 Training minimises the MSE with Adam, on a held-out validation split with
 early stopping, and keeps the parameters of the best validation epoch.
 
-Modules: :mod:`~models.inversion.config` (:class:`InversionConfig`),
-:mod:`~models.inversion.networks` (the inverse networks),
-:mod:`~models.inversion.attack` (training and evaluation) and
-:mod:`~models.inversion.images` (images in ``[0, 1]``, the PSNR); their public
+Modules: :mod:`~airinfer.models.inversion.config` (:class:`InversionConfig`),
+:mod:`~airinfer.models.inversion.networks` (the inverse networks),
+:mod:`~airinfer.models.inversion.attack` (training and evaluation) and
+:mod:`~airinfer.models.inversion.images` (images in ``[0, 1]``, the PSNR); their public
 names are re-exported here.
 
 Example::

@@ -81,7 +81,7 @@ def _decoder_initialiser(kind: str, message_shape, image_shape, config: Inversio
     Built eagerly, a decoder compiled one random-number program per weight
     tensor: 24 s for a small deconvolution decoder on the shared 2-core CPU.
     One jitted program drawing from an ``rbg`` key (XLA's own generator, a few
-    instructions where threefry unrolls, as in :func:`models.zoo.build_model`)
+    instructions where threefry unrolls, as in :func:`airinfer.models.zoo.build_model`)
     takes about a second.
     """
 

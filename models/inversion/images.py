@@ -1,7 +1,7 @@
 """Images in their natural ``[0, 1]`` range, and the PSNR of reconstructions.
 
 Images are compared in their natural ``[0, 1]`` range (``peak = 1``): the data
-sets of :mod:`models.datasets` are normalised per channel, and
+sets of :mod:`airinfer.models.datasets` are normalised per channel, and
 :func:`to_unit_range` undoes that. PSNR is computed from the mean squared error
 over all pixels of the whole test set, ``PSNR = 10·log10(1 / MSE)`` dB (not the
 average of per-image PSNRs, which a single perfect reconstruction would make
@@ -31,7 +31,7 @@ def to_unit_range(images, dataset: Dataset) -> np.ndarray:
     Args:
         images: ``[N, H, W, C]`` float, normalised as ``dataset``'s images
             (``(raw - mean) / std`` per channel).
-        dataset: the :class:`~models.datasets.Dataset` they come from.
+        dataset: the :class:`~airinfer.models.datasets.Dataset` they come from.
 
     Returns:
         ``[N, H, W, C]`` float32, ``raw / PIXEL_PEAK[dataset.name]``, clipped

@@ -3,7 +3,7 @@
 Both end in a linear layer whose weights start at zero, added to a trainable
 per-pixel bias that starts at the mean training image: the untrained network
 *is* the blind attacker. :func:`choose_decoders` picks the kinds to train for
-an :class:`~models.inversion.config.InversionConfig`.
+an :class:`~airinfer.models.inversion.config.InversionConfig`.
 """
 
 import functools

@@ -1,12 +1,12 @@
 """Channels: Sionna's models run through the bridge, with JAX-native twins.
 
 Every function takes a JAX key first and follows the conventions of
-:mod:`phy.conventions`: complex baseband symbols, ``no`` the noise power per
+:mod:`airinfer.phy.conventions`: complex baseband symbols, ``no`` the noise power per
 complex symbol (CN(0, no), ``no / 2`` per real dimension), so that the
 received SNR of device k is ``P_k * E|h_k|^2 / no``.
 
 ``backend="sionna"`` (the default) runs Sionna's blocks inside the JAX program
-(:func:`phy.bridge.bridge`); ``backend="jax"`` runs the pure-JAX twin, which is
+(:func:`airinfer.phy.bridge.bridge`); ``backend="jax"`` runs the pure-JAX twin, which is
 ``vmap``-able and needs no TensorFlow. The twins draw from the same
 distributions and apply the channel identically; the tests tie them together.
 On the multiple-access channel Sionna draws the fading and the noise, and the
@@ -17,9 +17,9 @@ gradient has to cross the bridge.
 points and Monte-Carlo trials can share one call: give ``x`` the shape
 ``[num_snr, num_trials, ...]`` and ``no`` the shape ``[num_snr, 1]``.
 
-Modules: :mod:`~phy.channels.flat` (AWGN, the flat block-fading MAC and its
-draws), :mod:`~phy.channels.ofdm` (3GPP TDL/CDL over OFDM) and
-:mod:`~phy.channels.base` (the output type and checks they share); their
+Modules: :mod:`~airinfer.phy.channels.flat` (AWGN, the flat block-fading MAC and its
+draws), :mod:`~airinfer.phy.channels.ofdm` (3GPP TDL/CDL over OFDM) and
+:mod:`~airinfer.phy.channels.base` (the output type and checks they share); their
 public names are re-exported here.
 """
 

@@ -1,6 +1,6 @@
 """What every channel shares: the output type, input checks, complex Gaussian draws.
 
-Conventions as in :mod:`phy.channels`: complex baseband, ``no`` the noise power
+Conventions as in :mod:`airinfer.phy.channels`: complex baseband, ``no`` the noise power
 per complex symbol (CN(0, no), ``no / 2`` per real dimension).
 """
 

@@ -1,6 +1,6 @@
 """AWGN and the flat block-fading multiple-access channel (Rayleigh or Rician).
 
-Conventions and backends as in :mod:`phy.channels`. On the multiple-access
+Conventions and backends as in :mod:`airinfer.phy.channels`. On the multiple-access
 channel Sionna draws the fading and the noise, and the superposition is formed
 in JAX (the same code for both backends), so that no gradient has to cross the
 bridge.

@@ -1,6 +1,6 @@
 """A multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna only).
 
-Conventions as in :mod:`phy.channels`. There is no JAX twin: the 3GPP models
+Conventions as in :mod:`airinfer.phy.channels`. There is no JAX twin: the 3GPP models
 exist only as Sionna blocks, run through the bridge.
 """
 

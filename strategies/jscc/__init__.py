@@ -1,6 +1,6 @@
 """Split inference with an analog link: deep joint source-channel coding (JSCC) of features.
 
-The device runs the front of a :class:`~models.zoo.SplitClassifier` up to a
+The device runs the front of a :class:`~airinfer.models.zoo.SplitClassifier` up to a
 split point, and a learned encoder maps the features to ``k`` complex channel
 symbols with exactly unit average energy per symbol for every sample. The
 symbols cross the channel uncoded (analog); the server equalises them, a
@@ -10,15 +10,15 @@ degrades gracefully with the SNR instead of falling off a cliff as a coded
 digital link does (Bourtsoulatze et al., "Deep Joint Source-Channel Coding for
 Wireless Image Transmission", 2019).
 
-Conventions (:mod:`phy.conventions`): SNR is Es/N0 per complex symbol in dB,
+Conventions (:mod:`airinfer.phy.conventions`): SNR is Es/N0 per complex symbol in dB,
 noise is CN(0, no) with ``no = 10**(-snr_db/10)`` for the unit-energy symbols.
 
 Channels (``channel``):
 
-* ``awgn``: ``y = x + n`` (:func:`phy.channels.awgn`).
+* ``awgn``: ``y = x + n`` (:func:`airinfer.phy.channels.awgn`).
 * ``rayleigh``: one flat fading gain ``h ~ CN(0, 1)`` per sample, held over its
-  ``k`` symbols (:func:`phy.channels.flat_fading_mac` with one device).
-* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`phy.channels.ofdm_mac`, Sionna
+  ``k`` symbols (:func:`airinfer.phy.channels.flat_fading_mac` with one device).
+* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`airinfer.phy.channels.ofdm_mac`, Sionna
   only): the ``k`` symbols are spread evenly over a resource grid of
   ``ofdm_subcarriers`` subcarriers and ``ceil(k / ofdm_subcarriers)`` OFDM
   symbols (the other resource elements carry nothing and stay free for other
@@ -40,11 +40,11 @@ The front is frozen; the back is optionally fine-tuned. Trained codecs are
 stored as orbax checkpoints and cached under a key of everything that
 determines them (:func:`cached_train_jscc`).
 
-Modules: :mod:`~strategies.jscc.config` (:class:`JSCCConfig`),
-:mod:`~strategies.jscc.codec` (the encoder/decoder networks and their FLOPs),
-:mod:`~strategies.jscc.link` (the analog link and its equaliser),
-:mod:`~strategies.jscc.strategy` (the chain, the strategy, accuracy vs SNR) and
-:mod:`~strategies.jscc.training` (training, checkpoints, the cache); their
+Modules: :mod:`~airinfer.strategies.jscc.config` (:class:`JSCCConfig`),
+:mod:`~airinfer.strategies.jscc.codec` (the encoder/decoder networks and their FLOPs),
+:mod:`~airinfer.strategies.jscc.link` (the analog link and its equaliser),
+:mod:`~airinfer.strategies.jscc.strategy` (the chain, the strategy, accuracy vs SNR) and
+:mod:`~airinfer.strategies.jscc.training` (training, checkpoints, the cache); their
 public names are re-exported here.
 """
 

@@ -2,10 +2,10 @@
 
 Channels (``channel``):
 
-* ``awgn``: ``y = x + n`` (:func:`phy.channels.awgn`).
+* ``awgn``: ``y = x + n`` (:func:`airinfer.phy.channels.awgn`).
 * ``rayleigh``: one flat fading gain ``h ~ CN(0, 1)`` per sample, held over its
-  ``k`` symbols (:func:`phy.channels.flat_fading_mac` with one device).
-* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`phy.channels.ofdm_mac`, Sionna
+  ``k`` symbols (:func:`airinfer.phy.channels.flat_fading_mac` with one device).
+* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`airinfer.phy.channels.ofdm_mac`, Sionna
   only), the symbols placed by :func:`ofdm_positions`.
 
 The receiver knows the channel gains and ``no`` and equalises every symbol

@@ -28,7 +28,7 @@ def jscc_logits(classifier, codec, key, images, snr_db, channel, config: JSCCCon
     """Front, encoder, channel, equaliser, decoder, back: the whole analog split chain.
 
     Input:
-        classifier: the :class:`~models.zoo.SplitClassifier` (used as it is:
+        classifier: the :class:`~airinfer.models.zoo.SplitClassifier` (used as it is:
             put it in eval mode first).
         codec: the :class:`JSCCCodec`.
         key: JAX PRNG key of the channel.
@@ -55,7 +55,7 @@ class JSCCSplitStrategy:
     """Split inference over an analog link with a learned encoder/decoder (deep JSCC).
 
     Call it as ``strategy(key, images, link) -> Outcome`` (see
-    :mod:`strategies.base`); jit-able: ``jax.jit(strategy)``. ``link.channel``
+    :mod:`airinfer.strategies.base`); jit-able: ``jax.jit(strategy)``. ``link.channel``
     and ``link.backend`` choose the channel the symbols cross (it may differ
     from the one the codec was trained on); ``link.connectivity`` plays no part
     (one device, one server).
@@ -71,13 +71,13 @@ class JSCCSplitStrategy:
     Input:
         key: JAX PRNG key (channel and noise).
         images: ``[batch, H, W, C]`` float32.
-        link: :class:`~strategies.base.Link`; ``snr_db`` scalar or ``[batch]``.
+        link: :class:`~airinfer.strategies.base.Link`; ``snr_db`` scalar or ``[batch]``.
 
     Output:
-        :class:`~strategies.base.Outcome`: logits ``[batch, num_classes]``
+        :class:`~airinfer.strategies.base.Outcome`: logits ``[batch, num_classes]``
         float32; cost of one sample: ``k`` channel uses, 0 payload bits,
         device FLOPs of the front and the encoder, server FLOPs of the decoder
-        and the back (XLA's counts), latency per :func:`strategies.cost.latency_s`.
+        and the back (XLA's counts), latency per :func:`airinfer.strategies.cost.latency_s`.
     """
 
     classifier: SplitClassifier
@@ -104,7 +104,7 @@ class JSCCSplitStrategy:
         object.__setattr__(self, "_costs", {})
 
     def cost(self, input_shape) -> Cost:
-        """The :class:`~strategies.cost.Cost` of one sample of shape ``(H, W, C)``."""
+        """The :class:`~airinfer.strategies.cost.Cost` of one sample of shape ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         if input_shape not in self._costs:
             classifier = nnx.merge(*self._classifier)
@@ -170,7 +170,7 @@ def accuracy_vs_snr(
         key: JAX PRNG key.
         images: ``[N, H, W, C]`` float32; labels: ``[N]`` int.
         snr_db: Es/N0 per complex symbol in dB, one per point.
-        channel, backend: of the :class:`~strategies.base.Link`.
+        channel, backend: of the :class:`~airinfer.strategies.base.Link`.
         chunk_size: images per call (the last chunk is padded to it).
 
     Returns:

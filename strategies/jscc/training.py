@@ -3,8 +3,8 @@
 :func:`train_jscc` minimises the cross-entropy of the classifier's logits with
 optax's Adam, the SNR drawn uniformly from ``snr_range_db`` per sample and the
 channel drawn afresh every step. Trained codecs are stored as checkpoints of
-:mod:`models.checkpoint` (a JSON description and the states of the codec and
-the classifier) and cached by :mod:`models.cache` under a key of everything
+:mod:`airinfer.models.checkpoint` (a JSON description and the states of the codec and
+the classifier) and cached by :mod:`airinfer.models.cache` under a key of everything
 that determines them (:func:`cached_train_jscc`).
 """
 
@@ -130,7 +130,7 @@ def train_jscc(
     2), s)``.
 
     Args:
-        classifier: a trained :class:`~models.zoo.SplitClassifier` (not modified).
+        classifier: a trained :class:`~airinfer.models.zoo.SplitClassifier` (not modified).
         dataset: the data (``train_images`` ``[N, H, W, C]``, ``train_labels``).
         config: the link and training settings.
         on_step: called with 1 after every step (a progress bar).
@@ -201,7 +201,7 @@ def save_jscc(
 ) -> pathlib.Path:
     """Write a codec and its classifier to the checkpoint folder ``path`` (must not exist).
 
-    The checkpoint (:func:`models.checkpoint.save_checkpoint`) has two items:
+    The checkpoint (:func:`airinfer.models.checkpoint.save_checkpoint`) has two items:
     ``description`` (JSON: format, config, feature shape, the classifier's
     fingerprint, ``metadata``) and ``state`` (``{"codec": ..., "classifier":
     ...}``; the classifier is stored whole, so a fine-tuned back end comes
@@ -284,7 +284,7 @@ def cached_train_jscc(
     The key (:func:`jscc_cache_key`) covers the data set and split seed, the
     classifier's weights and the whole :class:`JSCCConfig` (backend included:
     the two backends draw different channels). Entries live in
-    ``root / "jscc-<key>"``, ``root`` defaulting to :func:`models.cache.cache_root`.
+    ``root / "jscc-<key>"``, ``root`` defaulting to :func:`airinfer.models.cache.cache_root`.
 
     Returns:
         ``(codec, classifier, report or None when loaded, checkpoint path)``.
