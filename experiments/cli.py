@@ -4,6 +4,7 @@
 
     airinfer list                          the experiments, one per line
     airinfer run NAME [--quick] [--out DIR] [--set KEY=VALUE]... [--overwrite] [--no-progress]
+    airinfer show NAME                     its fields (--set keys), defaults and quick settings
     airinfer plot DIR                      redraw DIR/NAME.png from DIR/results.csv
     airinfer train ...                     the same as 'airinfer run train ...'
     airinfer train-encoder ...             the same as 'airinfer run train_encoder ...'
@@ -21,7 +22,7 @@ import json
 import sys
 from pathlib import Path
 
-from airinfer.experiments import registry
+from airinfer.experiments import config, registry
 from airinfer.experiments.config import ConfigError
 
 __all__ = ["build_parser", "main"]
@@ -111,6 +112,23 @@ def _run(args) -> int:
     return 0
 
 
+def _show(args) -> int:
+    """Print an experiment's settable fields with their defaults, and its quick settings."""
+    experiment = registry.load(_known_experiment(args.name))
+    defaults = config.to_json_dict(experiment.config())
+    print(f"{experiment.name}: {experiment.summary}")
+    print("fields (--set KEY=VALUE), with defaults and, after '#', what --quick sets:")
+    keys = config.leaf_keys(experiment.config)
+    width = max(map(len, keys), default=0)
+    for key in keys:
+        value = defaults
+        for part in key.split("."):
+            value = value[part]
+        quick = f"  # {json.dumps(experiment.quick[key])}" if key in experiment.quick else ""
+        print(f"  {key:<{width}} = {json.dumps(value)}{quick}")
+    return 0
+
+
 def _plot(args) -> int:
     """Redraw a results folder's plot from its CSV."""
     from airinfer.experiments import runner  # deferred: it imports JAX
@@ -187,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--set save_logits=true; for experiments that have members)",
     )
     running.set_defaults(handler=_run)
+
+    showing = commands.add_parser(
+        "show", help="an experiment's fields, their defaults and its --quick settings"
+    )
+    showing.add_argument("name", metavar="NAME", help="an experiment (see 'airinfer list')")
+    showing.set_defaults(handler=_show)
 
     plotting = commands.add_parser("plot", help="redraw a results folder's plot from its CSV")
     plotting.add_argument("dir", metavar="DIR", help="a results folder written by 'airinfer run'")

@@ -172,6 +172,17 @@ def test_progress_bar_shows_first_point_time_on_stderr(tiny, tmp_path, capsys):
     assert "compile+first:" in err and "2/2" in err
 
 
+def test_show_lists_fields_defaults_and_quick_settings(tiny, capsys):
+    assert cli.main(["show", "tiny"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"tiny: {SUMMARY}"
+    assert [line.split()[0] for line in out[2:]] == ["seed", "snr_db"]
+    assert out[2].split("=")[1].strip() == "0"
+    assert out[3].split("=", 1)[1].strip() == "[0.0, 10.0]  # [0.0]"
+    assert cli.main(["show", "nope"]) == 2
+    assert "unknown experiment 'nope'" in _one_error_line(capsys)
+
+
 def test_plot_redraws_from_csv(tiny, tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(["run", "tiny", "--out", str(out), "--no-progress"]) == 0
