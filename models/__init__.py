@@ -11,7 +11,8 @@ The public API, re-exported from the submodules:
   ``xla_flops`` (XLA's count of any function, used across the strategies).
 * :mod:`airinfer.models.ensemble`: ``EnsembleConfig`` and its diversity kinds, stacked
   ``MemberGroup``/``Ensemble``, ``stochastic_quantize``, ``ensemble_metrics``.
-* :mod:`airinfer.models.fit`: ``fit``, the one training loop (a jitted optax step,
+* :mod:`airinfer.models.fit` (imported by its own name, ``from airinfer.models.fit
+  import fit``): the one training loop (a jitted optax step,
   an optional member axis, validation with early stopping, progress, resumable
   checkpoints) that ensembles, the analog link's codec, the split bottleneck
   and the inversion attacker all train with; ``adamw_cosine``.
@@ -61,7 +62,6 @@ from airinfer.models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
-from airinfer.models.fit import Fitted, adamw_cosine, fit
 from airinfer.models.train import (
     FORMULATIONS,
     TrainConfig,
@@ -96,14 +96,12 @@ __all__ = [
     "DatasetError",
     "Ensemble",
     "EnsembleConfig",
-    "Fitted",
     "MemberGroup",
     "ModelConfig",
     "SplitClassifier",
     "TrainConfig",
     "TrainReport",
     "abstract_model",
-    "adamw_cosine",
     "bootstrap_indices",
     "build_model",
     "cache_key",
@@ -116,7 +114,6 @@ __all__ = [
     "ensemble_metrics",
     "epoch_batches",
     "feature_shape",
-    "fit",
     "flops",
     "group_logits",
     "init_group",
