@@ -18,15 +18,9 @@ from airinfer.models.checkpoint import (
     save_ensemble,
     state_fingerprint,
 )
-from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig, init_group
 from airinfer.models.train import TrainConfig, ensemble_logits
 from airinfer.models.zoo import ModelConfig
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 @pytest.fixture(scope="module")

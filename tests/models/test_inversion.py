@@ -24,6 +24,8 @@ from airinfer.models.inversion.networks import choose_decoders
 from airinfer.phy.conventions import reals_to_symbols
 
 # A quick attacker: the default decoder with fewer epochs (each training ~1-3 s on 2 cores).
+# Every training below uses it: with the same epochs (the length of the learning-rate
+# schedule) and the same message shape, a training reuses another's compiled step.
 QUICK = InversionConfig(epochs=40)
 
 
@@ -226,7 +228,7 @@ def test_untrained_deconv_decoder_is_the_blind_attacker():
 
 def test_same_key_same_inverter_other_key_other_inverter(digits):
     train, test = digits
-    config = InversionConfig(epochs=3)
+    config = QUICK
     sent_train, sent_test = pool(train, 2), pool(test, 2)
     first = train_inverter(jax.random.key(7), sent_train, train, config)
     again = train_inverter(jax.random.key(7), sent_train, train, config)
@@ -239,7 +241,7 @@ def test_same_key_same_inverter_other_key_other_inverter(digits):
 
 def test_complex_messages_are_their_real_and_imaginary_parts(digits):
     train, test = digits
-    config = InversionConfig(epochs=2)
+    config = QUICK
     symbols_train = np.asarray(reals_to_symbols(pool(train, 2).reshape(len(train), -1)))
     reals_train = np.concatenate([symbols_train.real, symbols_train.imag], axis=-1)
     from_complex = train_inverter(jax.random.key(0), symbols_train, train, config)
@@ -279,7 +281,7 @@ def test_bad_input_raises_clear_errors(digits):
         privacy_psnr(key, train, train, pool(test, 2), test)
     with pytest.raises(ValueError, match=r"images_test: image shape \[4, 4, 1\] differs"):
         privacy_psnr(key, train, train, test, pool(test, 2))
-    inverter = train_inverter(key, pool(train, 4), train, InversionConfig(epochs=1))
+    inverter = train_inverter(key, pool(train, 4), train, QUICK)
     with pytest.raises(ValueError, match=r"sent: per-sample shape \[4, 4, 1\] differs"):
         reconstruction_psnr(inverter, pool(test, 2), test)
     with pytest.raises(ValueError, match="sent_test: 5 rows for 359 images"):

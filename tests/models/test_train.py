@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from airinfer.models import fit as fit_module
-from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import (
     EnsembleConfig,
     MemberGroup,
@@ -28,16 +27,12 @@ from airinfer.models.train import (
     train_group,
 )
 from airinfer.models.zoo import ModelConfig, build_model
+from tests.conftest import DIGITS_ENSEMBLE, DIGITS_TRAINING, normal
 
 # Loop and vmap run the same float32 arithmetic in another order (batched GEMMs,
 # grouped convolutions); after a few dozen Adam steps parameters agree to ~1e-5.
 FORMULATION_RTOL = 1e-3
 FORMULATION_ATOL = 1e-4
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 def test_formulation_rule():
@@ -128,11 +123,13 @@ def test_retraining_the_same_architecture_does_not_recompile(digits):
     assert compiled[1] == compiled[0] == (compiled[0][0], 1)
 
 
-def test_cnn_ensemble_on_digits_reaches_93_percent_per_member(digits):
-    config = EnsembleConfig(
-        ModelConfig("cnn", digits.image_shape, 10, 0.5), members=4, diversity="bagging"
-    )
-    ensemble, report = train_ensemble(digits, config, TrainConfig(epochs=10, batch_size=64))
+def test_cnn_ensemble_on_digits_reaches_93_percent_per_member(digits, digits_ensemble):
+    # the session's shared ensemble: four width-0.5 CNNs, bagging, 10 epochs of batch 64
+    ensemble, report = digits_ensemble
+    assert ensemble.member_configs == (ModelConfig("cnn", digits.image_shape, 10, 0.5),) * 4
+    assert (DIGITS_ENSEMBLE.diversity, DIGITS_TRAINING.epochs, DIGITS_TRAINING.batch_size) == (
+        "bagging", 10, 64,
+    )  # fmt: skip
     metrics = ensemble_metrics(ensemble_logits(ensemble, digits.test_images), digits.test_labels)
     assert min(metrics["member_accuracy"]) >= 0.93
     assert metrics["ensemble_accuracy"] >= metrics["mean_member_accuracy"]
@@ -256,7 +253,7 @@ def test_stack_models_keeps_each_models_outputs():
     config = ModelConfig("mlp", (8, 8, 1), 10, 0.25)
     models = [build_model(config, jax.random.key(seed)) for seed in (4, 5)]
     group = stack_models(config, models)
-    x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
+    x = normal(0, (3, 8, 8, 1))
     logits = group_logits(group, x)
     for k, model in enumerate(models):
         np.testing.assert_allclose(logits[k], model(x), rtol=1e-6, atol=1e-6)

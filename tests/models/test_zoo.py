@@ -16,6 +16,7 @@ from airinfer.models.zoo import (
     split_params,
     xla_flops,
 )
+from tests.conftest import normal
 
 # float32 logits of the same ops in another grouping: a few ulps of |logit| ~ 10
 SPLIT_ATOL = 1e-5
@@ -74,7 +75,7 @@ def _front_back_and_full(model, x):
 @pytest.mark.parametrize("kind, shape, width", CASES)
 def test_front_then_back_equals_the_full_model_at_every_split_point(kind, shape, width):
     model = build_model(ModelConfig(kind, shape, 10, width), jax.random.key(0))
-    x = jax.random.normal(jax.random.key(1), (3, *shape))
+    x = normal(1, (3, *shape))
     full, composed, features = _front_back_and_full(model, x)
     assert full.shape == (3, 10) and np.all(np.isfinite(full)) and np.std(full) > 0
     for split_point in model.split_points:

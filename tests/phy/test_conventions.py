@@ -11,6 +11,7 @@ from airinfer.phy.conventions import (
     snr_db_to_no,
     symbols_to_reals,
 )
+from tests.conftest import normal
 
 
 def test_db_round_trip_and_known_values():
@@ -29,7 +30,7 @@ def test_snr_to_noise_power():
 
 
 def test_normalize_power_per_device_block():
-    x = jax.random.normal(jax.random.key(0), (4, 3, 50)) * jnp.arange(1.0, 4.0)[:, None]
+    x = normal(0, (4, 3, 50)) * jnp.arange(1.0, 4.0)[:, None]
     y = normalize_power(x, power=2.0)
     np.testing.assert_allclose(jnp.mean(y**2, axis=-1), 2.0, rtol=1e-5)
     # An all-zero block stays zero and has a finite gradient.
@@ -38,7 +39,7 @@ def test_normalize_power_per_device_block():
 
 
 def test_pack_unpack_round_trip_odd_length():
-    x = jax.random.normal(jax.random.key(1), (2, 7))
+    x = normal(1, (2, 7))
     s = reals_to_symbols(x)
     assert s.shape == (2, 4) and s.dtype == jnp.complex64
     np.testing.assert_array_equal(symbols_to_reals(s, length=7), x)

@@ -7,14 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from airinfer.models.datasets import load_dataset
 from airinfer.phy.source_coding import ImageCodec, PixelFormat, bits_to_bytes, bytes_to_bits
-
-
-@pytest.fixture(scope="module")
-def digits():
-    """scikit-learn's digits, split with seed 0 (embedded: no download)."""
-    return load_dataset("digits", seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -33,9 +33,9 @@ def chance_bound(labels) -> float:
 
 
 @pytest.fixture(scope="module")
-def pixels_run(digits_cnn, digits_pixels):
+def pixels_run(new_digits_cnn, digits_pixels):
     """The jitted pixel strategy over AWGN and its ``receive`` (compiled once per module)."""
-    strategy = CloudStrategy(digits_cnn, digits_pixels, hardware=Hardware(symbol_rate_hz=2e6))
+    strategy = CloudStrategy(new_digits_cnn(), digits_pixels, hardware=Hardware(symbol_rate_hz=2e6))
     return strategy, jax.jit(strategy), jax.jit(strategy.receive)
 
 

@@ -10,7 +10,6 @@ import pytest
 from flax import nnx
 
 from airinfer.models.checkpoint import CheckpointMismatchError
-from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig
 from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig, build_model, flops
@@ -31,14 +30,10 @@ from airinfer.strategies.jscc import (
     train_jscc,
     unit_energy_symbols,
 )
+from tests.conftest import normal
 
 # float32 rounding of a mean of k squares, k <= 256
 POWER_TOLERANCE = 1e-5
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +61,26 @@ def trained(classifier, digits):
     return config, codec, model, report
 
 
+# The strategy tests below share one strategy, one batch size and one link, so that
+# its program is compiled once (jax.jit of the same strategy object reuses it, as
+# accuracy_vs_snr does) and its eager run compiles its operations once.
+ANALOG_BATCH = 50
+ANALOG_HARDWARE = Hardware(device_flops_per_s=2e8, server_flops_per_s=5e12, symbol_rate_hz=1e5)
+
+
+def _rayleigh(snr_db):
+    """The shared link: Rayleigh fading through the JAX twin, a float32 SNR."""
+    return Link(snr_db=jnp.float32(snr_db), channel="rayleigh", backend="jax")
+
+
+@pytest.fixture(scope="module")
+def analog(trained):
+    """``(strategy, jitted)``: the analog split of ``trained`` and its jitted call."""
+    config, codec, model, _ = trained
+    strategy = JSCCSplitStrategy(model, codec, config, ANALOG_HARDWARE)
+    return strategy, jax.jit(strategy)
+
+
 def _codec(config, feature_shape, seed=0):
     return JSCCCodec.from_config(config, feature_shape, jax.random.key(seed))
 
@@ -74,7 +89,7 @@ def _codec(config, feature_shape, seed=0):
 
 
 def test_unit_energy_for_every_sample_at_any_input_scale():
-    reals = jax.random.normal(jax.random.key(0), (64, 2 * 24))
+    reals = normal(0, (64, 2 * 24))
     scales = 10.0 ** jnp.linspace(-30, 30, 64)  # each row its own scale
     reals = reals * scales[:, None]
     reals = reals.at[0].set(0.0).at[1].set(0.0).at[1, 5].set(-3e-38)  # zero and one tiny entry
@@ -101,7 +116,7 @@ def test_unit_energy_gradient_is_finite_for_a_zero_row():
 def test_encoder_meets_the_power_constraint_for_adversarial_features(side_info):
     config = _config(symbols=16, side_info=side_info)
     codec = _codec(config, (2, 2, 6))
-    base = jax.random.normal(jax.random.key(1), (6, 2, 2, 6))
+    base = normal(1, (6, 2, 2, 6))
     features = jnp.concatenate(
         [base * 1e-30, base * 1e30, jnp.zeros_like(base[:1]), jnp.abs(base) * 1e15, base]
     )
@@ -117,7 +132,7 @@ def test_encoder_meets_the_power_constraint_for_adversarial_features(side_info):
 @pytest.mark.parametrize("backend", ["jax", "sionna"])
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
 def test_noise_free_link_returns_the_symbols(channel, backend):
-    x = unit_energy_symbols(jax.random.normal(jax.random.key(2), (16, 2 * 32)))
+    x = unit_energy_symbols(normal(2, (16, 2 * 32)))
     equalised, effective = analog_link(jax.random.key(3), x, jnp.inf, channel, backend=backend)
     # conj(h) h x / |h|^2 = x up to float rounding
     np.testing.assert_allclose(equalised, x, rtol=1e-5, atol=1e-5)
@@ -130,7 +145,7 @@ def test_awgn_noise_has_the_stated_power(backend):
     batch, k, snr_db = 64, 256, 10.0
     samples = batch * k
     tolerance = 5 / math.sqrt(samples)  # 5 sigma of the relative error of a mean of Exp(no)
-    x = unit_energy_symbols(jax.random.normal(jax.random.key(4), (batch, 2 * k)))
+    x = unit_energy_symbols(normal(4, (batch, 2 * k)))
     equalised, effective = analog_link(jax.random.key(5), x, snr_db, "awgn", backend=backend)
     no = float(snr_db_to_no(snr_db))
     noise = (1 + no) * np.asarray(equalised) - np.asarray(x)
@@ -232,12 +247,7 @@ def _assert_gradient_matches_finite_differences(loss, state, seed=0):
     """
     grad = jax.jit(jax.grad(loss))(state)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad))
-    random = jax.tree.map(
-        lambda leaf: jax.random.normal(
-            jax.random.fold_in(jax.random.key(seed), leaf.size), leaf.shape
-        ),
-        state,
-    )
+    random = jax.tree.map(lambda leaf: normal((seed, leaf.size), leaf.shape), state)
     loss = jax.jit(loss)
     for direction, step, rtol, atol in ((grad, 1e-3, 0.01, 1e-3), (random, 3e-3, 0.1, 2e-4)):
         direction = _unit(direction)
@@ -273,7 +283,10 @@ def test_extreme_snrs_give_finite_logits_and_gradients(classifier, digits):
     assert all(np.all(np.isfinite(g)) for g in leaves) and any(np.any(g != 0) for g in leaves)
 
 
-@pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
+# AWGN alone is slow: the default run covers its gradient through the bridge by the
+# noise-free comparison with the twin above, and with noise by the Rayleigh case
+# (tests/phy/test_bridge.py checks the noise is the same forward and backward).
+@pytest.mark.parametrize("channel", [pytest.param("awgn", marks=pytest.mark.slow), "rayleigh"])
 def test_gradient_through_the_sionna_channel_matches_finite_differences(
     classifier, digits, channel
 ):
@@ -302,29 +315,33 @@ def test_gradient_through_the_bridged_tdl_a_channel_matches_finite_differences(c
 # --------------------------------------------------------------------------- strategy
 
 
-def test_strategy_is_jitted_deterministic_and_compiles_once(trained, digits):
-    config, codec, model, _ = trained
-    strategy = JSCCSplitStrategy(model, codec, config)
+def test_strategy_is_jitted_deterministic_and_compiles_once(analog, digits):
+    strategy, run = analog
     assert strategy.name == "split_analog"
-    traces = []
-
-    def run(key, images, link):
-        traces.append(1)
-        return strategy(key, images, link)
-
-    run = jax.jit(run)
-    images = digits.test_images[:50]
+    images = digits.test_images[:ANALOG_BATCH]
     key = jax.random.key(3)
-    a = run(key, images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
-    b = run(key, images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
-    c = run(jax.random.key(4), images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
-    run(key, images, Link(snr_db=12.0, channel="rayleigh", backend="jax"))
-    assert a.shape == (50, 10) and a.dtype == jnp.float32
+    a = run(key, images, _rayleigh(0.0)).logits
+    compiled = run._cache_size()
+    b = run(key, images, _rayleigh(0.0)).logits
+    c = run(jax.random.key(4), images, _rayleigh(0.0)).logits
+    run(key, images, _rayleigh(12.0))
+    assert a.shape == (ANALOG_BATCH, 10) and a.dtype == jnp.float32
     np.testing.assert_array_equal(a, b)
     assert np.mean(np.asarray(a) != np.asarray(c)) > 0.9  # another channel draw
-    assert len(traces) == 1  # the SNR is traced: one compilation for the sweep
-    eager = strategy(key, images, Link(snr_db=0.0, channel="rayleigh", backend="jax")).logits
+    assert run._cache_size() == compiled  # the SNR is traced: one compilation for the sweep
+    eager = strategy(key, images, _rayleigh(0.0)).logits
     np.testing.assert_allclose(eager, a, rtol=1e-4, atol=1e-4)
+
+
+# Two more compilations of the whole strategy; the default run covers the same
+# comparison (jscc_logits, which the strategy calls, over both backends without
+# noise) in test_noise_free_gradients_through_sionna_match_the_jax_twin.
+@pytest.mark.slow
+def test_noise_free_strategy_over_sionna_equals_the_twin(trained, digits):
+    config, codec, model, _ = trained
+    strategy = JSCCSplitStrategy(model, codec, config)
+    run = jax.jit(strategy)
+    images, key = digits.test_images[:50], jax.random.key(3)
     # noise-free awgn: the codec's reconstruction alone decides
     snr = jnp.full((50,), jnp.inf)
     jax_logits = run(key, images, Link(snr_db=snr, channel="awgn", backend="jax")).logits
@@ -332,11 +349,12 @@ def test_strategy_is_jitted_deterministic_and_compiles_once(trained, digits):
     np.testing.assert_allclose(sionna_logits, jax_logits, rtol=1e-5, atol=1e-5)
 
 
-def test_cost_fields_are_exact(trained, digits):
+def test_cost_fields_are_exact(trained, analog, digits):
     config, codec, model, _ = trained
-    hardware = Hardware(device_flops_per_s=2e8, server_flops_per_s=5e12, symbol_rate_hz=1e5)
-    strategy = JSCCSplitStrategy(model, codec, config, hardware)
-    cost = strategy(jax.random.key(0), digits.test_images[:4], Link(snr_db=3.0, backend="jax")).cost
+    strategy, run = analog
+    hardware = ANALOG_HARDWARE
+    images = digits.test_images[:ANALOG_BATCH]
+    cost = strategy(jax.random.key(0), images, _rayleigh(3.0)).cost
     encoder, decoder = codec_flops(codec)
     shape = digits.image_shape
     assert cost.channel_uses == config.symbols == 8
@@ -352,7 +370,7 @@ def test_cost_fields_are_exact(trained, digits):
     assert dense_encoder <= encoder <= dense_encoder + 20 * (hidden + k)
     assert dense_decoder <= decoder <= dense_decoder + 20 * (hidden + k + features)
     # jitted, the same numbers (float32 holds these integers exactly)
-    jitted = jax.jit(strategy)(jax.random.key(0), digits.test_images[:4], Link(3.0, backend="jax"))
+    jitted = run(jax.random.key(0), images, _rayleigh(3.0))
     np.testing.assert_array_equal([float(v) for v in jitted.cost[:4]], [float(v) for v in cost[:4]])
 
 
@@ -370,7 +388,7 @@ def test_strategy_rejects_mismatched_inputs(trained, digits):
 # --------------------------------------------------------------------------- training
 
 
-def test_training_reduces_the_loss_and_beats_chance(trained, digits):
+def test_training_reduces_the_loss_and_beats_chance(trained, analog, digits):
     """Digits, k = 8, 6 epochs through Rayleigh fading (SNR in [-10, 20] dB)."""
     config, codec, model, report = trained
     steps = 6 * (len(digits.train_labels) // config.batch_size)
@@ -378,10 +396,10 @@ def test_training_reduces_the_loss_and_beats_chance(trained, digits):
     first, last = report.losses[:10].mean(), report.losses[-10:].mean()
     assert first > 1.5  # a fresh codec sends noise: near chance (ln 10 = 2.3)
     assert last < 0.5 * first, (first, last)
-    strategy = JSCCSplitStrategy(model, codec, config)
+    strategy, _ = analog  # the codec and model of ``trained``, compiled for chunks of 50
     accuracy = accuracy_vs_snr(
         strategy, jax.random.key(0), digits.test_images, digits.test_labels, [-10.0, 20.0],
-        channel="rayleigh", backend="jax",
+        channel="rayleigh", backend="jax", chunk_size=ANALOG_BATCH,
     )  # fmt: skip
     # 359 test images: binomial sigma <= 0.027; graceful, monotone in SNR, well above chance 0.1
     assert accuracy[1] > 0.75 and accuracy[1] > accuracy[0] + 0.1, accuracy
@@ -403,7 +421,8 @@ def test_fine_tuning_trains_the_back_and_never_the_front(classifier, digits):
 
 
 def test_checkpoint_cache_round_trip(classifier, digits, tmp_path):
-    config = _config(epochs=1)
+    # the config of the ``trained`` fixture: its compiled training step serves again
+    config = _config(channel="rayleigh", epochs=6)
     codec, model, report, path = cached_train_jscc(classifier, digits, 0, config, root=tmp_path)
     assert report is not None and path.parent == tmp_path and path.name.startswith("jscc-")
     again, model_again, report_again, path_again = cached_train_jscc(
@@ -475,10 +494,10 @@ def test_training_through_sionna_reaches_the_accuracy_of_training_through_the_tw
     np.testing.assert_array_less(np.abs(accuracies["jax"] - accuracies["sionna"]), 0.08)
 
 
-def test_message_is_the_unit_energy_symbols(trained, digits):
-    config, codec, model, _ = trained
-    strategy = JSCCSplitStrategy(model, codec, config)
-    sent = strategy.message(digits.test_images[:40], 5.0)
-    assert sent.shape == (40, 2 * config.symbols)
+def test_message_is_the_unit_energy_symbols(trained, analog, digits):
+    config = trained[0]
+    strategy, _ = analog
+    sent = strategy.message(digits.test_images[:ANALOG_BATCH], 5.0)
+    assert sent.shape == (ANALOG_BATCH, 2 * config.symbols)
     energy = jnp.mean(sent[:, : config.symbols] ** 2 + sent[:, config.symbols :] ** 2, axis=-1)
     np.testing.assert_allclose(energy, 1.0, rtol=1e-5)

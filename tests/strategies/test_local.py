@@ -8,6 +8,7 @@ from airinfer.models.zoo import SplitClassifier, flops
 from airinfer.strategies.base import Link
 from airinfer.strategies.cost import Hardware
 from airinfer.strategies.local import LocalStrategy, inference_copy
+from tests.conftest import normal
 
 from .conftest import accuracy
 
@@ -63,7 +64,7 @@ def test_inference_mode_without_touching_the_model():
     model.norm.mean.value = jnp.full((1,), 3.0)
     model.norm.var.value = jnp.full((1,), 4.0)
     model.train()
-    images = jax.random.normal(jax.random.key(0), (16, 8, 8, 1))
+    images = normal(0, (16, 8, 8, 1))
     outcome = LocalStrategy(model)(jax.random.key(0), images, Link(snr_db=0.0))
     reference = inference_copy(model)(images)
     np.testing.assert_array_equal(outcome.logits, reference)

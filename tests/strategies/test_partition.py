@@ -7,9 +7,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from airinfer.models.datasets import load_dataset
-from airinfer.models.ensemble import EnsembleConfig
-from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig, abstract_model, build_model, flops
 from airinfer.strategies.base import Link
 from airinfer.strategies.cost import Hardware
@@ -20,6 +17,7 @@ from airinfer.strategies.partition import (
     even_cuts,
     stage_flops,
 )
+from tests.conftest import normal
 
 # Digits test split: 360 images. Binomial sigma of an accuracy near 0.2 is
 # sqrt(0.2 * 0.8 / 360) = 0.021, near 0.9 it is 0.016; the bounds below sit
@@ -27,21 +25,8 @@ from airinfer.strategies.partition import (
 # (high SNR 0.96, -10 dB about 0.1).
 HIGH_SNR_MIN_ACCURACY = 0.8
 LOW_SNR_MAX_ACCURACY = 0.35
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", seed=0)
-
-
-@pytest.fixture(scope="module")
-def trained(digits):
-    """A briefly trained CNN of width 0.5 on digits (a few seconds of training)."""
-    config = EnsembleConfig(
-        ModelConfig("cnn", digits.image_shape, digits.num_classes, 0.5), 1, "init"
-    )
-    ensemble, _ = train_ensemble(digits, config, TrainConfig(epochs=8, seed=0))
-    return ensemble.member(0)
+# The chain of the fixture below: bits per value at each cut.
+CHAIN_BITS = {"conv2": 2, "hidden": 4}
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +37,23 @@ def untrained():
 
 @pytest.fixture(scope="module")
 def images():
-    return jax.random.normal(jax.random.key(1), (16, 8, 8, 1))
+    return normal(1, (16, 8, 8, 1))
+
+
+@pytest.fixture(scope="module")
+def chain(untrained, images):
+    """Three devices cut after conv2 (256 values, 2 bits) and hidden (128 values, 4 bits).
+
+    Both hops carry 512 bits per image, one LDPC block of k = 512: the same link
+    and batch, so that run eagerly the second hop reuses the first one's compiled
+    programs (and both tests below the eager runs of each other).
+    """
+    x, hops = images, []
+    for stage, name in zip(untrained.stages, untrained.stage_names, strict=True):
+        x = stage(x)
+        if name in CHAIN_BITS:
+            hops.append(DigitalHop.fit(x, bits=CHAIN_BITS[name]))
+    return LayerPartitionStrategy(untrained, tuple(CHAIN_BITS), tuple(hops))
 
 
 # ---------------------------------------------------------------------------
@@ -96,7 +97,7 @@ def test_hop_fit_covers_the_calibration_range():
 
 def test_hop_send_high_snr_is_the_quantiser_low_snr_is_not():
     hop = DigitalHop(bits=6, low=-2.0, high=2.0)
-    values = jax.random.normal(jax.random.key(0), (2, 40, 50))  # 2 x 40 messages of 300 bits
+    values = normal(0, (2, 40, 50))  # 2 x 40 messages of 300 bits
     snr_db = jnp.array([40.0, -10.0])[:, None]  # first half clean, second half hopeless
     received = np.asarray(
         jax.jit(send, static_argnums=(3, 4))(jax.random.key(1), values, snr_db, hop, "awgn")
@@ -166,10 +167,12 @@ def test_layer_cost_hand_computed(untrained):
     assert (one_device.channel_uses, one_device.payload_bits) == (0, 0)
 
 
-def test_layer_high_snr_is_the_quantised_model(untrained, images):
+def test_layer_high_snr_is_the_quantised_model(untrained, images, chain):
     """Every hop decodes without error at 40 dB: the output is the model with
     its activations quantised at the cuts, exactly."""
-    strategy = LayerPartitionStrategy.calibrated(untrained, 3, images, bits=5)
+    strategy = chain
+    links = [hop.link(v, "rayleigh") for hop, v in zip(chain.hops, (256, 128), strict=True)]
+    assert links[0] == links[1] and links[0].k == 512  # one link, one block per image
     # Eager, as the reference: under jit XLA fuses the stages and rounds differently.
     outcome = strategy(jax.random.key(3), images, Link(snr_db=40.0, channel="rayleigh"))
     x = images
@@ -184,8 +187,9 @@ def _accuracy(logits, labels):
     return float(np.mean(np.argmax(np.asarray(logits), -1) == labels))
 
 
-@pytest.mark.slow  # trains a CNN and codes 720 images' features: ~25 s on a busy 2-core CPU
-def test_layer_accuracy_high_vs_low_snr(trained, digits):
+@pytest.mark.slow  # codes 720 images' features: ~25 s on a busy 2-core CPU
+def test_layer_accuracy_high_vs_low_snr(digits_cnn, digits):
+    trained = digits_cnn  # a width-0.5 CNN trained on digits (the session's shared one)
     strategy = LayerPartitionStrategy.calibrated(trained, 2, digits.train_images[:256], bits=8)
     images, labels = digits.test_images, digits.test_labels
     n = len(labels)
@@ -202,16 +206,16 @@ def test_layer_accuracy_high_vs_low_snr(trained, digits):
     assert low <= LOW_SNR_MAX_ACCURACY
 
 
-def test_layer_jit_determinism(untrained, images):
-    strategy = LayerPartitionStrategy.calibrated(untrained, 2, images, bits=3)
+def test_layer_jit_determinism(images, chain):
+    strategy = chain
     run = jax.jit(strategy)
-    link = Link(snr_db=0.5)  # near the LDPC threshold: some blocks fail
+    link = Link(snr_db=0.5, channel="rayleigh")  # faded around the LDPC threshold: some fail
     first = run(jax.random.key(5), images, link).logits
     again = run(jax.random.key(5), images, link).logits
     other = run(jax.random.key(6), images, link).logits
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
-    run(jax.random.key(5), images, Link(snr_db=7.0))
+    run(jax.random.key(5), images, Link(snr_db=7.0, channel="rayleigh"))
     assert run._cache_size() == 1  # the SNR is traced: no recompilation
     # Eager and jitted runs draw the same channel; only XLA's fusion rounds differently.
     eager = strategy(jax.random.key(5), images, link).logits
@@ -285,7 +289,8 @@ def test_horizontal_high_snr_is_the_quantised_model(untrained, images):
 
 
 @pytest.mark.slow  # as above
-def test_horizontal_accuracy_high_vs_low_snr(trained, digits):
+def test_horizontal_accuracy_high_vs_low_snr(digits_cnn, digits):
+    trained = digits_cnn
     strategy = HorizontalPartitionStrategy.calibrated(
         trained, "conv1", 4, digits.train_images[:256], bits=6
     )
