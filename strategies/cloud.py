@@ -21,6 +21,12 @@ The digital link exists only as Sionna blocks: ``Link.backend`` is not
 consulted (``"jax"`` runs the same Sionna link), and ``Link.channel`` must be
 ``"awgn"`` or ``"rayleigh"`` (i.i.d. per-symbol fading, perfect CSI).
 
+The link itself, source coding included, is an :class:`ImageLink`
+(``CloudStrategy.uplink``), which the edge ensemble's ``direct`` observation
+reuses to multicast an image to its neighbours. Every reception carries an
+ideal CRC's verdict (``intact``: no bit of the image was decided wrong), which
+the hybrid strategy consults before it trusts the server.
+
 Cost of one inference: channel uses ``ceil(bits / k) n / bits_per_symbol``
 (mean over the batch for codecs), payload bits (mean over the batch for
 codecs; JAX scalars then), 0 device FLOPs (the codec's work is not a model's
@@ -41,7 +47,7 @@ from airinfer.strategies.base import Link, Outcome
 from airinfer.strategies.cost import Cost, Hardware, make_cost
 from airinfer.strategies.local import check_common, check_images, inference_copy
 
-__all__ = ["SOURCES", "CloudStrategy", "CloudReception"]
+__all__ = ["SOURCES", "ImageLink", "CloudStrategy", "CloudReception"]
 
 SOURCES = ("pixels", "jpeg", "webp")
 
@@ -58,6 +64,8 @@ class CloudReception(NamedTuple):
         channel_uses: ``[B]`` int32, complex channel uses per image.
         decode_failed: ``[B]`` bool, the codec could not decode the received
             stream and the server saw the neutral image (always False for pixels).
+        intact: ``[B]`` bool, every sent bit was decided right: what an ideal
+            CRC (one that detects every error, its bits not counted) reports.
     """
 
     codes: jax.Array
@@ -65,6 +73,140 @@ class CloudReception(NamedTuple):
     payload_bits: jax.Array
     channel_uses: jax.Array
     decode_failed: jax.Array
+    intact: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageLink:
+    """How an image crosses the digital link: its source coding and the LDPC + QAM link.
+
+    What :class:`CloudStrategy` sends to the server, and what a device
+    multicasts to its neighbours (the edge ensemble's ``direct`` observation).
+    Hashable (a static ``jax.jit`` argument).
+
+    Parameters:
+        pixel_format: the normalisation of the images and their stored pixel
+            range (:meth:`PixelFormat.for_dataset`).
+        source: ``"pixels"``, ``"jpeg"`` or ``"webp"``.
+        quality: codec quality, an int in ``[1, 100]`` (ignored for pixels).
+        jpeg_tables: ``"inline"`` (standard JPEG files) or ``"shared"``
+            (abbreviated streams, tables known at both ends); see :class:`ImageCodec`.
+        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
+        code_rate: LDPC rate ``k / n``.
+        block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
+        max_bytes: codec buffer per image; None: :meth:`ImageCodec.stream_bound`
+            of the image shape.
+    """
+
+    pixel_format: PixelFormat
+    source: str = "pixels"
+    quality: int = 75
+    jpeg_tables: str = "inline"
+    modulation: str = "qpsk"
+    code_rate: float = 0.5
+    block_bits: int = 512
+    max_bytes: int | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.pixel_format, PixelFormat):
+            raise ValueError(
+                f"pixel_format: {type(self.pixel_format).__name__} is not a PixelFormat"
+            )
+        if self.source not in SOURCES:
+            raise ValueError(f"source: unknown {self.source!r}; allowed: {', '.join(SOURCES)}")
+        if self.source != "pixels":
+            self.codec  # noqa: B018 (checks quality and jpeg_tables now)
+        if self.max_bytes is not None and not (
+            isinstance(self.max_bytes, int) and self.max_bytes >= 1
+        ):
+            raise ValueError(f"max_bytes: {self.max_bytes!r} is not None or an int >= 1")
+        self.link_config("awgn")  # checks modulation, code_rate and block_bits now
+
+    @property
+    def codec(self) -> ImageCodec:
+        """The image codec (``source`` ``"jpeg"`` or ``"webp"``)."""
+        return ImageCodec(self.source, self.quality, self.jpeg_tables)
+
+    def link_config(self, channel: str):
+        """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
+        return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
+
+    def buffer_bytes(self, image_shape: tuple[int, int, int]) -> int:
+        """Codec buffer per image: ``max_bytes`` or the codec's bound for ``image_shape``."""
+        if self.max_bytes is not None:
+            return self.max_bytes
+        return self.codec.stream_bound(tuple(int(d) for d in image_shape))
+
+    def receive(self, key: jax.Array, images: jax.Array, link: Link) -> CloudReception:
+        """Encode, send and rebuild the images: what the receiver's model will see.
+
+        Input:
+            key: JAX PRNG key of the channel and noise.
+            images: ``[B, H, W, C]`` float32 normalised images; each row crosses
+                its own link (its own fading and noise).
+            link: :class:`~airinfer.strategies.base.Link`; ``snr_db`` is Es/N0 per
+                complex symbol in dB (noise CN(0, no), ``no = 10**(-snr_db/10)``;
+                average Es/N0 under Rayleigh fading).
+
+        Output:
+            :class:`CloudReception`.
+        """
+        check_images(images)
+        self.pixel_format.check_images(images)
+        config = self.link_config(link.channel)
+        batch, shape = images.shape[0], tuple(images.shape[1:])
+        codes = self.pixel_format.to_codes(images)
+        if self.source == "pixels":
+            bits = bytes_to_bits(codes.reshape(batch, -1))
+            decided = send_bits(key, bits, link.snr_db, config)
+            received = bits_to_bytes(decided).reshape(codes.shape)
+            payload = jnp.full((batch,), bits.shape[1], jnp.int32)
+            failed = jnp.zeros((batch,), bool)
+            intact = jnp.all(decided == bits, axis=-1)
+        else:
+            streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
+            bits = bytes_to_bits(streams)
+            decided = send_bits(key, bits, link.snr_db, config)
+            received, failed = self.codec.decode_jax(bits_to_bytes(decided), lengths, shape)
+            payload = 8 * lengths
+            # only a stream's own bits are sent; the rest of the buffer is not
+            sent = jnp.arange(bits.shape[1]) < payload[:, None]
+            intact = jnp.all((decided == bits) | ~sent, axis=-1)
+        receiver_images = self.pixel_format.from_codes(received)
+        receiver_images = jnp.where(failed[:, None, None, None], 0.0, receiver_images)
+        uses = channel_uses_per_sample(payload, config)
+        return CloudReception(received, receiver_images, payload, uses, failed, intact)
+
+    def sent(self, image_shape, channel: str, reception: CloudReception | None = None):
+        """``(channel_uses, payload_bits)`` of one image of ``image_shape`` over ``channel``.
+
+        Pixels: exact Python floats. Codecs: means over the batch of
+        ``reception`` (JAX scalars), which they need (a stream's length
+        depends on its image).
+        """
+        if self.source == "pixels":
+            payload = 8 * math.prod(int(d) for d in image_shape)
+            uses = float(channel_uses_per_sample(payload, self.link_config(channel)))
+            return uses, float(payload)
+        if reception is None:
+            raise ValueError(
+                f"reception: None; a {self.source} stream's length depends on its image, "
+                "so its cost follows from what was sent"
+            )
+        payload = jnp.mean(reception.payload_bits.astype(jnp.float32))
+        return jnp.mean(reception.channel_uses.astype(jnp.float32)), payload
+
+    def message(self, images: jax.Array) -> jax.Array:
+        """What leaves the device: its 8-bit pixels, or what the codec stream decodes
+        to, ``[B, H, W, C]`` float32 in code units (0..255)."""
+        check_images(images)
+        self.pixel_format.check_images(images)
+        codes = self.pixel_format.to_codes(images)
+        if self.source != "pixels":
+            shape = tuple(images.shape[1:])
+            streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
+            codes, _ = self.codec.decode_jax(streams, lengths, shape)
+        return jnp.asarray(codes, jnp.float32)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -97,6 +239,9 @@ class CloudStrategy:
     Output:
         :class:`~airinfer.strategies.base.Outcome` with the server's logits
         ``[B, num_classes]`` float32 and the cost of one inference.
+
+    The image's link is the attribute ``uplink``, an :class:`ImageLink` of
+    the link parameters above.
     """
 
     model: SplitClassifier
@@ -113,19 +258,11 @@ class CloudStrategy:
 
     def __post_init__(self):
         check_common(self.model, self.hardware)
-        if not isinstance(self.pixel_format, PixelFormat):
-            raise ValueError(
-                f"pixel_format: {type(self.pixel_format).__name__} is not a PixelFormat"
-            )
-        if self.source not in SOURCES:
-            raise ValueError(f"source: unknown {self.source!r}; allowed: {', '.join(SOURCES)}")
-        if self.source != "pixels":
-            self.codec  # noqa: B018 (checks quality and jpeg_tables now)
-        if self.max_bytes is not None and not (
-            isinstance(self.max_bytes, int) and self.max_bytes >= 1
-        ):
-            raise ValueError(f"max_bytes: {self.max_bytes!r} is not None or an int >= 1")
-        self.link_config("awgn")  # checks modulation, code_rate and block_bits now
+        uplink = ImageLink(
+            self.pixel_format, self.source, self.quality, self.jpeg_tables, self.modulation,
+            self.code_rate, self.block_bits, self.max_bytes,
+        )  # fmt: skip
+        object.__setattr__(self, "uplink", uplink)
 
     @property
     def name(self) -> str:
@@ -137,17 +274,15 @@ class CloudStrategy:
     @property
     def codec(self) -> ImageCodec:
         """The image codec (``source`` ``"jpeg"`` or ``"webp"``)."""
-        return ImageCodec(self.source, self.quality, self.jpeg_tables)
+        return self.uplink.codec
 
     def link_config(self, channel: str):
         """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
-        return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
+        return self.uplink.link_config(channel)
 
     def buffer_bytes(self, image_shape: tuple[int, int, int]) -> int:
         """Codec buffer per image: ``max_bytes`` or the codec's bound for ``image_shape``."""
-        if self.max_bytes is not None:
-            return self.max_bytes
-        return self.codec.stream_bound(tuple(int(d) for d in image_shape))
+        return self.uplink.buffer_bytes(image_shape)
 
     def server_flops(self, input_shape: tuple[int, ...]) -> float:
         """FLOPs of the server's full model on one ``input_shape`` sample."""
@@ -161,26 +296,7 @@ class CloudStrategy:
 
         Same inputs as ``__call__``; returns a :class:`CloudReception`.
         """
-        check_images(images)
-        self.pixel_format.check_images(images)
-        config = self.link_config(link.channel)
-        batch, shape = images.shape[0], tuple(images.shape[1:])
-        codes = self.pixel_format.to_codes(images)
-        if self.source == "pixels":
-            bits = bytes_to_bits(codes.reshape(batch, -1))
-            decided = send_bits(key, bits, link.snr_db, config)
-            received = bits_to_bytes(decided).reshape(codes.shape)
-            payload = jnp.full((batch,), bits.shape[1], jnp.int32)
-            failed = jnp.zeros((batch,), bool)
-        else:
-            streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
-            decided = send_bits(key, bytes_to_bits(streams), link.snr_db, config)
-            received, failed = self.codec.decode_jax(bits_to_bytes(decided), lengths, shape)
-            payload = 8 * lengths
-        server_images = self.pixel_format.from_codes(received)
-        server_images = jnp.where(failed[:, None, None, None], 0.0, server_images)
-        uses = channel_uses_per_sample(payload, config)
-        return CloudReception(received, server_images, payload, uses, failed)
+        return self.uplink.receive(key, images, link)
 
     def cost(self, reception: CloudReception, channel: str) -> Cost:
         """The :class:`~airinfer.strategies.cost.Cost` of one inference received over ``channel``.
@@ -188,28 +304,20 @@ class CloudStrategy:
         Pixels: exact Python numbers; codecs: means over the batch (JAX scalars).
         """
         shape = tuple(int(d) for d in reception.images.shape[1:])
-        if self.source == "pixels":
-            payload = 8 * math.prod(shape)
-            uses = float(channel_uses_per_sample(payload, self.link_config(channel)))
-            payload = float(payload)
-        else:
-            payload = jnp.mean(reception.payload_bits.astype(jnp.float32))
-            uses = jnp.mean(reception.channel_uses.astype(jnp.float32))
+        uses, payload = self.uplink.sent(shape, channel, reception)
         return make_cost(uses, payload, 0.0, self.server_flops(shape), self.hardware)
 
     def message(self, images: jax.Array, snr_db=None) -> jax.Array:
         """What leaves the device: its 8-bit pixels, or what the codec stream decodes
         to, ``[B, H, W, C]`` float32 in code units (0..255)."""
-        check_images(images)
-        self.pixel_format.check_images(images)
-        codes = self.pixel_format.to_codes(images)
-        if self.source != "pixels":
-            shape = tuple(images.shape[1:])
-            streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
-            codes, _ = self.codec.decode_jax(streams, lengths, shape)
-        return jnp.asarray(codes, jnp.float32)
+        return self.uplink.message(images)
 
-    def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome:
+    def outcome_with_crc(self, key: jax.Array, images: jax.Array, link: Link):
+        """``(outcome, intact)``: what ``__call__`` returns, and ``[B]`` bool, whether each
+        image arrived without a bit error (an ideal CRC's verdict)."""
         reception = self.receive(key, images, link)
         logits = inference_copy(self.model)(reception.images)
-        return Outcome(logits, self.cost(reception, link.channel))
+        return Outcome(logits, self.cost(reception, link.channel)), reception.intact
+
+    def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome:
+        return self.outcome_with_crc(key, images, link)[0]

@@ -19,9 +19,11 @@ Two uniform quantisers with ``L = 2**bits`` levels, codes packed MSB first
   mid-rise quantiser would turn each into half a step, a bias that summed over
   thousands of features wrecks the back's input.)
 
-A value inside the range comes back within half a step,
+Both are :class:`FeatureQuantizer` (shared with the edge ensemble's shared
+encoder). A value inside the range comes back within half a step,
 :attr:`SplitDigitalStrategy.quantization_error_bound`; :func:`calibrate_clip`
-picks ``clip`` from a percentile of training features.
+picks ``clip`` from a percentile of training features. Every reception
+carries an ideal CRC's verdict (``intact``), which the hybrid strategy consults.
 
 An optional learned :class:`Bottleneck` shrinks the features' last axis
 (channels of a convolutional feature map, units of a dense one) from ``C`` to
@@ -60,6 +62,7 @@ from airinfer.strategies.cost import Cost, Hardware, make_cost
 from airinfer.strategies.local import check_common, check_images, inference_copy
 
 __all__ = [
+    "FeatureQuantizer",
     "Bottleneck",
     "SplitReception",
     "SplitDigitalStrategy",
@@ -70,6 +73,60 @@ __all__ = [
 
 #: The bottleneck's code lies in (-1, 1) (tanh): its quantiser clips at 1.
 BOTTLENECK_CLIP = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureQuantizer:
+    """The ``bits``-bit uniform quantiser of features (the two of the module docstring).
+
+    Parameters:
+        bits: bits per value, an int in ``[1, 16]``.
+        clip: the range bound, a finite number > 0.
+        signed: mid-rise over ``[-clip, clip]`` (True) or levels ``i clip / (L - 1)``
+            over ``[0, clip]`` (False, zero a level).
+    """
+
+    bits: int
+    clip: float
+    signed: bool = True
+
+    def __post_init__(self):
+        if isinstance(self.bits, bool) or not isinstance(self.bits, int):
+            raise ValueError(f"bits: {self.bits!r} is not an int in [1, {quantize.MAX_BITS}]")
+        if not 1 <= self.bits <= quantize.MAX_BITS:
+            raise ValueError(f"bits: {self.bits} is not in [1, {quantize.MAX_BITS}]")
+        if isinstance(self.clip, bool) or not isinstance(self.clip, int | float):
+            raise ValueError(f"clip: {self.clip!r} is not a number")
+        if not (math.isfinite(self.clip) and self.clip > 0):
+            raise ValueError(f"clip: {self.clip!r} is not finite and > 0")
+        if not isinstance(self.signed, bool):
+            raise ValueError(f"signed: {self.signed!r} is not a bool")
+
+    @property
+    def error_bound(self) -> float:
+        """Largest error of a value inside the range: half a step."""
+        if self.signed:
+            return self.clip / 2**self.bits
+        return self.clip / (2**self.bits - 1) / 2
+
+    def to_bits(self, values):
+        """Values ``[...]`` -> bits ``[..., bits]`` float32 of 0/1, MSB first."""
+        if self.signed:
+            return quantize.quantize_to_bits(values, self.bits, self.clip)
+        top = 2**self.bits - 1
+        codes = jnp.clip(jnp.round(values * (top / self.clip)), 0, top)
+        return quantize.codes_to_bits(codes.astype(jnp.int32), self.bits)
+
+    def to_values(self, bit_array):
+        """Bits ``[..., bits]`` (MSB first) -> reconstructed values ``[...]`` float32."""
+        if self.signed:
+            return quantize.bits_to_values(bit_array, self.clip)
+        codes = quantize.bits_to_codes(bit_array).astype(jnp.float32)
+        return codes * (self.clip / (2**self.bits - 1))
+
+    def round_trip(self, values):
+        """What error-free bits deliver: ``values`` ``[...]`` quantised and rebuilt, float32."""
+        return self.to_values(self.to_bits(values))
 
 
 class Bottleneck(nnx.Module):
@@ -187,10 +244,13 @@ class SplitReception(NamedTuple):
         sent: ``[B, ...]`` float32, the device's values before quantisation
             (the front's features, or the bottleneck's code).
         received: ``[B, ...]`` float32, the server's dequantised values from the decided bits.
+        intact: ``[B]`` bool, every sent bit was decided right: what an ideal
+            CRC (one that detects every error, its bits not counted) reports.
     """
 
     sent: jax.Array
     received: jax.Array
+    intact: jax.Array
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -238,12 +298,6 @@ class SplitDigitalStrategy:
     def __post_init__(self):
         check_common(self.model, self.hardware)
         _check_split_point(self.model, self.split_point)
-        if isinstance(self.bits, bool) or not isinstance(self.bits, int):
-            raise ValueError(f"bits: {self.bits!r} is not an int in [1, {quantize.MAX_BITS}]")
-        if not 1 <= self.bits <= quantize.MAX_BITS:
-            raise ValueError(f"bits: {self.bits} is not in [1, {quantize.MAX_BITS}]")
-        if not isinstance(self.signed, bool):
-            raise ValueError(f"signed: {self.signed!r} is not a bool")
         if self.bottleneck is not None:
             if not isinstance(self.bottleneck, Bottleneck):
                 raise ValueError(
@@ -254,15 +308,13 @@ class SplitDigitalStrategy:
                     f"clip: {self.clip!r} given with a bottleneck, whose tanh code is "
                     f"clipped at {BOTTLENECK_CLIP}; leave clip None"
                 )
-            if not self.signed:
+            if self.signed is False:
                 raise ValueError("signed: False with a bottleneck, whose code is signed")
-        else:
-            if self.clip is None:
-                raise ValueError("clip: None; give the quantiser's range (calibrate_clip)")
-            if isinstance(self.clip, bool) or not isinstance(self.clip, int | float):
-                raise ValueError(f"clip: {self.clip!r} is not a number")
-            if not (math.isfinite(self.clip) and self.clip > 0):
-                raise ValueError(f"clip: {self.clip!r} is not finite and > 0")
+        elif self.clip is None:
+            raise ValueError("clip: None; give the quantiser's range (calibrate_clip)")
+        clip = BOTTLENECK_CLIP if self.bottleneck is not None else self.clip
+        # checks bits, clip and signed
+        object.__setattr__(self, "_quantizer", FeatureQuantizer(self.bits, clip, self.signed))
         self.link_config("awgn")  # checks modulation, code_rate and block_bits now
 
     @property
@@ -275,11 +327,14 @@ class SplitDigitalStrategy:
         return BOTTLENECK_CLIP if self.bottleneck is not None else float(self.clip)
 
     @property
+    def quantizer(self) -> FeatureQuantizer:
+        """The :class:`FeatureQuantizer` of the sent values."""
+        return self._quantizer
+
+    @property
     def quantization_error_bound(self) -> float:
         """Largest error of a value inside the quantiser's range: half a step."""
-        if self.signed:
-            return self.range_bound / 2**self.bits
-        return self.range_bound / (2**self.bits - 1) / 2
+        return self.quantizer.error_bound
 
     def link_config(self, channel: str):
         """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
@@ -316,18 +371,11 @@ class SplitDigitalStrategy:
 
     def quantize_to_bits(self, values):
         """Values ``[...]`` -> bits ``[..., bits]`` float32 of 0/1, MSB first."""
-        if self.signed:
-            return quantize.quantize_to_bits(values, self.bits, self.range_bound)
-        top = 2**self.bits - 1
-        codes = jnp.clip(jnp.round(values * (top / self.range_bound)), 0, top)
-        return quantize.codes_to_bits(codes.astype(jnp.int32), self.bits)
+        return self.quantizer.to_bits(values)
 
     def bits_to_values(self, bit_array):
         """Bits ``[..., bits]`` (MSB first) -> reconstructed values ``[...]`` float32."""
-        if self.signed:
-            return quantize.bits_to_values(bit_array, self.range_bound)
-        codes = quantize.bits_to_codes(bit_array).astype(jnp.float32)
-        return codes * (self.range_bound / (2**self.bits - 1))
+        return self.quantizer.to_values(bit_array)
 
     def receive(self, key: jax.Array, images: jax.Array, link: Link) -> SplitReception:
         """Run the front, quantise, send and dequantise: the values the server gets.
@@ -338,8 +386,10 @@ class SplitDigitalStrategy:
         sent = self.device_output(images)
         batch = sent.shape[0]
         bits = self.quantize_to_bits(sent)
-        decided = send_bits(key, bits.reshape(batch, -1), link.snr_db, config)
-        return SplitReception(sent, self.bits_to_values(decided.reshape(bits.shape)))
+        flat = bits.reshape(batch, -1)
+        decided = send_bits(key, flat, link.snr_db, config)
+        received = self.bits_to_values(decided.reshape(bits.shape))
+        return SplitReception(sent, received, jnp.all(decided == flat, axis=-1))
 
     def device_output(self, images: jax.Array) -> jax.Array:
         """The values the device quantises: its front's features, or their bottleneck
@@ -367,9 +417,15 @@ class SplitDigitalStrategy:
         device, server = self.compute_flops(input_shape)
         return make_cost(float(uses), float(payload), device, server, self.hardware)
 
-    def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome:
+    def outcome_with_crc(self, key: jax.Array, images: jax.Array, link: Link):
+        """``(outcome, intact)``: what ``__call__`` returns, and ``[B]`` bool, whether each
+        sample's features arrived without a bit error (an ideal CRC's verdict)."""
         reception = self.receive(key, images, link)
-        return Outcome(self.server(reception.received), self.cost(images.shape[1:], link.channel))
+        cost = self.cost(images.shape[1:], link.channel)
+        return Outcome(self.server(reception.received), cost), reception.intact
+
+    def __call__(self, key: jax.Array, images: jax.Array, link: Link) -> Outcome:
+        return self.outcome_with_crc(key, images, link)[0]
 
 
 def train_bottleneck(
