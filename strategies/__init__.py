@@ -8,15 +8,20 @@ The public API, re-exported from the submodules:
   ``latency_bitrate``.
 * :mod:`airinfer.strategies.local`: ``LocalStrategy``, the device model alone.
 * :mod:`airinfer.strategies.cloud`: ``CloudStrategy`` (raw pixels or a JPEG/WebP stream
-  over the digital link; the codecs, ``PixelFormat`` and ``ImageCodec``, live
-  in :mod:`airinfer.phy.source_coding`).
+  over the digital link, ``ImageLink``; the codecs, ``PixelFormat`` and
+  ``ImageCodec``, live in :mod:`airinfer.phy.source_coding`).
 * :mod:`airinfer.strategies.split_digital`: ``SplitDigitalStrategy``, ``calibrate_clip``,
-  ``Bottleneck``, ``train_bottleneck``.
+  ``FeatureQuantizer``, ``Bottleneck``, ``train_bottleneck``.
 * :mod:`airinfer.strategies.jscc` (a package): ``JSCCSplitStrategy``, ``JSCCConfig``,
   ``train_jscc``, ``cached_train_jscc`` (deep JSCC of features over an analog link).
 * :mod:`airinfer.strategies.partition` and :mod:`airinfer.strategies.digital_hop`:
   ``LayerPartitionStrategy``, ``HorizontalPartitionStrategy``, ``DigitalHop``.
-* :mod:`airinfer.strategies.edge_ensemble`: ``EdgeEnsembleStrategy`` (over the air).
+* :mod:`airinfer.strategies.edge_ensemble`: ``EdgeEnsembleStrategy`` (over the air), its
+  observation round in :mod:`airinfer.strategies.observation` (``DirectObservation``,
+  ``SharedEncoder``) and the shared encoder's heads in :mod:`airinfer.strategies.heads`
+  (``Head``, ``train_heads``, ``cached_train_heads``).
+* :mod:`airinfer.strategies.hybrid`: ``HybridStrategy``, an edge ensemble fused with a
+  server.
 
 The model-inversion privacy proxy that attacks a strategy's ``message`` is
 :mod:`airinfer.models.inversion`.
@@ -24,15 +29,19 @@ The model-inversion privacy proxy that attacks a strategy's ``message`` is
 
 from airinfer.phy.source_coding import ImageCodec, PixelFormat
 from airinfer.strategies.base import Link, Outcome, Strategy
-from airinfer.strategies.cloud import CloudStrategy
+from airinfer.strategies.cloud import CloudStrategy, ImageLink
 from airinfer.strategies.cost import Cost, Hardware, latency_s, make_cost
 from airinfer.strategies.digital_hop import DigitalHop
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
+from airinfer.strategies.heads import Head, cached_train_heads, train_heads
+from airinfer.strategies.hybrid import HybridStrategy
 from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc, train_jscc
 from airinfer.strategies.local import LocalStrategy
+from airinfer.strategies.observation import DirectObservation, SharedEncoder
 from airinfer.strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
 from airinfer.strategies.split_digital import (
     Bottleneck,
+    FeatureQuantizer,
     SplitDigitalStrategy,
     calibrate_clip,
     train_bottleneck,
@@ -40,9 +49,11 @@ from airinfer.strategies.split_digital import (
 
 __all__ = [
     "Link", "Hardware", "Cost", "Outcome", "Strategy", "latency_s", "make_cost",
-    "LocalStrategy", "CloudStrategy", "PixelFormat", "ImageCodec",
-    "SplitDigitalStrategy", "calibrate_clip", "Bottleneck", "train_bottleneck",
+    "LocalStrategy", "CloudStrategy", "ImageLink", "PixelFormat", "ImageCodec",
+    "SplitDigitalStrategy", "calibrate_clip", "FeatureQuantizer", "Bottleneck",
+    "train_bottleneck",
     "JSCCSplitStrategy", "JSCCConfig", "train_jscc", "cached_train_jscc",
     "LayerPartitionStrategy", "HorizontalPartitionStrategy", "DigitalHop",
-    "EdgeEnsembleStrategy",
+    "EdgeEnsembleStrategy", "DirectObservation", "SharedEncoder", "Head", "train_heads",
+    "cached_train_heads", "HybridStrategy",
 ]  # fmt: skip

@@ -41,12 +41,16 @@ class Link:
             receiver) or ``tdl-a`` (3GPP TDL-A over OFDM) (static).
         backend: ``sionna`` (Sionna's channels through the bridge) or ``jax``
             (the twins) (static).
+        server_connectivity: probability that the server is reachable at all
+            for an inference (traced; used by the hybrid strategy, whose
+            ensemble falls back on itself when the server is not).
     """
 
     snr_db: jax.Array | float
     connectivity: jax.Array | float = 1.0
     channel: Channel = struct.field(pytree_node=False, default="awgn")
     backend: Literal["sionna", "jax"] = struct.field(pytree_node=False, default="sionna")
+    server_connectivity: jax.Array | float = 1.0
 
     def __post_init__(self):
         if self.channel not in CHANNELS:

@@ -27,29 +27,45 @@ Builders of the built-in strategies read these fields of ``context.options``:
 links), ``split_point``, ``clip_percentile``, ``analog_matched_bits``,
 ``jscc_epochs``, ``jscc_snr_range_db``, ``seed``, ``backend`` (the splits),
 ``partition_cuts``, ``horizontal_layer``, ``horizontal_devices``, ``hop_bits``
-(partitioning) and ``ensemble_devices`` (the edge ensemble).
+(partitioning), ``ensemble_devices`` (the edge ensembles), ``direct_source``
+(``edge_ensemble_direct``'s image link), ``encoder_split_point``,
+``encoder_bottleneck``, ``encoder_bottleneck_steps``, ``encoder_link``,
+``encoder_bits``, ``head_diversity``, ``epochs`` (``edge_ensemble_encoder``'s
+shared encoder and heads), ``hybrid_ensemble``, ``hybrid_server`` and
+``hybrid_trust`` (``hybrid``).
 """
 
 import contextlib
 import dataclasses
+import functools
 import importlib.metadata
 import math
 import types
 from collections.abc import Callable, Hashable
 from typing import Any, NamedTuple
 
+import jax
+
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble
+from airinfer.models.train import TrainConfig
 from airinfer.models.zoo import SplitClassifier, feature_shape
 from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config
 from airinfer.phy.source_coding import PixelFormat
 from airinfer.strategies.base import Strategy
-from airinfer.strategies.cloud import CloudStrategy
+from airinfer.strategies.cloud import CloudStrategy, ImageLink
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
+from airinfer.strategies.heads import cached_train_heads
+from airinfer.strategies.hybrid import HybridStrategy
 from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
 from airinfer.strategies.local import LocalStrategy
+from airinfer.strategies.observation import DirectObservation, SharedEncoder
 from airinfer.strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
-from airinfer.strategies.split_digital import SplitDigitalStrategy, calibrate_clip
+from airinfer.strategies.split_digital import (
+    SplitDigitalStrategy,
+    calibrate_clip,
+    train_bottleneck,
+)
 
 __all__ = [
     "BUILT_IN",
@@ -334,11 +350,101 @@ def partition_horizontal(context, channel):
     )
 
 
+def _devices(context: BuildContext) -> list:
+    """The first ``ensemble_devices`` members: device 0 and its neighbours."""
+    return [context.ensemble.member(k) for k in range(context.options.ensemble_devices)]
+
+
 @register("edge_ensemble", offline=True)
 def edge_ensemble(context, channel):
-    """The first ``ensemble_devices`` members averaging their softmax outputs over the air."""
-    members = [context.ensemble.member(k) for k in range(context.options.ensemble_devices)]
-    return EdgeEnsembleStrategy(members)
+    """The first ``ensemble_devices`` members averaging their softmax outputs over the air,
+    every device seeing the same image."""
+    return EdgeEnsembleStrategy(_devices(context))
+
+
+@register("edge_ensemble_direct", offline=True)
+def edge_ensemble_direct(context, channel):
+    """The edge ensemble after device 0 multicast its image over the digital link."""
+    options = context.options
+    image_link = ImageLink(
+        PixelFormat.for_dataset(context.dataset),
+        options.direct_source,
+        options.jpeg_quality,
+        **_digital(options),
+    )
+    return EdgeEnsembleStrategy(_devices(context), observation=DirectObservation(image_link))
+
+
+#: ``encoder_split_point`` naming the identity encoder (the image itself is sent).
+INPUT_SPLIT = "input"
+
+
+def _shared_encoder(context: BuildContext) -> SharedEncoder:
+    """Member 0's front at ``encoder_split_point``, with a bottleneck of
+    ``encoder_bottleneck`` channels (0: none) trained through its quantiser."""
+    options = context.options
+    member = context.ensemble.member(0)
+    split_point = options.encoder_split_point
+    analog = options.encoder_link == "analog"
+    if split_point == INPUT_SPLIT:
+        if not analog:
+            raise ValueError(
+                f"encoder_split_point: {INPUT_SPLIT!r} with encoder_link 'digital' sends the "
+                "image over the digital link: that is edge_ensemble_direct"
+            )
+        return SharedEncoder(None, None, analog=True)
+    bottleneck, clip = None, None
+    if options.encoder_bottleneck:
+        with context.progress(f"bottleneck at {split_point}") as on_step:
+            bottleneck = train_bottleneck(
+                jax.random.key(options.seed), member, split_point, context.dataset,
+                bits=options.encoder_bits, channels=options.encoder_bottleneck,
+                steps=options.encoder_bottleneck_steps,
+            )  # fmt: skip
+            on_step(options.encoder_bottleneck_steps)
+    elif not analog:
+        clip = calibrate_clip(
+            member, split_point, context.dataset.train_images, options.clip_percentile
+        )
+    return SharedEncoder(
+        member, split_point, bottleneck, analog, options.encoder_bits, clip,
+        signed=bottleneck is not None, **_digital(options),
+    )  # fmt: skip
+
+
+@register("edge_ensemble_encoder", offline=True)
+def edge_ensemble_encoder(context, channel):
+    """Device 0's shared encoder multicasts features; each device runs its own head."""
+    options = context.options
+    encoder = _shared_encoder(context)
+    with context.progress("heads on the shared features") as on_step:
+        heads = cached_train_heads(
+            encoder, context.dataset, options.seed, context.ensemble.groups[0].config,
+            options.ensemble_devices, TrainConfig(epochs=options.epochs, seed=options.seed),
+            options.head_diversity, on_step=on_step,
+        )  # fmt: skip
+    return EdgeEnsembleStrategy(heads, observation=encoder)
+
+
+#: What the hybrid's parents may be.
+HYBRID_ENSEMBLES = ("edge_ensemble", "edge_ensemble_direct", "edge_ensemble_encoder")
+HYBRID_SERVERS = ("cloud_digital", "cloud_jpeg", "split_digital_b2", "split_digital_b4",
+                  "split_digital_b8")  # fmt: skip
+
+
+@register("hybrid", offline=True)
+def hybrid(context, channel):
+    """The edge ensemble ``hybrid_ensemble`` fused with the server ``hybrid_server``."""
+    options = context.options
+    parents = []
+    for field, name, allowed in (
+        ("hybrid_ensemble", options.hybrid_ensemble, HYBRID_ENSEMBLES),
+        ("hybrid_server", options.hybrid_server, HYBRID_SERVERS),
+    ):
+        if name not in allowed:
+            raise ValueError(f"{field}: {name!r} is not one of {', '.join(allowed)}")
+        parents.append(context.shared(("strategy", name), functools.partial(build, name, context)))
+    return HybridStrategy(*parents, trust=options.hybrid_trust)
 
 
 # The strategies of this module, in the order experiments draw them by default.
