@@ -17,8 +17,10 @@ setup: $(BIN)/airinfer
 demo: setup
 	$(BIN)/airinfer run ota_snr --quick --out results/ota_snr
 
+# One process per core (at most 4: each holds some 3.5 GB), a file's tests together
+# so that they share its compiled programs and trained fixtures.
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 test-slow: setup
 	$(BIN)/pytest -q -m slow

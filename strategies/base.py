@@ -86,3 +86,8 @@ class Strategy(Protocol):
         None when nothing leaves the device. Privacy proxies attack this message.
         """
         ...
+
+    # Optional: strategies that send something over a link may also offer
+    #   received(key, images, link) -> [B, ...] float32,
+    # what the receiver (or an eavesdropper at the same SNR) gets of ``message``
+    # after the channel, errors and all (experiments.inversion_snr attacks it).

@@ -312,6 +312,11 @@ class CloudStrategy:
         to, ``[B, H, W, C]`` float32 in code units (0..255)."""
         return self.uplink.message(images)
 
+    def received(self, key: jax.Array, images: jax.Array, link: Link) -> jax.Array:
+        """What the server (or an eavesdropper at the same SNR) gets: the 8-bit pixels it
+        rebuilt, errors and all, ``[B, H, W, C]`` float32 in code units (as :meth:`message`)."""
+        return self.receive(key, images, link).codes.astype(jnp.float32)
+
     def outcome_with_crc(self, key: jax.Array, images: jax.Array, link: Link):
         """``(outcome, intact)``: what ``__call__`` returns, and ``[B]`` bool, whether each
         image arrived without a bit error (an ideal CRC's verdict)."""

@@ -404,6 +404,11 @@ class SplitDigitalStrategy:
         server rebuilds them from error-free bits, ``[B, ...]`` float32."""
         return self.bits_to_values(self.quantize_to_bits(self.device_output(images)))
 
+    def received(self, key: jax.Array, images: jax.Array, link: Link) -> jax.Array:
+        """What the server (or an eavesdropper at the same SNR) gets: the values it rebuilt
+        from the decided bits, errors and all, ``[B, ...]`` float32 (as :meth:`message`)."""
+        return self.receive(key, images, link).received
+
     def server(self, received: jax.Array) -> jax.Array:
         """Server side: received values ``[B, ...]`` -> logits ``[B, num_classes]`` float32."""
         if self.bottleneck is not None:

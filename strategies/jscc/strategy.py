@@ -14,7 +14,7 @@ import numpy as np
 from flax import nnx
 
 from airinfer.models.zoo import SplitClassifier, feature_shape, flops
-from airinfer.phy.conventions import symbols_to_reals
+from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
 from airinfer.strategies.base import Link, Outcome
 from airinfer.strategies.cost import Cost, Hardware, make_cost
 from airinfer.strategies.jscc.codec import JSCCCodec, codec_flops
@@ -129,6 +129,16 @@ class JSCCSplitStrategy:
         features = nnx.merge(*self._classifier).front(images, self.config.split_point)
         snr_db = jnp.broadcast_to(jnp.asarray(snr_db, jnp.float32), (images.shape[0],))
         return symbols_to_reals(nnx.merge(*self._codec).encode(features, snr_db))
+
+    def received(self, key, images, link: Link):
+        """What the server (or an eavesdropper at the same SNR) gets: the equalised noisy
+        symbols as reals ``[B, 2k]`` float32 (as :meth:`message`)."""
+        symbols = reals_to_symbols(self.message(images, link.snr_db))
+        equalised, _ = analog_link(
+            key, symbols, link.snr_db, link.channel, backend=link.backend,
+            ofdm_subcarriers=self.config.ofdm_subcarriers,
+        )  # fmt: skip
+        return symbols_to_reals(equalised)
 
     def __call__(self, key, images, link: Link) -> Outcome:
         images = jnp.asarray(images, jnp.float32)

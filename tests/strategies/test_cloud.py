@@ -68,6 +68,8 @@ def test_pixels_high_snr_equals_noiseless_and_hopeless_snr_is_chance(
     reception = receive(key, images, Link(snr_db=40.0))
     np.testing.assert_array_equal(reception.codes, codes)
     np.testing.assert_array_equal(pixels_run[0].message(images), codes)  # the raw pixels leave
+    # ... and reach the server (or an eavesdropper) whole
+    np.testing.assert_array_equal(pixels_run[0].received(key, images, Link(snr_db=40.0)), codes)
     # the same arithmetic, compiled in another program: float32 rounding apart
     np.testing.assert_allclose(reception.images, noiseless, rtol=0, atol=1e-6)
     assert not reception.decode_failed.any()

@@ -494,6 +494,25 @@ def test_training_through_sionna_reaches_the_accuracy_of_training_through_the_tw
     np.testing.assert_array_less(np.abs(accuracies["jax"] - accuracies["sionna"]), 0.08)
 
 
+def test_received_symbols_are_the_mmse_estimates_of_the_message(analog, digits):
+    """Over AWGN the receiver's estimate is ``y / (1 + no)``: noise-free it is the message;
+    at 0 dB (no = 1) its squared error per real is no / (1 + no) / 2 = 0.25 on average."""
+    strategy, _ = analog
+    images = digits.test_images[:ANALOG_BATCH]
+    received = jax.jit(strategy.received)
+    link = Link(snr_db=jnp.float32(jnp.inf), channel="awgn", backend="jax")
+    sent = np.asarray(strategy.message(images, jnp.inf))  # the encoder knows the SNR
+    np.testing.assert_allclose(received(jax.random.key(0), images, link), sent, atol=1e-5)
+    sent = np.asarray(strategy.message(images, 0.0))
+    link = Link(snr_db=jnp.float32(0.0), channel="awgn", backend="jax")
+    errors = np.concatenate([
+        (np.asarray(received(jax.random.key(seed), images, link)) - sent).ravel() ** 2
+        for seed in range(8)
+    ])  # fmt: skip
+    # the mean of N squared errors: 6 standard errors
+    assert abs(errors.mean() - 0.25) < 6 * errors.std() / np.sqrt(errors.size)
+
+
 def test_message_is_the_unit_energy_symbols(trained, analog, digits):
     config = trained[0]
     strategy, _ = analog
