@@ -1,6 +1,7 @@
 """Ensembles and training: vmap vs loop, diversity kinds, metrics, quantisation."""
 
 import dataclasses
+import importlib
 
 import jax
 import jax.numpy as jnp
@@ -171,6 +172,31 @@ def test_every_diversity_kind_trains_k_distinct_members(digits, diversity, extra
         assert [g.config.kind for g in ensemble.groups] == ["mlp", "cnn"]
     if diversity == "distillation":
         assert report.teacher_config.width == 1.0
+
+
+def test_shards_give_each_member_its_own_disjoint_rows(digits, monkeypatch):
+    train_module = importlib.import_module("airinfer.models.train")
+    trained_on = []
+    train_group_as_is = train_module.train_group
+
+    def recording(group, images, labels, index_sets, *args, **kwargs):
+        trained_on.append(np.asarray(index_sets))
+        return train_group_as_is(group, images, labels, index_sets, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_group", recording)
+    members = 5
+    config = EnsembleConfig(
+        ModelConfig("mlp", digits.image_shape, 10, 0.25), members=members, diversity="shards"
+    )
+    train_ensemble(digits, config, TrainConfig(epochs=1, batch_size=32))
+    (shards,) = trained_on  # one group: every member's rows
+    n = len(digits.train_labels)
+    assert shards.shape == (members, n // members)
+    rows = shards.ravel()
+    assert len(np.unique(rows)) == rows.size  # no row in two shards (nor twice in one)
+    assert 0 <= rows.min() and rows.max() < n
+    # they cover the training split but for the n mod K rows left over (equal shards)
+    assert rows.size == n - n % members and n % members > 0
 
 
 def test_widths_default_to_half_same_and_double():
