@@ -16,14 +16,29 @@ Es/N0 of the sweep, over AWGN and Rayleigh fading. The built-in ones:
   hop a digital link; ``partition_horizontal``: the units of one stage split
   across devices, each slice over its own digital link;
 * ``edge_ensemble``: ``ensemble_devices`` compact members averaging their
-  softmax outputs over the air (truncated channel inversion).
+  softmax outputs over the air (truncated channel inversion), every device
+  seeing the same image (``shared``);
+* ``edge_ensemble_direct``: the same, after device 0 multicast its image
+  (``direct_source``: 8-bit pixels or a codec stream) over the digital link,
+  each neighbour inferring on its own decoded copy (silent when its CRC fails);
+* ``edge_ensemble_encoder``: device 0's member front at
+  ``encoder_split_point`` (with a learned bottleneck of ``encoder_bottleneck``
+  channels) is a shared encoder whose features it multicasts
+  (``encoder_link``: ``encoder_bits`` bits per value over the digital link, or
+  analog symbols); each device runs its own head, trained on the encoder's
+  features (``head_diversity``);
+* ``hybrid``: the ``hybrid_ensemble`` fused with the ``hybrid_server``'s answer
+  (weight ``hybrid_trust`` on the server's softmax) where the server is
+  reachable (probability ``server_connectivity``) and its uplink decodes.
 
 The full model (``server_width``) serves cloud, split and partitioning; the
-compact members (``ensemble_width``) serve the edge ensemble, and member 0 is
-the local device. Both come from the model cache shared with the ``ota_*``
-experiments. ``snr_db`` is Es/N0 per complex symbol of every link (average
-Es/N0 under fading). Accuracy is measured on the first ``num_test`` test
-images with a 95 % Wilson interval; the cost columns are per inference.
+compact members (``ensemble_width``) serve the edge ensembles, and member 0 is
+the local device (and the shared encoder). Both come from the model cache
+shared with the ``ota_*`` experiments. The edge ensembles' costs count both
+rounds (the multicast, then the return over the air). ``snr_db`` is Es/N0
+per complex symbol of every link (average Es/N0 under fading). Accuracy is
+measured on the first ``num_test`` test images with a 95 % Wilson interval;
+the cost columns are per inference.
 """
 
 import contextlib
@@ -88,6 +103,22 @@ class StrategiesSnrConfig:
         num_test: test images (the first ones; 0 = all).
         batch_size: images per jitted call.
         backend: channels of the analog links: ``sionna`` or ``jax``.
+        direct_source: what ``edge_ensemble_direct`` multicasts: ``pixels`` or
+            a ``jpeg``/``webp`` stream at ``jpeg_quality``.
+        encoder_split_point: where ``edge_ensemble_encoder``'s shared encoder
+            cuts member 0, or ``input`` (the identity encoder; analog only).
+        encoder_bottleneck: channels of the encoder's learned bottleneck (0: none).
+        encoder_bottleneck_steps: training steps of that bottleneck.
+        encoder_link: ``digital`` (``encoder_bits`` bits per value, LDPC + QAM)
+            or ``analog`` (uncoded unit-energy symbols).
+        encoder_bits: bits per multicast feature value (digital).
+        head_diversity: what makes the heads differ: ``init`` or ``bagging``.
+        hybrid_ensemble: the hybrid's ensemble: ``edge_ensemble``,
+            ``edge_ensemble_direct`` or ``edge_ensemble_encoder``.
+        hybrid_server: the hybrid's server: ``cloud_digital``, ``cloud_jpeg`` or
+            ``split_digital_b{2,4,8}``.
+        hybrid_trust: weight in [0, 1] of the server's softmax in the hybrid's fusion.
+        server_connectivity: probability that the hybrid's server is reachable.
     """
 
     seed: int = 0
@@ -117,6 +148,17 @@ class StrategiesSnrConfig:
     num_test: int = 1000
     batch_size: int = 250
     backend: Literal["sionna", "jax"] = "sionna"
+    direct_source: Literal["pixels", "jpeg", "webp"] = "pixels"
+    encoder_split_point: str = "conv2"
+    encoder_bottleneck: int = 8
+    encoder_bottleneck_steps: int = 500
+    encoder_link: Literal["digital", "analog"] = "digital"
+    encoder_bits: int = 4
+    head_diversity: Literal["init", "bagging"] = "bagging"
+    hybrid_ensemble: str = "edge_ensemble"
+    hybrid_server: str = "cloud_digital"
+    hybrid_trust: float = 0.5
+    server_connectivity: float = 1.0
 
     def __post_init__(self):
         if not 1 <= self.ensemble_devices <= self.ensemble_members:
@@ -126,7 +168,9 @@ class StrategiesSnrConfig:
             )
         if any(not math.isfinite(s) for s in self.snr_db):
             raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
-        for name in ("epochs", "jscc_epochs", "batch_size", "horizontal_devices"):
+        for name in (
+            "epochs", "jscc_epochs", "batch_size", "horizontal_devices", "encoder_bottleneck_steps",
+        ):  # fmt: skip
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: {getattr(self, name)} is not >= 1")
         if self.num_test < 0:
@@ -137,6 +181,33 @@ class StrategiesSnrConfig:
         for name in self.strategies:
             if name not in known:
                 raise ConfigError(f"strategies: unknown {name!r}; allowed: {', '.join(known)}")
+        self._check_edge_fields()
+
+    def _check_edge_fields(self):
+        """The fields of the edge ensembles' first round and of the hybrid."""
+        if not 1 <= self.encoder_bits <= 16:
+            raise ConfigError(f"encoder_bits: {self.encoder_bits} is not in [1, 16]")
+        if self.encoder_bottleneck < 0:
+            raise ConfigError(f"encoder_bottleneck: {self.encoder_bottleneck} is not >= 0")
+        if self.encoder_split_point == strategy_registry.INPUT_SPLIT and (
+            self.encoder_link == "digital" or self.encoder_bottleneck
+        ):
+            raise ConfigError(
+                f"encoder_split_point: {strategy_registry.INPUT_SPLIT!r} (the identity encoder) "
+                "takes encoder_link 'analog' and no encoder_bottleneck; the image over the "
+                "digital link is edge_ensemble_direct"
+            )
+        for name, allowed in (
+            ("hybrid_ensemble", strategy_registry.HYBRID_ENSEMBLES),
+            ("hybrid_server", strategy_registry.HYBRID_SERVERS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(
+                    f"{name}: unknown {getattr(self, name)!r}; allowed: {', '.join(allowed)}"
+                )
+        for name in ("hybrid_trust", "server_connectivity"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name}: {getattr(self, name)} is not in [0, 1]")
 
     def spec(self, width, members, diversity):
         return EnsembleSpec(
@@ -267,8 +338,9 @@ def run_point(key, config, point):
     _, _, _, images, labels = setup(config)
     built = strategy(config, point["strategy"], point["channel"])
     link = Link(
-        snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend
-    )
+        snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend,
+        server_connectivity=jnp.float32(config.server_connectivity),
+    )  # fmt: skip
     correct, cost = evaluate(built, key, images, labels, link, config.batch_size)
     low, high = wilson_interval(correct, len(labels))
     return {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2, **cost}
@@ -285,6 +357,9 @@ STYLE = {
     "partition_layer": ("tab:purple", "-."),
     "partition_horizontal": ("tab:pink", "-."),
     "edge_ensemble": ("tab:green", "-"),
+    "edge_ensemble_direct": ("tab:olive", "-"),
+    "edge_ensemble_encoder": ("tab:cyan", "-"),
+    "hybrid": ("tab:green", "--"),
 }
 
 
@@ -320,7 +395,7 @@ EXPERIMENT = register(
         name="strategies_snr",
         summary=(
             "accuracy vs SNR of every strategy: local, cloud, split digital/analog, partitioning, "
-            "edge ensemble"
+            "edge ensembles (shared, direct, encoder), hybrid"
         ),
         config=StrategiesSnrConfig,
         quick=QUICK,

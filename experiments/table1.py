@@ -2,7 +2,8 @@
 
 For each strategy of ``strategies_snr`` (same models, same links, same
 configuration fields) at ``snr_db`` on ``channel`` with neighbours joining
-with probability ``connectivity``, one row with
+with probability ``connectivity`` (and the hybrid's server reachable with
+probability ``server_connectivity``), one row with
 
 * ``accuracy`` (95 % Wilson half-width ``accuracy_ci``) and the cost of one
   inference: ``channel_uses``, ``payload_bits``, ``device_flops``,
@@ -16,6 +17,17 @@ with probability ``connectivity``, one row with
 * ``offline_accuracy``: the accuracy with no link at all (the device alone),
   empty where the strategy cannot decide without its link (registered
   without ``offline``, :mod:`airinfer.strategies.registry`).
+
+The edge ensembles count both of their rounds: ``edge_ensemble`` (every
+device already sees the image) only the return over the air of its
+neighbours' softmax outputs, and its privacy proxy attacks a neighbour's
+softmax; ``edge_ensemble_direct`` first multicasts the image over the digital
+link (its channel uses, payload bits and latency add up, and the proxy
+attacks the multicast pixels, which any neighbour or eavesdropper receives);
+``edge_ensemble_encoder`` multicasts a shared encoder's features instead (the
+proxy attacks those). ``hybrid`` adds a server's uplink to its ensemble: both
+links' channel uses and bits, the slower branch's latency, and a proxy that
+sees both messages.
 
 Besides ``results.csv`` the run writes ``table1.md``, the same numbers as a
 Markdown table.
@@ -47,7 +59,8 @@ class Table1Config(strategies_snr.StrategiesSnrConfig):
     Attributes:
         snr_db: the reference Es/N0 per complex symbol in dB (one value).
         channel: the reference channel, ``awgn`` or ``rayleigh``.
-        connectivity: probability that a neighbour joins the edge ensemble.
+        connectivity: probability that a neighbour joins the edge ensemble
+            (``server_connectivity``, inherited, is that of the hybrid's server).
         attack_train: images the attacker trains its inverse network on (the
             first ones of the training split; 0 = all).
         attack_epochs: most epochs of the inverse network.
@@ -132,19 +145,21 @@ def run_point(key, config, point):
     strategy = strategies_snr.strategy(config, name, config.channel)
     key_link, key_attack, key_offline = jax.random.split(key, 3)
 
-    def accuracy(connectivity):
+    def accuracy(connectivity, server_connectivity):
         link = Link(
             snr_db=jnp.float32(config.snr_db[0]), connectivity=jnp.float32(connectivity),
             channel=config.channel, backend=config.backend,
+            server_connectivity=jnp.float32(server_connectivity),
         )  # fmt: skip
         return strategies_snr.evaluate(strategy, key_link, images, labels, link, config.batch_size)
 
-    correct, cost = accuracy(config.connectivity)
+    correct, cost = accuracy(config.connectivity, config.server_connectivity)
     low, high = wilson_interval(correct, len(labels))
     offline = None
-    # decides on the device with no link (the edge ensemble averages over no neighbour)
+    # decides on the device with no link (the edge ensembles average over no
+    # neighbour, the hybrid has no server either)
     if strategy_registry.entry(name).offline:
-        offline = accuracy(0.0)[0] / len(labels)
+        offline = accuracy(0.0, 0.0)[0] / len(labels)
     return {
         "accuracy": correct / len(labels),
         "accuracy_ci": (high - low) / 2,
@@ -173,7 +188,8 @@ def markdown(rows, config):
     """The rows as a Markdown table, with the reference link in a caption line."""
     lines = [
         f"{config.dataset}, {config.channel} at {config.snr_db[0]:g} dB, connectivity "
-        f"{config.connectivity:g}; blind inversion floor {rows[0]['blind_psnr_db']:.1f} dB.",
+        f"{config.connectivity:g}, server connectivity {config.server_connectivity:g}; "
+        f"blind inversion floor {rows[0]['blind_psnr_db']:.1f} dB.",
         "",
         "| " + " | ".join(title for _, title, _ in COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",

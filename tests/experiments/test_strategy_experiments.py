@@ -7,10 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from airinfer.experiments import runner, strategies_snr, table1
+from airinfer.experiments import hybrid_snr, runner, strategies_snr, table1
 from airinfer.experiments.config import ConfigError
 from airinfer.strategies import registry
 from airinfer.strategies.base import Link
+from airinfer.strategies.cloud import CloudStrategy
+from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 from airinfer.strategies.local import LocalStrategy
 from airinfer.strategies.split_digital import SplitDigitalStrategy
 
@@ -123,8 +125,108 @@ def test_the_default_curves_keep_their_order():
     assert strategies_snr.STRATEGIES == (
         "local", "cloud_digital", "cloud_jpeg", "split_digital_b2", "split_digital_b4",
         "split_digital_b8", "split_analog", "partition_layer", "partition_horizontal",
-        "edge_ensemble",
+        "edge_ensemble", "edge_ensemble_direct", "edge_ensemble_encoder", "hybrid",
     )  # fmt: skip
+    assert table1.Table1Config().strategies == strategies_snr.STRATEGIES
+
+
+# The edge ensembles' rounds on the tiny setup (two devices, 8 x 8 digits): the return
+# carries ten classes in five complex channel uses; the direct multicast 8-bit pixels in
+# one 512-bit LDPC block (512 QPSK symbols); the encoder a 2 x 2 x 8 bottleneck code of
+# 4-bit values (128 bits, one block too).
+RETURN_USES, BLOCK_USES = 5, 512
+EDGE_COSTS = {
+    "edge_ensemble": (RETURN_USES, 0),
+    "edge_ensemble_direct": (BLOCK_USES + RETURN_USES, 512),
+    "edge_ensemble_encoder": (BLOCK_USES + RETURN_USES, 128),
+}
+EDGE = tuple(EDGE_COSTS)
+
+
+def test_edge_ensembles_and_the_hybrid_are_built_by_name_with_both_rounds_counted():
+    config = tiny(encoder_bottleneck_steps=20, strategies=EDGE + ("hybrid",))
+    built = {name: strategies_snr.strategy(config, name, "awgn") for name in config.strategies}
+    for name, (uses, bits) in EDGE_COSTS.items():
+        assert isinstance(built[name], EdgeEnsembleStrategy) and built[name].name == name
+        assert built[name].num_members == config.ensemble_devices
+        cost = built[name].cost((8, 8, 1), 10)
+        assert (cost.channel_uses, cost.payload_bits) == (uses, bits)
+        assert registry.entry(name).offline
+    # the encoder's device path is member 0's front and code plus a head: the member's work
+    member = built["edge_ensemble"].cost((8, 8, 1), 10).device_flops
+    assert built["edge_ensemble_encoder"].cost((8, 8, 1), 10).device_flops > member
+    hybrid = built["hybrid"]
+    assert hybrid.name == "hybrid" and hybrid.trust == config.hybrid_trust
+    assert isinstance(hybrid.server, CloudStrategy) and hybrid.ensemble.name == "edge_ensemble"
+
+
+@pytest.mark.slow  # compiles three Sionna links: ~3 min on 2 busy cores
+def test_sweep_of_the_edge_ensembles_and_the_hybrid(tmp_path):
+    config = tiny(
+        strategies=("local", *EDGE, "hybrid"), snr_db=(-20.0, 30.0), encoder_bottleneck_steps=20
+    )
+    result = runner.run(strategies_snr.EXPERIMENT, config, out_dir=tmp_path / "run", progress=False)
+    rows = {(r["strategy"], r["snr_db"]): r for r in result.rows}
+    for name, (uses, bits) in EDGE_COSTS.items():
+        assert (rows[name, 30.0]["channel_uses"], rows[name, 30.0]["payload_bits"]) == (uses, bits)
+    assert rows["hybrid", 30.0]["channel_uses"] == RETURN_USES + BLOCK_USES
+    # at -20 dB every multicast copy fails its CRC: device 0 decides alone, as `local` does
+    assert rows["edge_ensemble_direct", -20.0]["accuracy"] == rows["local", -20.0]["accuracy"]
+    assert rows["hybrid", 30.0]["accuracy"] > 0.8
+
+
+@pytest.mark.slow  # trains an inverse network per row: ~2 min on 2 busy cores
+def test_table1_counts_the_multicast_in_cost_and_privacy(tmp_path):
+    config = table1.Table1Config(
+        **(TINY | {"strategies": ("edge_ensemble", "edge_ensemble_direct"), "attack_train": 400})
+    )
+    config = dataclasses.replace(config, attack_epochs=20, channel="awgn", snr_db=(20.0,))
+    result = runner.run(table1.EXPERIMENT, config, out_dir=tmp_path / "t1", progress=False)
+    shared, direct = result.rows
+    assert direct["channel_uses"] == shared["channel_uses"] + BLOCK_USES
+    assert direct["latency_s"] == pytest.approx(shared["latency_s"] + BLOCK_USES / 1e6, rel=1e-6)
+    # a neighbour's softmax hides the image; the multicast pixels give it away
+    assert direct["privacy_psnr_db"] > shared["privacy_psnr_db"] + 5
+    assert direct["offline_accuracy"] == shared["offline_accuracy"]
+    assert "| edge_ensemble_direct |" in (tmp_path / "t1" / "table1.md").read_text()
+
+
+def test_hybrid_snr_points_config_and_plot(tmp_path):
+    config = hybrid_snr.HybridSnrConfig(**(TINY | {"snr_db": (0.0, 10.0)}))
+    points = hybrid_snr.points(config)
+    assert len(points) == len(config.server_connectivities) * 2
+    assert {p["server_connectivity"] for p in points} == set(config.server_connectivities)
+    rows = [
+        p | {s: 0.5 for s in hybrid_snr.SCHEMES} | {f"{s}_ci": 0.1 for s in hybrid_snr.SCHEMES}
+        for p in points
+    ]
+    hybrid_snr.plot(rows, config, tmp_path / "hybrid_snr.png")
+    assert (tmp_path / "hybrid_snr.png").stat().st_size > 0
+    with pytest.raises(ConfigError, match="server_connectivity: 0.5 has no effect"):
+        hybrid_snr.HybridSnrConfig(server_connectivity=0.5)
+    with pytest.raises(ConfigError, match="strategies: "):
+        hybrid_snr.HybridSnrConfig(strategies=("local",))
+    with pytest.raises(ConfigError, match="server_connectivities"):
+        hybrid_snr.HybridSnrConfig(server_connectivities=(1.5,))
+
+
+@pytest.mark.slow  # compiles the hybrid's Sionna uplink and trains the tiny models: ~2 min
+def test_hybrid_snr_beats_or_meets_its_parents(tmp_path):
+    config = hybrid_snr.HybridSnrConfig(
+        **(TINY | {"snr_db": (-20.0, 30.0), "server_connectivities": (0.0, 0.5, 1.0)})
+    )
+    result = runner.run(hybrid_snr.EXPERIMENT, config, out_dir=tmp_path / "h", progress=False)
+    rows = {(r["server_connectivity"], r["snr_db"]): r for r in result.rows}
+    for snr in config.snr_db:
+        # no server: the hybrid is its ensemble, the server alone answers nothing
+        assert rows[0.0, snr]["hybrid"] == rows[0.0, snr]["ensemble"]
+        assert rows[0.0, snr]["server"] == 0 and rows[0.0, snr]["server_reached"] == 0
+    # a server that never decodes (-20 dB) counts nowhere
+    assert rows[1.0, -20.0]["server_reached"] == 0
+    assert rows[1.0, -20.0]["hybrid"] == rows[1.0, -20.0]["ensemble"]
+    assert rows[1.0, 30.0]["server_reached"] == 1
+    # half the answers missing: the server alone falls far behind, the hybrid does not
+    assert rows[0.5, 30.0]["server"] < rows[0.5, 30.0]["hybrid"] - 0.2
 
 
 def test_bad_configs_are_named():
@@ -136,3 +238,11 @@ def test_bad_configs_are_named():
         table1.Table1Config(snr_db=(0.0, 10.0))
     with pytest.raises(ConfigError, match="connectivity"):
         table1.Table1Config(connectivity=1.5)
+    with pytest.raises(ConfigError, match="encoder_split_point: 'input'"):
+        tiny(encoder_split_point="input")
+    with pytest.raises(ConfigError, match="hybrid_server: unknown 'local'"):
+        tiny(hybrid_server="local")
+    with pytest.raises(ConfigError, match="hybrid_trust"):
+        tiny(hybrid_trust=2.0)
+    with pytest.raises(ConfigError, match="encoder_bits"):
+        tiny(encoder_bits=0)
