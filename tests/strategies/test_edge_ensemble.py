@@ -14,6 +14,7 @@ from airinfer.models.zoo import ModelConfig, flops
 from airinfer.strategies.base import Link
 from airinfer.strategies.cost import Hardware
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy, noiseless_average
+from tests.conftest import normal
 
 NUM_MEMBERS = 4
 NUM_CLASSES = 10
@@ -33,7 +34,7 @@ def group():
 
 @pytest.fixture(scope="module")
 def images():
-    return jax.random.normal(jax.random.key(1), (64, 8, 8, 1))
+    return normal(1, (64, 8, 8, 1))
 
 
 def _softmax_of(model, images):
@@ -106,12 +107,11 @@ def test_partial_connectivity_joins_at_the_given_rate(group):
     """With p = 0.5 nobody joins with probability 0.5^3 = 0.125: then the output is
     exactly the local model's; otherwise (60 dB, AWGN) it is an average of several."""
     p, n = 0.5, 2000
-    images = jnp.tile(jax.random.normal(jax.random.key(6), (8, 8, 8, 1)), (n // 8, 1, 1, 1))
-    strategy = EdgeEnsembleStrategy(group)
-    outcome = jax.jit(strategy)(
-        jax.random.key(7), images, Link(snr_db=60.0, connectivity=p, backend="jax")
-    )
-    local = np.asarray(strategy(jax.random.key(7), images, Link(60.0, 0.0, backend="jax")).logits)
+    images = jnp.tile(normal(6, (8, 8, 8, 1)), (n // 8, 1, 1, 1))
+    run = jax.jit(EdgeEnsembleStrategy(group))
+    outcome = run(jax.random.key(7), images, Link(snr_db=60.0, connectivity=p, backend="jax"))
+    # the same compiled program at p = 0 (connectivity is traced): the local model's output
+    local = np.asarray(run(jax.random.key(7), images, Link(60.0, 0.0, backend="jax")).logits)
     alone = np.all(np.abs(np.asarray(outcome.logits) - local) < 1e-6, axis=-1)
     expected = (1 - p) ** (NUM_MEMBERS - 1)
     sigma = math.sqrt(expected * (1 - expected) / n)  # 0.0074
