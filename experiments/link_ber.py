@@ -41,7 +41,8 @@ class LinkBerConfig:
         code_rate: LDPC rate ``k / n``; ``n = k / code_rate`` must be a whole
             multiple of the bits per symbol of every modulation.
         num_iter: belief-propagation iterations of the LDPC decoder.
-        csi_error_var: variance of the receiver's channel-estimation error (0: perfect CSI).
+        receiver_csi_error_var: variance of the receiver's channel-estimation
+            error (0: perfect CSI).
         min_bit_errors: a point stops after this many bit errors ...
         max_bits: ... or after this many info bits, whichever comes first.
         blocks_per_batch: blocks per jitted call.
@@ -55,7 +56,7 @@ class LinkBerConfig:
     k: int = 512
     code_rate: float = 0.5
     num_iter: int = 20
-    csi_error_var: float = 0.0
+    receiver_csi_error_var: float = 0.0
     min_bit_errors: int = 200
     max_bits: int = 1_000_000
     blocks_per_batch: int = 200
@@ -85,7 +86,7 @@ def _link_config(config, modulation, channel, coding):
             coding=coding,
             k=config.k,
             n=n,
-            csi_error_var=config.csi_error_var,
+            receiver_csi_error_var=config.receiver_csi_error_var,
             num_iter=config.num_iter,
         )
     except ValueError as error:

@@ -4,7 +4,7 @@ Transmitter, channel and receiver of one point-to-point link::
 
     info bits [batch, k] -> LDPC5GEncoder(k, n) -> Mapper("qam", m)
       -> AWGN | Rayleigh flat fading i.i.d. per symbol (FlatFadingChannel 1x1)
-      -> one-tap equaliser with h or an estimate h + CN(0, csi_error_var)
+      -> one-tap equaliser with h or an estimate h + CN(0, receiver_csi_error_var)
       -> Demapper("app", "qam", m) with noise variance no / |h_est|^2
       -> LDPC5GDecoder -> bits [batch, k]
 
@@ -79,8 +79,8 @@ class LinkConfig:
         n: coded bits per block. ``None`` (resolved at construction): ``2 k``
             for LDPC (rate 1/2), ``k`` uncoded. Must be a multiple of the bits
             per symbol.
-        csi_error_var: variance of the receiver's channel-estimation error: it
-            equalises with ``h + e``, ``e ~ CN(0, csi_error_var)``, and computes
+        receiver_csi_error_var: variance of the receiver's channel-estimation error: it
+            equalises with ``h + e``, ``e ~ CN(0, receiver_csi_error_var)``, and computes
             LLRs as if that estimate were exact (mismatched receiver). 0: perfect CSI.
         num_iter: belief-propagation iterations of the LDPC decoder.
     """
@@ -90,7 +90,7 @@ class LinkConfig:
     coding: str = "ldpc"
     k: int = 512
     n: int | None = None
-    csi_error_var: float = 0.0
+    receiver_csi_error_var: float = 0.0
     num_iter: int = 20
 
     def __post_init__(self):
@@ -127,11 +127,14 @@ class LinkConfig:
                 f"{self.modulation} symbol"
             )
         try:
-            csi = float(self.csi_error_var)
+            csi = float(self.receiver_csi_error_var)
         except (TypeError, ValueError):
             csi = float("nan")
         if not (math.isfinite(csi) and csi >= 0):
-            raise ValueError(f"csi_error_var must be finite and >= 0, got {self.csi_error_var!r}")
+            raise ValueError(
+                f"receiver_csi_error_var must be finite and >= 0, got "
+                f"{self.receiver_csi_error_var!r}"
+            )
         if not _is_int(self.num_iter) or self.num_iter < 1:
             raise ValueError(f"num_iter must be an int >= 1, got {self.num_iter!r}")
 
@@ -211,8 +214,8 @@ def _front_end_tf(config, blocks, bits, no):
         y = tf.reshape(y, tf.shape(x))
         h = tf.reshape(h, tf.shape(x))
     h_est = h
-    if config.csi_error_var > 0:
-        h_est = h + sn.utils.complex_normal(tf.shape(x), var=config.csi_error_var)
+    if config.receiver_csi_error_var > 0:
+        h_est = h + sn.utils.complex_normal(tf.shape(x), var=config.receiver_csi_error_var)
     power = tf.maximum(tf.abs(h_est) ** 2, _MIN_CHANNEL_POWER)
     y_eq = y * tf.math.conj(h_est) / tf.cast(power, y.dtype)
     return blocks.demapper(y_eq, no_per_symbol / power)

@@ -35,7 +35,7 @@ class ChannelOutput(NamedTuple):
         y: the received signal.
         h: the true channel realisation.
         h_est: what the receiver knows of ``h``: ``h`` itself with perfect CSI,
-            else ``h + e`` with ``e ~ CN(0, csi_error_var)`` entrywise.
+            else ``h + e`` with ``e ~ CN(0, receiver_csi_error_var)`` entrywise.
     """
 
     y: jax.Array
@@ -110,9 +110,12 @@ def expand_to_rank(no, rank):
     return jnp.reshape(no, no.shape + (1,) * (rank - no.ndim))
 
 
-def imperfect_csi(key, h, csi_error_var):
-    """What the receiver knows of ``h``: ``h + e``, ``e ~ CN(0, csi_error_var)`` (``h`` when 0)."""
-    check_variance(csi_error_var, "csi_error_var")
-    if isinstance(csi_error_var, (int, float)) and csi_error_var == 0:
+def imperfect_csi(key, h, receiver_csi_error_var):
+    """What the receiver knows of ``h``: ``h + e``, ``e ~ CN(0, receiver_csi_error_var)``.
+
+    ``h`` itself when the variance is 0 (perfect CSI).
+    """
+    check_variance(receiver_csi_error_var, "receiver_csi_error_var")
+    if isinstance(receiver_csi_error_var, (int, float)) and receiver_csi_error_var == 0:
         return h
-    return h + complex_normal(key, h.shape, csi_error_var)
+    return h + complex_normal(key, h.shape, receiver_csi_error_var)

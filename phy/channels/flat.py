@@ -194,6 +194,11 @@ def _check_fading(fading, k_factor, num_rx_ant, rx_correlation):
         raise ValueError(f"fading must be one of {FADINGS}, got {fading!r}")
     if not k_factor >= 0 or not math.isfinite(k_factor):
         raise ValueError(f"k_factor must be finite and >= 0, got {k_factor}")
+    if fading != "rician" and k_factor != 0:
+        raise ValueError(
+            f"k_factor={k_factor} would have no effect: it only applies to fading='rician', "
+            f"not to {fading!r}"
+        )
     if not isinstance(num_rx_ant, int) or num_rx_ant < 1:
         raise ValueError(f"num_rx_ant must be a positive int, got {num_rx_ant!r}")
     exponential_correlation(num_rx_ant, rx_correlation)  # validates rx_correlation
@@ -225,7 +230,7 @@ def draw_flat_fading(
         num_devices: K >= 1, one transmit antenna each.
         num_rx_ant: M >= 1 receive antennas.
         fading: ``"rayleigh"`` or ``"rician"``.
-        k_factor: Rician K-factor (linear), ignored for Rayleigh.
+        k_factor: Rician K-factor (linear); only with ``fading="rician"`` (0 otherwise).
         rx_correlation: exponential correlation coefficient in [0, 1).
         backend: ``"sionna"`` or ``"jax"``.
 
@@ -340,7 +345,7 @@ def flat_fading_mac(
     fading="rayleigh",
     k_factor=0.0,
     rx_correlation=0.0,
-    csi_error_var=0.0,
+    receiver_csi_error_var=0.0,
     backend: Backend = "sionna",
 ):
     """The K-user flat block-fading multiple-access channel ``y = sum_k h_k x_k + n``.
@@ -357,7 +362,7 @@ def flat_fading_mac(
             dimension), broadcastable to ``x.shape[:-2]``. The received SNR of
             device k is ``E|x_k|^2 E|h_k|^2 / no``.
         num_rx_ant, fading, k_factor, rx_correlation: see :func:`draw_flat_fading`.
-        csi_error_var: variance of the receiver's channel-estimation error.
+        receiver_csi_error_var: variance of the receiver's channel-estimation error.
         backend: ``"sionna"`` or ``"jax"``.
 
     Output:
@@ -384,4 +389,4 @@ def flat_fading_mac(
         unit_noise = unit_noise.reshape(*batch_shape, num_rx_ant, n)
     no = batch_noise(no, batch_shape).reshape(batch_shape)
     y = _superpose(x, h, no, unit_noise)
-    return ChannelOutput(y, h, imperfect_csi(key_csi, h, csi_error_var))
+    return ChannelOutput(y, h, imperfect_csi(key_csi, h, receiver_csi_error_var))

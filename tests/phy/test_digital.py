@@ -40,7 +40,8 @@ def _tolerance(p, bits, bits_per_symbol):
 
 
 def _bits(seed):
-    return jax.random.bernoulli(jax.random.key(seed), 0.5, (BLOCKS, K)).astype(jnp.float32)
+    """Random info bits ``[BLOCKS, K]`` (NumPy: test data needs no compiled sampler)."""
+    return jnp.asarray(np.random.default_rng(seed).integers(0, 2, (BLOCKS, K)), jnp.float32)
 
 
 @pytest.mark.parametrize(("modulation", "channel"), list(UNCODED_POINTS))
@@ -137,7 +138,7 @@ def test_extreme_snr_and_deep_fades_give_finite_llrs():
 
 def test_imperfect_csi_hurts():
     perfect = LinkConfig("qpsk", "rayleigh", "uncoded", k=K)
-    noisy = LinkConfig("qpsk", "rayleigh", "uncoded", k=K, csi_error_var=0.1)
+    noisy = LinkConfig("qpsk", "rayleigh", "uncoded", k=K, receiver_csi_error_var=0.1)
     snr_db = 20.0
     errors_perfect = int(
         digital.error_counts(jax.random.key(6), perfect, snr_db, BLOCKS).bit_errors
@@ -190,8 +191,8 @@ def test_config_properties_and_defaults():
         ({"k": 8, "n": 16}, "k"),
         ({"k": 512, "n": 1022, "modulation": "16qam"}, "n"),
         ({"coding": "uncoded", "n": 1024}, "n"),
-        ({"csi_error_var": -0.1}, "csi_error_var"),
-        ({"csi_error_var": float("nan")}, "csi_error_var"),
+        ({"receiver_csi_error_var": -0.1}, "receiver_csi_error_var"),
+        ({"receiver_csi_error_var": float("nan")}, "receiver_csi_error_var"),
         ({"num_iter": 0}, "num_iter"),
     ],
 )
