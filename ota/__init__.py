@@ -67,10 +67,16 @@ from airinfer.ota.orthogonal import (
     orthogonal_average,
 )
 from airinfer.ota.precoding import (
+    COMBINERS,
     PRECODINGS,
     Precoding,
+    aggregation_mse,
     effective_channel,
+    eigen_combiner,
     full_channel_inversion,
+    lmmse_combiner,
+    optimal_denoising_factor,
+    optimal_power_control,
     phase_compensation,
     precode,
     receive_combiner,
@@ -96,9 +102,11 @@ __all__ = [
     # what devices send
     "Normalization", "normalize", "denormalize", "num_channel_uses", "values_to_symbols",
     "symbols_to_values", "one_hot_votes", "sign_votes", "decide",
-    # device pre-processing
+    # device pre-processing and receive combining
     "PRECODINGS", "Precoding", "truncated_channel_inversion", "full_channel_inversion",
-    "phase_compensation", "precode", "receive_combiner", "effective_channel",
+    "phase_compensation", "optimal_denoising_factor", "optimal_power_control", "precode",
+    "aggregation_mse", "COMBINERS", "eigen_combiner", "lmmse_combiner", "receive_combiner",
+    "effective_channel",
     # connectivity
     "participation_mask",
     # orthogonal digital baseline

@@ -1,5 +1,6 @@
 """Early, explicit checks of configuration values (ValueError naming the field)."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -48,3 +49,35 @@ def check_probability(name, value, *, concrete_only=True):
         raise
     if np.any(np.isnan(array)) or np.any((array < 0) | (array > 1)):
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def check_bool(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+
+
+def check_k_factor(channel, k_factor):
+    """A K-factor only on Rician fading, and a positive one there (K = 0 is Rayleigh)."""
+    if channel == "rician" and not k_factor > 0:
+        raise ValueError(
+            f"k_factor must be > 0 on channel='rician' (k_factor=0 is Rayleigh fading: "
+            f"use channel='rayleigh'), got {k_factor!r}"
+        )
+    if channel != "rician" and k_factor != 0:
+        raise ValueError(
+            f"k_factor={k_factor!r} would have no effect: it only applies to channel='rician', "
+            f"not to {channel!r}"
+        )
+
+
+def refuse_changed(config, names, reason):
+    """Refuse the dataclass fields ``names`` of ``config`` set away from their defaults.
+
+    ``reason`` completes "... would have no effect: ", e.g. "it only applies to X".
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(config)}
+    changed = [name for name in names if getattr(config, name) != defaults[name]]
+    if changed:
+        settings = ", ".join(f"{name}={getattr(config, name)!r}" for name in changed)
+        kept = ", ".join(f"{name}={defaults[name]!r}" for name in changed)
+        raise ValueError(f"{settings} would have no effect: {reason} (leave it at {kept})")

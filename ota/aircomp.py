@@ -5,7 +5,8 @@ The chain, for every inference (one fading block)::
     values [..., K, C] -> normalize (ota.encoding) -> complex symbols [..., K, n]
       -> precoding from the devices' channel estimates (ota.precoding)
       -> MAC of phy.channels: AWGN, Rayleigh/Rician block fading, or TDL/CDL over OFDM
-      -> receive combining (several antennas) -> scaling (zero-forcing or MMSE)
+      -> receive combining (several antennas: ``combiner``)
+      -> scaling (zero-forcing, or the scalar LMMSE de-noising factor)
       -> de-normalisation -> estimated average [..., C] -> decision = argmax
 
 What the receiver knows: the normalisation, who transmitted (the participation
@@ -37,13 +38,22 @@ import jax
 import jax.numpy as jnp
 
 from airinfer.ota._checks import (
+    check_bool,
     check_choice,
+    check_k_factor,
     check_nonnegative,
     check_positive,
     check_positive_int,
+    refuse_changed,
 )
 from airinfer.ota.encoding import Normalization, denormalize, normalize, num_channel_uses
-from airinfer.ota.precoding import PRECODINGS, effective_channel, precode, receive_combiner
+from airinfer.ota.precoding import (
+    COMBINERS,
+    PRECODINGS,
+    effective_channel,
+    precode,
+    receive_combiner,
+)
 from airinfer.phy import channels
 from airinfer.phy.conventions import reals_to_symbols, snr_db_to_no, symbols_to_reals
 
@@ -64,30 +74,58 @@ CHANNELS = FLAT_CHANNELS + OFDM_CHANNELS
 BACKENDS = ("sionna", "jax")
 
 
+# Fields that only mean something on OFDM channels, with their defaults.
+_OFDM_FIELDS = (
+    "num_ofdm_symbols", "fft_size", "subcarrier_spacing", "delay_spread", "carrier_frequency",
+    "speed",
+)  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class AirCompConfig:
     """Configuration of analog over-the-air aggregation; hashable (a static jit argument).
+
+    A field that would have no effect is refused (a K-factor off Rician fading,
+    OFDM parameters on flat channels, a threshold without truncated
+    inversion, a prior energy without LMMSE de-noising, several antennas or
+    CSI errors on AWGN, the LMMSE combiner on one antenna). ``precoding`` is the
+    exception: it names the devices' policy for every channel of a sweep and
+    is ignored on AWGN, where everybody sends at full power.
 
     Parameters:
         channel: ``"awgn"``, ``"rayleigh"``, ``"rician"`` (flat block fading,
             one draw per inference) or an OFDM model of ``phy.channels``
             (``"tdl-a"`` … ``"cdl-e"``; values on subcarriers, precoding per
             resource element).
-        precoding: ``"truncated"`` (truncated channel inversion), ``"full"``
-            (inversion aligned to the weakest device) or ``"phase"`` (phase-only
-            compensation). Ignored on AWGN, where everybody sends at full power.
+        precoding: the devices' policy (:mod:`airinfer.ota.precoding`):
+            ``"truncated"`` (truncated channel inversion), ``"full"``
+            (inversion aligned to the weakest device), ``"phase"`` (phase-only
+            compensation) or ``"optimal"`` (the threshold-structured MSE-optimal
+            power control of Cao, Zhu, Xu and Huang, IEEE TWC 2020: inversion
+            above an optimised threshold, full power below, with the denoising
+            factor optimised).
         power: P > 0, per-device average energy per complex symbol over the block.
         threshold: > 0, gain threshold on ``|g|^2`` of truncated inversion.
-        num_rx_ant: receive antennas M >= 1 (combined with
-            :func:`~airinfer.ota.precoding.receive_combiner`).
-        k_factor: Rician K-factor (linear).
-        csi_error_var: variance of the devices' channel-estimation error: they
-            precode with ``g + e``, ``e ~ CN(0, csi_error_var)`` (the receiver
-            attributes to each the amplitude it meant to deliver).
+        num_rx_ant: receive antennas M >= 1.
+        combiner: how the receiver combines its M antennas into one stream
+            (unit norm): ``"eigen"`` (dominant eigenvector of ``sum_k h_k h_k^H``,
+            :func:`~airinfer.ota.precoding.eigen_combiner`) or ``"lmmse"`` (the
+            beamformer of least aggregation MSE with the devices' optimal
+            scalars set against it, :func:`~airinfer.ota.precoding.lmmse_combiner`;
+            pair it with ``precoding="optimal"``). Needs M >= 2.
+        k_factor: Rician K-factor (linear), > 0 on ``"rician"`` (0 would be
+            Rayleigh fading), 0 on every other channel.
+        device_csi_error_var: variance of the devices' channel-estimation error:
+            they precode with ``g + e``, ``e ~ CN(0, device_csi_error_var)`` (the
+            receiver attributes to each the amplitude it meant to deliver).
         repetitions: R >= 1, the block is sent R times and averaged (noise ``no / R``).
-        mmse: scale the noisy sum by the LMMSE factor instead of zero-forcing.
-        mmse_prior_energy: the receiver's prior energy per complex symbol of the
-            normalised average (1 = the bound every device meets).
+        lmmse_denoising: the receiver scales the zero-forced sum by the scalar
+            LMMSE de-noising factor ``A^2 E / (A^2 E + no)`` (it shrinks the
+            estimate towards 0 at low SNR), instead of dividing by ``A`` alone.
+            A receiver-side scalar, independent of ``combiner`` and ``precoding``.
+        lmmse_prior_energy: the prior energy ``E`` per complex symbol of the
+            normalised average that ``lmmse_denoising`` assumes (1 = the bound
+            every device meets); only with ``lmmse_denoising``.
         local_device: device 0 is the receiver (its values never cross the channel).
         backend: ``"sionna"`` (Sionna's channels through the bridge) or ``"jax"``
             (the JAX twins; OFDM models always run in Sionna).
@@ -103,11 +141,12 @@ class AirCompConfig:
     power: float = 1.0
     threshold: float = 0.1
     num_rx_ant: int = 1
+    combiner: str = "eigen"
     k_factor: float = 0.0
-    csi_error_var: float = 0.0
+    device_csi_error_var: float = 0.0
     repetitions: int = 1
-    mmse: bool = False
-    mmse_prior_energy: float = 1.0
+    lmmse_denoising: bool = False
+    lmmse_prior_energy: float = 1.0
     local_device: bool = False
     backend: str = "sionna"
     num_ofdm_symbols: int = 1
@@ -123,10 +162,13 @@ class AirCompConfig:
         check_positive("power", self.power)
         check_positive("threshold", self.threshold)
         check_positive_int("num_rx_ant", self.num_rx_ant)
+        check_choice("combiner", self.combiner, COMBINERS)
         check_nonnegative("k_factor", self.k_factor)
-        check_nonnegative("csi_error_var", self.csi_error_var)
+        check_nonnegative("device_csi_error_var", self.device_csi_error_var)
         check_positive_int("repetitions", self.repetitions)
-        check_positive("mmse_prior_energy", self.mmse_prior_energy)
+        check_bool("lmmse_denoising", self.lmmse_denoising)
+        check_positive("lmmse_prior_energy", self.lmmse_prior_energy)
+        check_bool("local_device", self.local_device)
         check_choice("backend", self.backend, BACKENDS)
         check_positive_int("num_ofdm_symbols", self.num_ofdm_symbols)
         if self.fft_size is not None:
@@ -134,6 +176,31 @@ class AirCompConfig:
         for name in ("subcarrier_spacing", "delay_spread", "carrier_frequency"):
             check_positive(name, getattr(self, name))
         check_nonnegative("speed", self.speed)
+        self._refuse_fields_without_effect()
+
+    def _refuse_fields_without_effect(self):
+        check_k_factor(self.channel, self.k_factor)
+        if not self.is_ofdm:
+            refuse_changed(
+                self, _OFDM_FIELDS,
+                f"OFDM parameters only apply to {OFDM_CHANNELS}, not to channel={self.channel!r}",
+            )  # fmt: skip
+        if self.precoding != "truncated":
+            refuse_changed(
+                self, ("threshold",),
+                f"it only applies to precoding='truncated', not to {self.precoding!r}",
+            )  # fmt: skip
+        if not self.lmmse_denoising:
+            refuse_changed(
+                self, ("lmmse_prior_energy",), "it only applies with lmmse_denoising=True"
+            )
+        if self.channel == "awgn":
+            refuse_changed(
+                self, ("num_rx_ant", "device_csi_error_var"),
+                "channel='awgn' has no fading (one stream, no channel to estimate)",
+            )  # fmt: skip
+        if self.num_rx_ant == 1:
+            refuse_changed(self, ("combiner",), "one antenna (num_rx_ant=1) has nothing to combine")
 
     @property
     def is_ofdm(self):
@@ -170,16 +237,17 @@ def receiver_estimate(received, amplitude_sum, local_values, local_weight, no, c
         local_values: ``[..., 2n]`` normalised values held by the receiver.
         local_weight: ``[..., 1 | 2n]`` their weight, or ``None`` without a local device.
         no: ``[...]`` noise power per complex symbol (after repetitions).
-        config: :class:`AirCompConfig` (``mmse`` and ``mmse_prior_energy``).
+        config: :class:`AirCompConfig` (``lmmse_denoising``, ``lmmse_prior_energy``).
 
     Output:
         ``[..., 2n]`` float32: ``(A u_air + w u_local) / (A + w)`` with ``u_air =
-        y / A`` (zero-forcing) or ``y A E / (A^2 E + no)`` (LMMSE, prior energy
-        ``E``); where ``A + w = 0`` (nobody transmitted) the local values.
+        y / A`` (zero-forcing) or ``y A E / (A^2 E + no)`` (scalar LMMSE
+        de-noising, prior energy ``E``); where ``A + w = 0`` (nobody
+        transmitted) the local values.
     """
     no = jnp.asarray(no, jnp.float32)[..., None]
-    if config.mmse:
-        energy = config.mmse_prior_energy
+    if config.lmmse_denoising:
+        energy = config.lmmse_prior_energy
         denominator = amplitude_sum**2 * energy + no
         ok = denominator > 0
         gain = jnp.where(ok, amplitude_sum * energy / jnp.where(ok, denominator, 1.0), 0.0)
@@ -209,10 +277,22 @@ def _per_real(per_symbol):
 
 
 def _device_estimates(key, g, config):
-    if config.csi_error_var == 0:
+    if config.device_csi_error_var == 0:
         return g
-    error = channels.complex_normal(key, (math.prod(g.shape),), config.csi_error_var)
+    error = channels.complex_normal(key, (math.prod(g.shape),), config.device_csi_error_var)
     return g + error.reshape(g.shape)
+
+
+def _combiner(h, no, transmit, config):
+    """The receiver's unit-norm combiner from the true channels ``h`` ``[B, M, K, L]``."""
+    if config.combiner == "eigen":
+        return receive_combiner(h)  # blind to the noise and to who transmits
+    return receive_combiner(h, config.combiner, config.power, no, transmit)
+
+
+def _precode(g, no, transmit, config):
+    """The devices' coefficients from their estimates ``g`` ``[B, K, L]``; ``no`` ``[B]``."""
+    return precode(g, config.precoding, config.power, config.threshold, transmit, no=no)
 
 
 def _full_batch(reals, batch_shape):
@@ -243,7 +323,7 @@ def _uses_gain_shortcut(config):
         config.channel == "rayleigh"
         and config.precoding == "truncated"
         and config.num_rx_ant == 1
-        and config.csi_error_var == 0
+        and config.device_csi_error_var == 0
     )
 
 
@@ -278,12 +358,9 @@ def _flat_fading_block(key, reals, transmit, batch_shape, no, config):
         fading=config.channel, k_factor=config.k_factor, backend=config.backend,
     )  # fmt: skip
     h = h[..., None]  # [..., M, K, 1]: one gain per block
-    w = receive_combiner(h)  # [..., M, 1]
+    w = _combiner(h, no, transmit[..., None], config)  # [..., M, 1]
     g = effective_channel(h, w)  # [..., K, 1]
-    pre = precode(
-        _device_estimates(key_csi, g, config), config.precoding, config.power,
-        config.threshold, transmit[..., None],
-    )  # fmt: skip
+    pre = _precode(_device_estimates(key_csi, g, config), no, transmit[..., None], config)
     x = pre.coefficients * reals_to_symbols(reals)  # [..., K, n]
     y = channels.apply_mac(key_noise, x, h[..., 0], no, backend=config.backend)  # [..., M, n]
     y = jnp.einsum("...m,...mn->...n", jnp.conj(w[..., 0]), y)
@@ -319,12 +396,11 @@ def _ofdm_block(key, reals, transmit, batch_shape, no, config):
     num_rx_ant = config.num_rx_ant
     h = out.h.reshape(batch, num_rx_ant, num_devices, -1)[..., :n]  # [B, M, K, n]
     noise = out.y.reshape(batch, num_rx_ant, -1)[..., :n]  # [B, M, n]
-    w = receive_combiner(h)  # [B, M, n]
+    no = jnp.broadcast_to(no, batch_shape).reshape(batch)
+    transmit = transmit.reshape(batch, num_devices)[..., None]
+    w = _combiner(h, no, transmit, config)  # [B, M, n]
     g = effective_channel(h, w)  # [B, K, n]
-    pre = precode(
-        _device_estimates(key_csi, g, config), config.precoding, config.power,
-        config.threshold, transmit.reshape(batch, num_devices)[..., None],
-    )  # fmt: skip
+    pre = _precode(_device_estimates(key_csi, g, config), no, transmit, config)
     x = reals_to_symbols(reals.reshape(batch, num_devices, num_reals))
     y = jnp.sum(g * pre.coefficients * x, axis=-2) + jnp.sum(jnp.conj(w) * noise, axis=-2)
     amplitude_sum = jnp.sum(pre.amplitudes, axis=-2)  # [B, n]

@@ -30,10 +30,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.ota._checks import (
+    check_bool,
     check_choice,
+    check_k_factor,
     check_nonnegative,
     check_positive,
     check_positive_int,
+    refuse_changed,
 )
 from airinfer.phy import channels, digital, quantize
 
@@ -83,12 +86,16 @@ class OrthogonalConfig:
         num_iter: belief-propagation iterations.
         power: P > 0, energy per symbol of each device in its slot.
         num_rx_ant: receive antennas (maximum-ratio combining).
-        k_factor: Rician K-factor.
+        k_factor: Rician K-factor (linear), > 0 on ``"rician"``, 0 elsewhere.
         mode: ``"abstraction"`` or ``"simulate"``.
         local_device: device 0 is the receiver: counted exactly, never sent.
         backend: channel draws with ``"sionna"`` or the ``"jax"`` twin (OFDM: Sionna).
         subcarrier_spacing, delay_spread, carrier_frequency, speed: OFDM channel
-            parameters (Hz, s, Hz, m/s), as in ``phy.channels.ofdm_mac``.
+            parameters (Hz, s, Hz, m/s), as in ``phy.channels.ofdm_mac``; only
+            on OFDM channels.
+
+    A field that would have no effect is refused (a K-factor off Rician fading,
+    OFDM parameters on flat channels, several antennas on AWGN).
     """
 
     channel: str = "rayleigh"
@@ -129,6 +136,16 @@ class OrthogonalConfig:
         for name in ("subcarrier_spacing", "delay_spread", "carrier_frequency"):
             check_positive(name, getattr(self, name))
         check_nonnegative("speed", self.speed)
+        check_bool("local_device", self.local_device)
+        check_k_factor(self.channel, self.k_factor)
+        if self.channel == "awgn":
+            refuse_changed(self, ("num_rx_ant",), "channel='awgn' has no fading to combine over")
+        if self.channel not in channels.OFDM_MODELS:
+            refuse_changed(
+                self, ("subcarrier_spacing", "delay_spread", "carrier_frequency", "speed"),
+                f"OFDM parameters only apply to {tuple(channels.OFDM_MODELS)}, not to "
+                f"channel={self.channel!r}",
+            )  # fmt: skip
 
     @property
     def bits_per_symbol(self):

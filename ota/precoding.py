@@ -1,4 +1,4 @@
-"""Device pre-processing for over-the-air aggregation, and the receive combiner.
+"""Device pre-processing for over-the-air aggregation, and the receive combiners.
 
 Each device k scales its normalised symbols (energy per symbol <= 1, see
 :mod:`airinfer.ota.encoding`) by a complex coefficient ``b_k`` computed from its own
@@ -14,6 +14,14 @@ OFDM (one gain per resource element). Masks broadcast to ``[..., K, L]``.
 Every precoder keeps ``|b_k|^2 <= P`` (the per-device power constraint) except
 where its docstring says otherwise, and divides by channels only through
 double-``where`` guards, so that gradients stay finite in deep fades.
+
+With several receive antennas the receiver first combines ``w^H y`` with a
+unit-norm combiner (so that the noise stays CN(0, no)) and the devices precode
+against their effective channels ``g_k = w^H h_k``. Two combiners:
+``"eigen"`` (:func:`eigen_combiner`, the dominant eigenvector of the channels'
+sum of outer products, blind to the noise) and ``"lmmse"``
+(:func:`lmmse_combiner`, the beamformer designed jointly with the devices'
+MSE-optimal scalars of :func:`optimal_power_control`).
 """
 
 from typing import NamedTuple
@@ -29,17 +37,32 @@ __all__ = [
     "truncated_channel_inversion",
     "full_channel_inversion",
     "phase_compensation",
+    "optimal_denoising_factor",
+    "optimal_power_control",
     "precode",
+    "aggregation_mse",
+    "COMBINERS",
+    "eigen_combiner",
+    "lmmse_combiner",
     "receive_combiner",
     "effective_channel",
 ]
 
-PRECODINGS = ("truncated", "full", "phase")
+PRECODINGS = ("truncated", "full", "phase", "optimal")
+COMBINERS = ("eigen", "lmmse")
 
 # Full inversion leaves out fades deeper than this: the weakest device sets the
 # common amplitude of everybody, which must stay a finite (if useless) number.
 MIN_CHANNEL_POWER = 1e-12
 _POWER_ITERATIONS = 12
+#: Majorisation rounds of :func:`lmmse_combiner`, and active-set steps per round.
+LMMSE_ITERATIONS = 10
+LMMSE_INNER_STEPS = 4
+# Each LMMSE step solves with a ridge of this fraction of the mean signal power
+# per real dimension added to the noise: at no = 0 with fewer devices short of
+# their target than dimensions the Gram matrix is singular; the ridge picks the
+# minimum-norm solution (the largest denoising factor).
+_LMMSE_RIDGE = 1e-6
 
 
 class Precoding(NamedTuple):
@@ -144,17 +167,171 @@ def phase_compensation(g, power, transmit=None):
     return Precoding(amplitude * phase, amplitudes, reference)
 
 
-def precode(g, precoding, power, threshold=None, transmit=None):
-    """Dispatch on the name: ``"truncated"``, ``"full"`` or ``"phase"`` (see the functions)."""
+def _safe_sqrt(x):
+    """``sqrt(x)`` for ``x >= 0`` with a finite gradient at 0 (double-where)."""
+    positive = x > 0
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, x, 1.0)), 0.0)
+
+
+def _per_element_noise(no, g):
+    """``no``, per block ``[...]`` or per element ``[..., L]``, as ``[..., 1, L]`` beside ``g``."""
+    no = jnp.asarray(no, jnp.float32)
+    if no.ndim == g.ndim - 1 and no.shape[-1:] == g.shape[-1:]:
+        return no[..., None, :]
+    if no.ndim == g.ndim - 2:
+        return no[..., None, None]
+    return jnp.broadcast_to(no, g.shape[:-2] + g.shape[-1:])[..., None, :]
+
+
+def optimal_denoising_factor(g, power, no, transmit=None):
+    """The MSE-optimal denoising factor of Cao, Zhu, Xu and Huang (IEEE TWC 2020).
+
+    Sort the transmitting devices by their quality indicators ``q_k = P |g_k|^2``,
+    ``q_(1) <= ... <= q_(K)``. Their Theorem 1 (static channels, peak power
+    ``P``) gives ``eta* = eta_(i*)`` with
+
+    ``eta_(i) = ((no + sum_{k<=i} q_(k)) / sum_{k<=i} sqrt(q_(k)))^2``
+
+    and ``i*`` the index with ``q_(i*) <= eta_(i*) <= q_(i*+1)``. Since the MSE
+    is convex in ``1 / sqrt(eta)``, every ``eta_(i)`` upper-bounds the optimum
+    and the same factor is ``eta* = min_i eta_(i)``, computed here without
+    the search. At ``no = 0`` it is ``q_(1)``: full inversion to the weakest.
+
+    Input:
+        g: ``[..., K, L]`` complex, the devices' effective channels.
+        power: P > 0, per-device energy per symbol.
+        no: noise power per complex symbol after combining, ``[...]`` (per
+            block) or ``[..., L]``.
+        transmit: optional mask broadcastable to ``g``: the devices that take part.
+
+    Output:
+        ``[..., L]`` float32 ``eta*``; ``inf`` where no transmitting device has
+        a non-zero channel.
+    """
+    check_positive("power", power)
+    g = jnp.asarray(g, jnp.complex64)
+    quality = power * _channel_power(g)
+    ordered = jnp.sort(jnp.where(_mask(transmit, g), quality, jnp.inf), axis=-2)
+    member = jnp.isfinite(ordered)  # prefixes over the transmitting devices only
+    ordered = jnp.where(member, ordered, 0.0)
+    energy = jnp.cumsum(ordered, axis=-2)
+    amplitude = jnp.cumsum(_safe_sqrt(ordered), axis=-2)
+    ok = member & (amplitude > 0)
+    no = _per_element_noise(no, g)
+    candidates = jnp.where(ok, ((no + energy) / jnp.where(ok, amplitude, 1.0)) ** 2, jnp.inf)
+    return jnp.min(candidates, axis=-2).astype(jnp.float32)
+
+
+def optimal_power_control(g, power, no, transmit=None):
+    """The threshold-structured optimal power control of Cao, Zhu, Xu and Huang.
+
+    For the denoising factor ``eta*`` of :func:`optimal_denoising_factor`, device
+    k inverts its channel, ``b_k = sqrt(eta*) / g_k``, when its quality
+    indicator ``P |g_k|^2`` exceeds ``eta*``, and sends at full power with its
+    phase undone, ``b_k = sqrt(P) conj(g_k) / |g_k|``, otherwise. ``(b, eta*)``
+    jointly minimise the MSE of the sum estimate ``y / sqrt(eta)`` subject to
+    ``|b_k|^2 <= P``:
+    ``MSE* = sum_{k: P|g_k|^2 < eta*} (sqrt(P) |g_k| / sqrt(eta*) - 1)^2 + no / eta*``
+    for independent zero-mean unit-energy symbols (see :func:`aggregation_mse`).
+
+    The receiver attributes ``sqrt(eta*)`` to every transmitting device, so it
+    divides the received sum by ``K sqrt(eta*)``: the weak devices arrive
+    short of it (the MSE-optimal bias), the strong ones exactly on it. No
+    device stays silent. As ``no -> 0`` this becomes full inversion aligned
+    to the weakest device; at low SNR most devices send at full power.
+
+    Input:
+        g: ``[..., K, L]`` complex, the devices' estimates of their effective channels.
+        power: P > 0, per-device average energy per symbol.
+        no: noise power per complex symbol after combining, ``[...]`` or ``[..., L]``.
+        transmit: optional mask broadcastable to ``g``; devices outside it stay silent.
+
+    Output:
+        :class:`Precoding` with ``reference = sqrt(eta*)``.
+    """
+    g = jnp.asarray(g, jnp.complex64)
+    eta = optimal_denoising_factor(g, power, no, transmit)[..., None, :]  # [..., 1, L]
+    found = jnp.isfinite(eta)
+    root_eta = _safe_sqrt(jnp.where(found, eta, 0.0))
+    use = _mask(transmit, g) & found
+    channel_power = _channel_power(g)
+    invert = use & (power * channel_power > eta)
+    has_phase = use & (channel_power > 0)
+    magnitude = _safe_sqrt(jnp.where(has_phase, channel_power, 0.0))
+    phase = jnp.where(has_phase, jnp.conj(g) / jnp.where(has_phase, magnitude, 1.0), 0.0)
+    full_power = jnp.sqrt(jnp.float32(power)) * phase
+    coefficients = jnp.where(invert, root_eta * _safe_inverse(g, invert), full_power)
+    amplitudes = jnp.where(use, root_eta, 0.0).astype(jnp.float32)
+    reference = jnp.where(found, root_eta, jnp.sqrt(jnp.float32(power)))[..., 0, :]
+    return Precoding(coefficients.astype(jnp.complex64), amplitudes, reference)
+
+
+def precode(g, precoding, power, threshold=None, transmit=None, no=None):
+    """Dispatch on the name: ``"truncated"``, ``"full"``, ``"phase"`` or ``"optimal"``.
+
+    ``threshold`` is used by ``"truncated"`` only, ``no`` (noise power per complex
+    symbol after combining, ``[...]`` or ``[..., L]``) by ``"optimal"`` only.
+    """
     check_choice("precoding", precoding, PRECODINGS)
     if precoding == "truncated":
         return truncated_channel_inversion(g, power, threshold, transmit)
     if precoding == "full":
         return full_channel_inversion(g, power, transmit)
+    if precoding == "optimal":
+        if no is None:
+            raise ValueError("precoding 'optimal' needs the noise power no")
+        return optimal_power_control(g, power, no, transmit)
     return phase_compensation(g, power, transmit)
 
 
-def receive_combiner(h):
+def aggregation_mse(g, precoding, no, transmit=None):
+    """The MSE of the receiver's estimate of the average, given the channels.
+
+    The devices send independent zero-mean symbols of unit energy ``x_k``; the
+    receiver (without a local device, zero-forcing scaling) estimates their
+    average over the transmitting devices ``T`` by ``y / A``, ``A = sum_k a_k``:
+
+    ``MSE = sum_k |g_k b_k / A - 1{k in T} / |T||^2 + no / A^2``,
+
+    ``|T|^2`` times the sum-MSE of Cao et al. (whose estimate is ``y / sqrt(eta)``).
+    Where nobody transmitted (``A = 0``) the estimate is 0 and the MSE ``1 / |T|``.
+
+    Input:
+        g: ``[..., K, L]`` complex, the true effective channels.
+        precoding: :class:`Precoding` the devices used (from their estimates of ``g``).
+        no: noise power per complex symbol after combining, ``[...]`` or ``[..., L]``.
+        transmit: optional mask broadcastable to ``g`` (everybody by default).
+
+    Output:
+        ``[..., L]`` float32 conditional MSE per complex symbol.
+    """
+    g = jnp.asarray(g, jnp.complex64)
+    members = _mask(transmit, g).astype(jnp.float32)
+    count = jnp.maximum(jnp.sum(members, axis=-2, keepdims=True), 1.0)
+    total = jnp.sum(precoding.amplitudes, axis=-2, keepdims=True)
+    ok = total > 0
+    safe_total = jnp.where(ok, total, 1.0)
+    misalignment = jnp.sum(
+        _channel_power(g * precoding.coefficients / safe_total - members / count),
+        axis=-2, keepdims=True,
+    )  # fmt: skip
+    mse = misalignment + _per_element_noise(no, g) / safe_total**2
+    return jnp.where(ok, mse, 1.0 / count)[..., 0, :].astype(jnp.float32)
+
+
+def _normalise_columns(v):
+    """``v / ||v||`` over the antenna axis -2; the first unit vector where ``v = 0``."""
+    norm2 = jnp.sum(_channel_power(v), axis=-2, keepdims=True)
+    ok = norm2 > 1e-30
+    fallback = jnp.zeros_like(v).at[..., 0, :].set(1.0)
+    return jnp.where(ok, v / jnp.sqrt(jnp.where(ok, norm2, 1.0)), fallback)
+
+
+def _single_antenna(h):
+    return jnp.ones(h.shape[:-3] + (1,) + h.shape[-1:], jnp.complex64)
+
+
+def eigen_combiner(h):
     """A unit-norm receive combiner ``w`` that serves all devices at once.
 
     With several receive antennas a single-antenna device cannot align its
@@ -171,21 +348,125 @@ def receive_combiner(h):
         w: ``[..., M, L]`` complex64, ``||w|| = 1``; all ones when ``M = 1``.
     """
     h = jnp.asarray(h, jnp.complex64)
-    num_rx_ant = h.shape[-3]
-    if num_rx_ant == 1:
-        return jnp.ones(h.shape[:-3] + (1,) + h.shape[-1:], jnp.complex64)
-
-    def normalise(v):
-        norm2 = jnp.sum(_channel_power(v), axis=-2, keepdims=True)
-        ok = norm2 > 1e-30
-        fallback = jnp.zeros_like(v).at[..., 0, :].set(1.0)
-        return jnp.where(ok, v / jnp.sqrt(jnp.where(ok, norm2, 1.0)), fallback)
-
-    w = normalise(jnp.sum(h, axis=-2))  # start: the sum of the devices' channels
+    if h.shape[-3] == 1:
+        return _single_antenna(h)
+    w = _normalise_columns(jnp.sum(h, axis=-2))  # start: the sum of the devices' channels
     for _ in range(_POWER_ITERATIONS):
         projections = jnp.einsum("...mkl,...ml->...kl", jnp.conj(h), w)  # h_k^H w
-        w = normalise(jnp.einsum("...mkl,...kl->...ml", h, projections))
+        w = _normalise_columns(jnp.einsum("...mkl,...kl->...ml", h, projections))
     return w
+
+
+def _sum_mse(g, power, no, transmit):
+    """Cao et al.'s optimal sum-MSE of the effective channels ``g``: ``[..., L]``."""
+    count = jnp.sum(_mask(transmit, g), axis=-2).astype(jnp.float32)
+    mse = aggregation_mse(g, optimal_power_control(g, power, no, transmit), no, transmit)
+    return mse * count**2
+
+
+def lmmse_combiner(h, power, no, transmit=None, iterations=LMMSE_ITERATIONS):
+    """The receive beamformer of least aggregation MSE, with the devices' scalars set against it.
+
+    When the devices answer a combiner ``m`` with :func:`optimal_power_control`
+    on their effective channels ``m^H h_k``, the MSE of the sum estimate
+    ``m^H y`` is (Cao et al., the denoising factor being ``1 / ||m||^2``)
+
+    ``J(m) = sum_k (1 - sqrt(P) |m^H h_k|)_+^2 + no ||m||^2``,
+
+    and this combiner is ``w = m / ||m||`` for a minimiser ``m``. ``J`` is not
+    convex (as ``no -> 0`` it becomes max-min multicast beamforming, NP-hard):
+    majorise-minimise from the :func:`eigen_combiner` of the transmitting
+    devices. At ``m_t``, ``|m^H h_k| >= Re(m^H c_k) / sqrt(P)`` with
+    ``c_k = sqrt(P) h_k e^{-j arg(m_t^H h_k)}`` gives the convex majoriser
+    ``sum_k (1 - Re(m^H c_k))_+^2 + no ||m||^2``, tight at ``m_t``. It is
+    minimised by :data:`LMMSE_INNER_STEPS` active-set steps, each the LMMSE
+    receiver of the devices still short of their target,
+    ``m = (sum_{k in S} c_k c_k^H + no I)^-1 sum_{k in S} c_k`` (in the real form
+    of ``m``). The best direction met is returned, so the MSE never ends above
+    the eigen combiner's. A local optimum: at 13 dB with M = 2, K = 4, within
+    1 % of a grid search's global optimum on most draws, up to about twice it
+    on a few.
+
+    Input:
+        h: ``[..., M, K, L]`` complex channels (the receiver knows them all).
+        power: P > 0, per-device energy per symbol.
+        no: noise power per complex symbol per antenna, ``[...]`` or ``[..., L]``.
+        transmit: optional mask broadcastable to ``[..., K, L]``: who takes part.
+        iterations: majorisation rounds (>= 0; 0 gives the eigen combiner of
+            the transmitting devices).
+
+    Output:
+        w: ``[..., M, L]`` complex64, ``||w|| = 1`` (noise after combining stays
+        CN(0, no)); all ones when ``M = 1``. The devices then use
+        ``precode(effective_channel(h, w), "optimal", power, no=no)``.
+    """
+    check_positive("power", power)
+    h = jnp.asarray(h, jnp.complex64)
+    num_rx_ant = h.shape[-3]
+    if num_rx_ant == 1:
+        return _single_antenna(h)
+    members = _mask(transmit, h[..., 0, :, :])  # [..., K, L]
+    no = _per_element_noise(no, members)[..., 0, :]  # [..., L]
+    eye = jnp.eye(2 * num_rx_ant, dtype=jnp.float32)
+    root_power = jnp.sqrt(jnp.float32(power))
+
+    best = eigen_combiner(jnp.where(members[..., None, :, :], h, 0.0))  # who transmits
+    best_mse = _sum_mse(effective_channel(h, best), power, no, transmit)
+    eta = optimal_denoising_factor(effective_channel(h, best), power, no, transmit)
+    found = jnp.isfinite(eta)
+    scale = jnp.where(found, 1.0 / _safe_sqrt(jnp.where(found, eta, 1.0)), 1.0)
+    m = best * scale[..., None, :]
+    members_last = jnp.moveaxis(members, -1, -2)  # [..., L, K]
+
+    def inner_step(_, m_real, d, load):
+        short = (jnp.einsum("...rk,...r->...k", d, m_real) < 1.0) & members_last
+        active = d * short[..., None, :]
+        gram = jnp.einsum("...rk,...sk->...rs", active, active) + load
+        return jnp.linalg.solve(gram, jnp.sum(active, axis=-1)[..., None])[..., 0]
+
+    def round_(_, state):
+        m, best, best_mse = state
+        projections = effective_channel(h, m)  # m^H h_k: [..., K, L]
+        size = _safe_sqrt(_channel_power(projections))
+        rotation = jnp.where(size > 0, jnp.conj(projections) / jnp.where(size > 0, size, 1.0), 1.0)
+        c = root_power * h * rotation[..., None, :, :]  # [..., M, K, L]
+        d = jnp.concatenate([jnp.real(c), jnp.imag(c)], axis=-3)  # [..., 2M, K, L]
+        d = jnp.moveaxis(jnp.where(members[..., None, :, :], d, 0.0), -1, -3)  # [..., L, 2M, K]
+        ridge = _LMMSE_RIDGE * jnp.sum(d * d, axis=(-2, -1)) / (2 * num_rx_ant) + 1e-30
+        load = (no + ridge)[..., None, None] * eye
+        m_real = jnp.moveaxis(jnp.concatenate([jnp.real(m), jnp.imag(m)], axis=-2), -1, -2)
+        m_real = jax.lax.fori_loop(
+            0, LMMSE_INNER_STEPS, lambda i, x: inner_step(i, x, d, load), m_real
+        )
+        m_real = jnp.moveaxis(m_real, -1, -2)  # [..., 2M, L]
+        m = (m_real[..., :num_rx_ant, :] + 1j * m_real[..., num_rx_ant:, :]).astype(jnp.complex64)
+        w = _normalise_columns(m)
+        mse = _sum_mse(effective_channel(h, w), power, no, transmit)
+        better = mse < best_mse
+        best = jnp.where(better[..., None, :], w, best)
+        return m, best, jnp.where(better, mse, best_mse)
+
+    # A loop, not unrolled: one compiled round instead of ``iterations``.
+    _, best, _ = jax.lax.fori_loop(0, iterations, round_, (m, best, best_mse))
+    return best
+
+
+def receive_combiner(h, combiner="eigen", power=None, no=None, transmit=None):
+    """Dispatch on the name: ``"eigen"`` (:func:`eigen_combiner`, the default) or
+    ``"lmmse"`` (:func:`lmmse_combiner`, which needs ``power`` and ``no``).
+
+    Input:
+        h: ``[..., M, K, L]`` complex channels.
+
+    Output:
+        w: ``[..., M, L]`` complex64, ``||w|| = 1``.
+    """
+    check_choice("combiner", combiner, COMBINERS)
+    if combiner == "eigen":
+        return eigen_combiner(h)
+    if power is None or no is None:
+        raise ValueError("combiner 'lmmse' needs the devices' power and the noise power no")
+    return lmmse_combiner(h, power, no, transmit)
 
 
 def effective_channel(h, w):

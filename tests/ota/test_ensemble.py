@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from airinfer import ota
+from tests.conftest import normal
 
 
 def test_one_vocabulary_of_payloads_and_schemes():
@@ -33,7 +34,7 @@ def test_payloads_and_their_normalisations():
 @pytest.mark.parametrize("payload", ["softmax", "vote", "sign"])
 def test_the_path_is_encode_join_aggregate(payload):
     """The same keys give exactly the composition of the three ota steps."""
-    probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (6, 4, 5)) * 3)  # [N, K, C]
+    probs = jax.nn.softmax(normal(0, (6, 4, 5)) * 3)  # [N, K, C]
     config = ota.AirCompConfig(channel="rayleigh", backend="jax", local_device=True)
     key_air, key_join = jax.random.key(1), jax.random.key(2)
     got = ota.ensemble_over_the_air(key_air, key_join, probs, 3.0, config, payload, 0.5)

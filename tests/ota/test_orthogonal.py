@@ -69,9 +69,28 @@ def test_fading_drops_exactly_the_devices_below_the_cliff(key):
 
 def test_bad_orthogonal_configuration():
     for field, value in [("bits", 0), ("code_rate", 1.0), ("power", -1.0), ("mode", "exact"),
-                         ("channel", "umi"), ("modulation", "8psk")]:  # fmt: skip
+                         ("channel", "umi"), ("modulation", "8psk"),
+                         ("local_device", 1)]:  # fmt: skip
         with pytest.raises(ValueError, match=field):
             ota.OrthogonalConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "config, field",
+    [
+        (dict(channel="rayleigh", k_factor=2.0), "k_factor"),
+        (dict(channel="rician"), "k_factor"),  # K = 0: that is Rayleigh fading
+        (dict(channel="rayleigh", speed=3.0), "speed"),
+        (dict(channel="awgn", delay_spread=300e-9), "delay_spread"),
+        (dict(channel="awgn", num_rx_ant=2), "num_rx_ant"),
+    ],
+)
+def test_an_orthogonal_field_without_effect_is_refused_by_name(config, field):
+    with pytest.raises(ValueError, match=f"{field}=.*would have no effect|{field} must be > 0"):
+        ota.OrthogonalConfig(**config)
+    # ... and where it has an effect, it is accepted
+    ota.OrthogonalConfig(channel="rician", k_factor=2.0, num_rx_ant=2)
+    ota.OrthogonalConfig(channel="tdl-a", speed=3.0, delay_spread=300e-9)
 
 
 @pytest.mark.slow
@@ -93,21 +112,22 @@ def test_ofdm_slots_decode_at_the_mutual_information_effective_snr(key):
 def test_ofdm_gains_are_drawn_in_bounded_calls(key, monkeypatch):
     # 3 blocks per call: 8 blocks take 3 calls (the last one partly dropped), call i
     # drawing what one call with fold_in(key, i) draws (up to round-off: XLA fuses the
-    # loop body differently); a batch that fits is one call.
+    # loop body differently); a batch that fits is one call, with the key itself.
+    # Every call draws 3 blocks: one shape, one Sionna graph to build and compile.
     from airinfer.ota import orthogonal
 
     config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
     num_symbols = config.link(4).num_symbols
-    whole = orthogonal.ofdm_slot_gains(key, 8, 2, num_symbols, config)
+    whole = orthogonal.ofdm_slot_gains(key, 3, 2, num_symbols, config)
     monkeypatch.setattr(orthogonal, "MAX_OFDM_ELEMENTS_PER_CALL", 3 * 2 * num_symbols)
     chunked = orthogonal.ofdm_slot_gains(key, 8, 2, num_symbols, config)
-    assert chunked.shape == whole.shape == (8, 2, num_symbols)
+    assert chunked.shape == (8, 2, num_symbols) and whole.shape == (3, 2, num_symbols)
     for call in range(3):
         alone = orthogonal.ofdm_slot_gains(jax.random.fold_in(key, call), 3, 2, num_symbols, config)
         np.testing.assert_allclose(
             chunked[3 * call : 3 * call + 3], alone[: 8 - 3 * call], rtol=1e-5
         )
-    assert not np.allclose(chunked[:3], whole[:3])
+    assert not np.allclose(chunked[:3], whole)
     assert np.all(np.asarray(chunked) > 0)
 
 

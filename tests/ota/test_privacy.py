@@ -110,7 +110,7 @@ def test_widened_normalisation_keeps_noisy_votes_within_power(key):
     base = ota.Normalization.simplex(10)
     norm = base.widened(sigma2, 10)
     assert norm.scale == pytest.approx(math.sqrt(base.scale**2 + 10 * sigma2))
-    votes = jax.nn.one_hot(jax.random.randint(key, (5000, 20), 0, 10), 10)
+    votes = jax.nn.one_hot(np.random.default_rng(0).integers(0, 10, (5000, 20)), 10)
     noisy = ota.add_gaussian_noise(key, votes, sigma2)
     energy = jnp.mean(jnp.abs(ota.values_to_symbols(noisy, norm)) ** 2, axis=-1)
     assert float(energy.max()) <= 1.0 + 1e-5
