@@ -8,7 +8,11 @@ sweep, on AWGN, Rayleigh block fading and 3GPP TDL-A over OFDM. Schemes:
 * ``noiseless``: the average of the members' softmax outputs, no channel (the
   upper bound);
 * ``ota_belief`` / ``ota_vote`` / ``ota_sign``: softmax outputs, one-hot votes
-  or one-bit sign votes summed over the air (truncated channel inversion);
+  or one-bit sign votes summed over the air, the devices precoding with
+  ``precoding``: truncated channel inversion by default, or full inversion,
+  phase compensation, or the optimal power control of Cao, Zhu, Xu and Huang
+  (``"optimal"``, :func:`airinfer.ota.precoding.optimal_power_control`); with
+  ``num_rx_ant`` receive antennas combined by ``combiner``;
 * ``orthogonal``: each device quantises its softmax output to ``bits`` bits and
   sends it LDPC-coded in its own slot (:mod:`airinfer.ota.orthogonal`);
 * ``best_single``: the member with the best validation accuracy, alone.
@@ -40,12 +44,14 @@ from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.aircomp import AirCompConfig
 from airinfer.ota.cost import channel_uses
 from airinfer.ota.orthogonal import OrthogonalConfig
+from airinfer.ota.precoding import COMBINERS, PRECODINGS
 
 __all__ = ["OtaSnrConfig", "EXPERIMENT"]
 
 Scheme = Literal["noiseless", "ota_belief", "ota_vote", "ota_sign", "orthogonal", "best_single"]
 Channel = Literal["awgn", "rayleigh", "tdl-a"]
 SCHEMES = ("noiseless", "ota_belief", "ota_vote", "ota_sign", "orthogonal", "best_single")
+DEFAULT_THRESHOLD = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +66,14 @@ class OtaSnrConfig:
         channels: ``awgn``, ``rayleigh`` (flat block fading), ``tdl-a`` (OFDM).
         schemes: which curves to draw.
         draws: channel draws per test sample.
-        threshold: truncated inversion's threshold on the channel power gain.
+        precoding: the devices' policy over the air: ``truncated``, ``full``,
+            ``phase`` or ``optimal`` (see :mod:`airinfer.ota.precoding`).
+        threshold: truncated inversion's threshold on the channel power gain
+            (only with ``precoding="truncated"``).
+        num_rx_ant: receive antennas on the fading channels (AWGN has one
+            stream), for both the over-the-air and the orthogonal schemes.
+        combiner: how the over-the-air receiver combines its antennas:
+            ``eigen`` or ``lmmse`` (needs ``num_rx_ant >= 2``).
         bits, modulation, code_rate: the orthogonal scheme's quantiser and link.
         equal_channel_uses: repeat the over-the-air block to match the
             orthogonal scheme's channel uses.
@@ -75,7 +88,10 @@ class OtaSnrConfig:
     channels: tuple[Channel, ...] = ("awgn", "rayleigh", "tdl-a")
     schemes: tuple[Scheme, ...] = SCHEMES
     draws: int = 10
-    threshold: float = 0.1
+    precoding: Literal["truncated", "full", "phase", "optimal"] = "truncated"
+    threshold: float = DEFAULT_THRESHOLD
+    num_rx_ant: int = 1
+    combiner: Literal["eigen", "lmmse"] = "eigen"
     bits: int = 8
     modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
     code_rate: float = 0.5
@@ -93,6 +109,22 @@ class OtaSnrConfig:
             raise ConfigError(f"draws: {self.draws} is not >= 1")
         if not self.threshold > 0:
             raise ConfigError(f"threshold: {self.threshold} is not > 0")
+        if self.precoding not in PRECODINGS:
+            raise ConfigError(f"precoding: {self.precoding!r} is not one of {PRECODINGS}")
+        if self.precoding != "truncated" and self.threshold != DEFAULT_THRESHOLD:
+            raise ConfigError(
+                f"threshold: {self.threshold} would have no effect with precoding="
+                f"{self.precoding!r} (only truncated inversion has a threshold)"
+            )
+        if self.num_rx_ant < 1:
+            raise ConfigError(f"num_rx_ant: {self.num_rx_ant} is not >= 1")
+        if self.combiner not in COMBINERS:
+            raise ConfigError(f"combiner: {self.combiner!r} is not one of {COMBINERS}")
+        if self.combiner != "eigen" and self.num_rx_ant == 1:
+            raise ConfigError(
+                f"combiner: {self.combiner!r} would have no effect with num_rx_ant=1 "
+                "(one antenna has nothing to combine)"
+            )
         if not 0 < self.code_rate < 1:
             raise ConfigError(f"code_rate: {self.code_rate} is not in (0, 1)")
         if any(not math.isfinite(s) for s in self.snr_db):
@@ -119,10 +151,20 @@ def points(config):
     ]
 
 
+def _receive_antennas(config, channel):
+    """``{"num_rx_ant": M}`` on fading channels; AWGN has one stream."""
+    return {} if channel == "awgn" else {"num_rx_ant": config.num_rx_ant}
+
+
 def _air_config(config, channel, repetitions):
+    receiver = _receive_antennas(config, channel)
+    if config.num_rx_ant > 1 and channel != "awgn":
+        receiver["combiner"] = config.combiner
+    if config.precoding == "truncated":
+        receiver["threshold"] = config.threshold
     return AirCompConfig(
-        channel=channel, precoding="truncated", threshold=config.threshold,
-        repetitions=repetitions, local_device=True, backend=config.backend,
+        channel=channel, precoding=config.precoding, repetitions=repetitions, local_device=True,
+        backend=config.backend, **receiver,
     )  # fmt: skip
 
 
@@ -130,6 +172,7 @@ def _orthogonal_config(config, channel):
     return OrthogonalConfig(
         channel=channel, bits=config.bits, modulation=config.modulation,
         code_rate=config.code_rate, local_device=True, backend=config.backend,
+        **_receive_antennas(config, channel),
     )  # fmt: skip
 
 
@@ -238,6 +281,13 @@ def plot(rows, config, path):
             if j == 0:
                 ax.set_ylabel("accuracy")
     axes[0][0].legend(fontsize=7, loc="lower right")
+    receiver = []
+    if config.precoding != "truncated":
+        receiver.append(f"over the air: {config.precoding} precoding")
+    if config.num_rx_ant > 1:
+        receiver.append(f"{config.num_rx_ant} receive antennas ({config.combiner} combiner)")
+    if receiver:
+        figure.suptitle("; ".join(receiver), fontsize=9)
     save_figure(figure, path)
 
 

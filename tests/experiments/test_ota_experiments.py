@@ -1,5 +1,6 @@
 """The over-the-air experiments on synthetic members (no training): properties of each curve."""
 
+import dataclasses
 import math
 
 import jax
@@ -15,6 +16,7 @@ from airinfer.experiments import (
     ota_snr,
     runner,
 )
+from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, MemberOutputs
 from airinfer.ota.aircomp import AirCompConfig
 
@@ -135,6 +137,36 @@ def test_ota_snr_rows(fake_members, tmp_path):
     assert all(0 <= r["accuracy"] <= 1 and r["accuracy_ci"] > 0 for r in rows)
 
 
+def test_ota_snr_optimal_power_control_and_lmmse_receiver(fake_members, tmp_path):
+    config = dataclasses.replace(
+        TINY_SNR, schemes=("noiseless", "ota_belief"), precoding="optimal", num_rx_ant=2,
+        combiner="lmmse",
+    )  # fmt: skip
+    rows = runner.run(ota_snr.EXPERIMENT, config, tmp_path, progress=False).rows
+    by = {(r["channel"], r["scheme"], r["snr_db"]): r["accuracy"] for r in rows}
+    noiseless = by[("rayleigh", "noiseless", 40.0)]
+    # At +40 dB the optimal policy is nearly full inversion: every neighbour counts,
+    # so even under fading the decisions are the noiseless ensemble's (truncated
+    # inversion would silence the faded neighbours). AWGN runs with one antenna.
+    for channel in ("awgn", "rayleigh"):
+        assert abs(by[(channel, "ota_belief", 40.0)] - noiseless) <= 0.003, channel
+    assert by[("rayleigh", "ota_belief", -20.0)] < noiseless
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        (dict(precoding="optimal", threshold=0.2), "threshold"),
+        (dict(precoding="zf"), "precoding"),
+        (dict(combiner="lmmse"), "combiner"),  # one antenna
+        (dict(num_rx_ant=0), "num_rx_ant"),
+    ],
+)
+def test_ota_snr_refuses_receiver_options_without_effect(overrides, field):
+    with pytest.raises(ConfigError, match=field):
+        dataclasses.replace(TINY_SNR, **overrides)
+
+
 @pytest.mark.slow
 def test_ota_snr_orthogonal_at_high_snr(fake_members, tmp_path):
     config = ota_snr.OtaSnrConfig(
@@ -172,7 +204,26 @@ def test_ota_connectivity_rows(fake_members, tmp_path):
     assert {r["aggregation"] for r in rows} == {"ideal", "ota", "single"}
 
 
-def test_ota_privacy_accounting(fake_members, tmp_path):
+# The orthogonal schemes first measure their link's block-error table, by default
+# 1000 LDPC blocks per 0.5 dB (most of this test's time). The accounting checked
+# here does not hang on the table's precision: 200 blocks per 1 dB, a binomial
+# sigma of sqrt(p (1 - p) / 200) <= 0.035 per point instead of 0.016.
+BLER_TABLE_BLOCKS = 200
+BLER_TABLE_GRID_DB = tuple(float(x) for x in np.arange(-6.0, 20.01, 1.0))
+
+
+@pytest.fixture
+def coarse_bler_tables(monkeypatch):
+    """The aggregation measures block-error tables with BLER_TABLE_* (the same code, less of it)."""
+    measure = aggregation.measure_bler_table
+
+    def coarse(link):
+        return measure(link, BLER_TABLE_GRID_DB, BLER_TABLE_BLOCKS)
+
+    monkeypatch.setattr(aggregation, "measure_bler_table", coarse)
+
+
+def test_ota_privacy_accounting(fake_members, coarse_bler_tables, tmp_path):
     config = ota_privacy.OtaPrivacyConfig(
         ensemble=EnsembleSpec(members=NUM_MEMBERS), epsilon=(1.0, math.inf), draws=2,
         backend="jax",
