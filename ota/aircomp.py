@@ -14,7 +14,8 @@ mask and, for truncated inversion, who was above the threshold) and the
 amplitude it should expect of each of them. It divides the received sum by
 the sum of those amplitudes: with channel inversion that is the number of
 active devices times ``sqrt(rho)``, so the estimate is the plain average over
-the devices that transmitted.
+the devices that transmitted; with the optimal power control it is ``K
+sqrt(eta*)``, the weak devices (sent at full power) arriving short of it.
 
 ``local_device=True`` models the survey's edge ensemble: device 0 is the
 inferring device and the receiver itself; its own values enter the average

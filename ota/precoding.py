@@ -192,10 +192,13 @@ def optimal_denoising_factor(g, power, no, transmit=None):
 
     ``eta_(i) = ((no + sum_{k<=i} q_(k)) / sum_{k<=i} sqrt(q_(k)))^2``
 
-    and ``i*`` the index with ``q_(i*) <= eta_(i*) <= q_(i*+1)``. Since the MSE
-    is convex in ``1 / sqrt(eta)``, every ``eta_(i)`` upper-bounds the optimum
-    and the same factor is ``eta* = min_i eta_(i)``, computed here without
-    the search. At ``no = 0`` it is ``q_(1)``: full inversion to the weakest.
+    and ``i*`` the index with ``q_(i*) <= eta_(i*) <= q_(i*+1)``. In
+    ``u = 1 / sqrt(eta)`` the MSE is convex, and ``eta_(i)`` minimises the
+    quadratic in which the i weakest devices send at full power, whose slope
+    is never below the MSE's: its minimiser comes first, every
+    ``eta_(i) >= eta*``, and ``eta* = min_i eta_(i)``, computed here without
+    the search. At ``no = 0`` it is ``q_(1)``: full inversion to the weakest
+    device.
 
     Input:
         g: ``[..., K, L]`` complex, the devices' effective channels.
@@ -237,7 +240,7 @@ def optimal_power_control(g, power, no, transmit=None):
     The receiver attributes ``sqrt(eta*)`` to every transmitting device, so it
     divides the received sum by ``K sqrt(eta*)``: the weak devices arrive
     short of it (the MSE-optimal bias), the strong ones exactly on it. No
-    device stays silent. As ``no -> 0`` this becomes full inversion aligned
+    transmitting device stays silent. As ``no -> 0`` this becomes full inversion aligned
     to the weakest device; at low SNR most devices send at full power.
 
     Input:
@@ -291,10 +294,11 @@ def aggregation_mse(g, precoding, no, transmit=None):
     receiver (without a local device, zero-forcing scaling) estimates their
     average over the transmitting devices ``T`` by ``y / A``, ``A = sum_k a_k``:
 
-    ``MSE = sum_k |g_k b_k / A - 1{k in T} / |T||^2 + no / A^2``,
+    ``MSE = sum_k |g_k b_k / A - 1{k in T} / |T||^2 + no / A^2``;
 
-    ``|T|^2`` times the sum-MSE of Cao et al. (whose estimate is ``y / sqrt(eta)``).
-    Where nobody transmitted (``A = 0``) the estimate is 0 and the MSE ``1 / |T|``.
+    for :func:`optimal_power_control` (``A = |T| sqrt(eta*)``) it is the sum-MSE
+    of Cao et al. divided by ``|T|^2``. Where nobody transmitted (``A = 0``)
+    the estimate is 0 and the MSE ``1 / |T|``.
 
     Input:
         g: ``[..., K, L]`` complex, the true effective channels.

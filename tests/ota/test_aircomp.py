@@ -80,11 +80,16 @@ def test_sign_votes_and_decision():
         dict(channel="rayleigh", precoding="full", num_rx_ant=4, backend="jax"),
         dict(channel="rayleigh", precoding="truncated", threshold=1e-6, backend="jax"),
         pytest.param(dict(channel="tdl-a", precoding="full"), marks=pytest.mark.slow),
+        pytest.param(
+            dict(channel="tdl-a", precoding="optimal", num_rx_ant=2, combiner="lmmse"),
+            marks=pytest.mark.slow,
+        ),
         dict(channel="rayleigh", precoding="full", backend="jax", local_device=True),
         dict(channel="rayleigh", precoding="full", backend="jax", lmmse_denoising=True),
         dict(channel="rayleigh", precoding="optimal", backend="jax"),
-        dict(channel="rayleigh", precoding="optimal", num_rx_ant=4, combiner="lmmse",
-             backend="jax"),
+        dict(
+            channel="rayleigh", precoding="optimal", num_rx_ant=4, combiner="lmmse", backend="jax"
+        ),
     ],
     ids=lambda c: "-".join(f"{v}" for v in c.values()),
 )
