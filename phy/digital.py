@@ -1,18 +1,46 @@
 """A digital link made of Sionna blocks, run inside jit-compiled JAX programs.
 
-Transmitter, channel and receiver of one point-to-point link::
+Transmitter, channel and receiver of one point-to-point link (one antenna on
+each side)::
 
     info bits [batch, k] -> LDPC5GEncoder(k, n) -> Mapper("qam", m)
+      flat channels ("awgn", "rayleigh"):
       -> AWGN | Rayleigh flat fading i.i.d. per symbol (FlatFadingChannel 1x1)
       -> one-tap equaliser with h or an estimate h + CN(0, receiver_csi_error_var)
       -> Demapper("app", "qam", m) with noise variance no / |h_est|^2
+      OFDM channels ("tdl-a" ... "cdl-e", 3GPP TR 38.901):
+      -> ResourceGridMapper (data and pilots on the resource grid of each slot)
+      -> GenerateOFDMChannel + ApplyOFDMChannel (frequency domain, AWGN per RE)
+      -> h (perfect CSI) or LSChannelEstimator on the pilots (csi="ls")
+      -> LMMSEEqualizer per resource element -> Demapper("app") with its no_eff
       -> LDPC5GDecoder -> bits [batch, k]
 
 The uncoded link skips encoder and decoder and decides each bit by the sign
-of its LLR. SNR is **Es/N0 per complex symbol in dB**; symbols have unit
-energy, so the noise is CN(0, no) with ``no = 10 ** (-snr_db / 10)`` (``no/2``
-per real dimension). LLRs follow Sionna 1.2: ``log(p(b=1) / p(b=0))``, so a
+of its LLR. SNR is **Es/N0 per complex symbol in dB** (per resource element on
+OFDM); symbols have unit energy, so the noise is CN(0, no) with
+``no = 10 ** (-snr_db / 10)`` (``no/2`` per real dimension). The channel gain is
+1 on average over draws: ``E|h|^2 = 1`` for Rayleigh, and the 3GPP power delay
+profiles have unit energy (the OFDM channel is not renormalised per draw, so a
+slot keeps its own fade). LLRs follow Sionna 1.2: ``log(p(b=1) / p(b=0))``, so a
 positive LLR means "1" (the LDPC decoder takes the same convention).
+
+**Blocks on the OFDM resource grid.** Each block (codeword) has its own
+``slots_per_block`` slots; a slot is a grid of ``num_ofdm_symbols`` OFDM symbols
+by ``F = grid_fft_size`` subcarriers (no guard band, no DC null; the channel acts
+per resource element: cyclic prefix long enough, no inter-carrier interference).
+OFDM symbols ``pilot_ofdm_symbol_indices`` carry pilots on every subcarrier
+(Sionna's Kronecker pattern, QPSK of unit energy); the other
+``num_data_ofdm_symbols`` carry data. Symbol ``j`` of a block's ``n / m`` QAM
+symbols goes to slot ``j // D``, with ``D`` the data resource elements per slot,
+at data position ``i = j % D``: data OFDM symbol ``i // F`` (counting only data
+OFDM symbols) and subcarrier ``i % F``, i.e. frequency first. The rest of the
+last slot is empty (zero). ``fft_size=None`` takes the fewest subcarriers that
+hold the block in one slot. Every slot draws its own channel, independent of
+the others (slots far apart in time or frequency); within a slot the channel
+varies over the OFDM symbols with the device's speed. The pilots are sent with
+either CSI mode, so that both cost the same resources:
+:attr:`LinkConfig.resource_elements_per_block` counts pilots and empty elements,
+while the channel uses of a block stay ``n / m`` (:attr:`LinkConfig.num_symbols`).
 
 Two bridged functions serve each configuration, both compiled to XLA inside
 the JAX program: the front end (encoder to demapper) and the belief-propagation
@@ -32,12 +60,17 @@ import numpy as np
 
 from airinfer.phy import theory
 from airinfer.phy.bridge import bridge
+from airinfer.phy.channels.ofdm import OFDM_MODELS, tr38901_model
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 __all__ = [
     "MODULATIONS",
+    "FLAT_CHANNELS",
+    "OFDM_CHANNELS",
     "CHANNELS",
     "CODINGS",
+    "CSI_MODES",
+    "LS_INTERPOLATIONS",
     "LinkConfig",
     "ErrorCounts",
     "channel_llrs",
@@ -51,9 +84,23 @@ __all__ = [
     "goodput",
 ]
 
-MODULATIONS = dict(theory.BITS_PER_SYMBOL)
-CHANNELS = ("awgn", "rayleigh")
+# Gray square QAM up to 256QAM (the highest order of the 5G NR MCS tables 1 and 2);
+# Sionna's Mapper and Demapper take any even number of bits per symbol.
+MODULATIONS = {**theory.BITS_PER_SYMBOL, "256qam": 8}
+FLAT_CHANNELS = ("awgn", "rayleigh")
+#: The 3GPP TR 38.901 models over OFDM (:data:`airinfer.phy.channels.OFDM_MODELS`).
+OFDM_CHANNELS = tuple(OFDM_MODELS)
+CHANNELS = FLAT_CHANNELS + OFDM_CHANNELS
 CODINGS = ("uncoded", "ldpc")
+#: Receiver CSI on OFDM: the true channel, or least squares on the pilots.
+CSI_MODES = ("perfect", "ls")
+#: Interpolation of the LS estimates over the grid (Sionna's LSChannelEstimator).
+LS_INTERPOLATIONS = ("nn", "lin", "lin_time_avg")
+# Fields that only mean something on OFDM channels (refused elsewhere unless at default).
+_OFDM_FIELDS = (
+    "csi", "ls_interpolation", "num_ofdm_symbols", "fft_size", "pilot_ofdm_symbol_indices",
+    "subcarrier_spacing", "delay_spread", "carrier_frequency", "speed",
+)  # fmt: skip
 
 # Limits of Sionna's 5G NR LDPC code (38.212): info bits and mother code length.
 _LDPC_K_RANGE = (12, 8448)
@@ -61,19 +108,36 @@ _LDPC_N_MAX = 316 * 384
 # |h_est|^2 is floored here before dividing: a deep fade or a zero estimate gives
 # near-zero LLRs instead of inf/NaN.
 _MIN_CHANNEL_POWER = 1e-12
+# The OFDM equaliser divides by no + err_var: no = 0 (a noise-free link) is floored here.
+_MIN_NOISE_POWER = 1e-12
 
 
 def _is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def _check_number(name, value, *, allow_zero=False):
+    """Refuse anything but a finite real ``> 0`` (``>= 0`` with ``allow_zero``)."""
+    real = isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+    if not (real and math.isfinite(value) and (value > 0 or (allow_zero and value == 0))):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class LinkConfig:
     """Configuration of one digital link; hashable, so a static ``jax.jit`` argument.
 
+    A field that would have no effect is refused: the OFDM fields (``csi`` to
+    ``speed``) away from their defaults on a flat channel, ``ls_interpolation``
+    with perfect CSI, ``receiver_csi_error_var`` with LS estimation.
+
     Parameters:
-        modulation: ``"qpsk"`` | ``"16qam"`` | ``"64qam"``, Gray-mapped QAM.
-        channel: ``"awgn"`` | ``"rayleigh"`` (flat, i.i.d. per symbol, ``h ~ CN(0, 1)``).
+        modulation: ``"qpsk"`` | ``"16qam"`` | ``"64qam"`` | ``"256qam"``, Gray-mapped QAM.
+        channel: ``"awgn"`` | ``"rayleigh"`` (flat, i.i.d. per symbol, ``h ~ CN(0, 1)``)
+            | an OFDM model ``"tdl-a"`` … ``"tdl-e"``, ``"cdl-a"`` … ``"cdl-e"``
+            (3GPP TR 38.901, uplink, one antenna each side, unit-energy power delay
+            profile; see the module notes for the resource grid).
         coding: ``"ldpc"`` (5G NR LDPC, rate ``k / n``) | ``"uncoded"``.
         k: info bits per block.
         n: coded bits per block. ``None`` (resolved at construction): ``2 k``
@@ -82,7 +146,20 @@ class LinkConfig:
         receiver_csi_error_var: variance of the receiver's channel-estimation error: it
             equalises with ``h + e``, ``e ~ CN(0, receiver_csi_error_var)``, and computes
             LLRs as if that estimate were exact (mismatched receiver). 0: perfect CSI.
+            On OFDM, per resource element, with ``csi="perfect"`` only.
         num_iter: belief-propagation iterations of the LDPC decoder.
+        csi: OFDM receiver CSI: ``"perfect"`` (the true channel of every resource
+            element) | ``"ls"`` (least-squares estimates on the pilots, interpolated;
+            the LMMSE equaliser accounts for their error variance).
+        ls_interpolation: ``"nn"`` | ``"lin"`` | ``"lin_time_avg"``, how LS estimates
+            fill the grid (nearest pilot, linear, linear with time averaging).
+        num_ofdm_symbols: OFDM symbols per slot (14: one NR slot).
+        fft_size: subcarriers per slot; ``None``: the fewest that hold one block
+            in one slot, ``ceil(num_symbols / num_data_ofdm_symbols)``.
+        pilot_ofdm_symbol_indices: OFDM symbols of a slot that carry pilots on every
+            subcarrier (stored sorted, as a tuple); ``()`` only with perfect CSI.
+        subcarrier_spacing: Hz. delay_spread: RMS delay spread, s.
+        carrier_frequency: Hz. speed: device speed in m/s (Doppler within a slot).
     """
 
     modulation: str = "qpsk"
@@ -92,6 +169,15 @@ class LinkConfig:
     n: int | None = None
     receiver_csi_error_var: float = 0.0
     num_iter: int = 20
+    csi: str = "perfect"
+    ls_interpolation: str = "lin"
+    num_ofdm_symbols: int = 14
+    fft_size: int | None = None
+    pilot_ofdm_symbol_indices: tuple[int, ...] = (2, 11)
+    subcarrier_spacing: float = 30e3
+    delay_spread: float = 100e-9
+    carrier_frequency: float = 3.5e9
+    speed: float = 0.0
 
     def __post_init__(self):
         if self.modulation not in MODULATIONS:
@@ -137,10 +223,72 @@ class LinkConfig:
             )
         if not _is_int(self.num_iter) or self.num_iter < 1:
             raise ValueError(f"num_iter must be an int >= 1, got {self.num_iter!r}")
+        self._check_ofdm_fields()
+        self._refuse_fields_without_effect()
+
+    def _check_ofdm_fields(self):
+        if self.csi not in CSI_MODES:
+            raise ValueError(f"csi must be one of {list(CSI_MODES)}, got {self.csi!r}")
+        if self.ls_interpolation not in LS_INTERPOLATIONS:
+            raise ValueError(
+                f"ls_interpolation must be one of {list(LS_INTERPOLATIONS)}, "
+                f"got {self.ls_interpolation!r}"
+            )
+        if not _is_int(self.num_ofdm_symbols) or self.num_ofdm_symbols < 1:
+            raise ValueError(f"num_ofdm_symbols must be an int >= 1, got {self.num_ofdm_symbols!r}")
+        if self.fft_size is not None and (not _is_int(self.fft_size) or self.fft_size < 1):
+            raise ValueError(f"fft_size must be an int >= 1 or None, got {self.fft_size!r}")
+        pilots = self.pilot_ofdm_symbol_indices
+        if not isinstance(pilots, tuple | list) or not all(_is_int(i) for i in pilots):
+            raise ValueError(f"pilot_ofdm_symbol_indices must be a tuple of ints, got {pilots!r}")
+        if len(set(pilots)) != len(pilots) or any(
+            not 0 <= i < self.num_ofdm_symbols for i in pilots
+        ):
+            raise ValueError(
+                f"pilot_ofdm_symbol_indices must be distinct OFDM symbol indices in "
+                f"[0, num_ofdm_symbols={self.num_ofdm_symbols}), got {pilots!r}"
+            )
+        if len(pilots) >= self.num_ofdm_symbols:
+            raise ValueError(
+                f"pilot_ofdm_symbol_indices={pilots!r} leave no OFDM symbol for data "
+                f"(num_ofdm_symbols={self.num_ofdm_symbols})"
+            )
+        # Sorted tuple of Python ints: equal settings are one configuration.
+        object.__setattr__(self, "pilot_ofdm_symbol_indices", tuple(sorted(int(i) for i in pilots)))
+        for name in ("subcarrier_spacing", "delay_spread", "carrier_frequency"):
+            _check_number(name, getattr(self, name))
+        _check_number("speed", self.speed, allow_zero=True)
+
+    def _refuse_fields_without_effect(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if not self.is_ofdm:
+            changed = [f for f in _OFDM_FIELDS if getattr(self, f) != defaults[f]]
+            if changed:
+                raise ValueError(
+                    f"{changed[0]}={getattr(self, changed[0])!r}: OFDM parameters only apply "
+                    f"to channel in {list(OFDM_CHANNELS)}, not to channel={self.channel!r}"
+                )
+            return
+        if self.csi == "perfect" and self.ls_interpolation != defaults["ls_interpolation"]:
+            raise ValueError(
+                f"ls_interpolation={self.ls_interpolation!r}: it only applies to csi='ls', "
+                "not to csi='perfect'"
+            )
+        if self.csi == "ls":
+            if self.receiver_csi_error_var != 0:
+                raise ValueError(
+                    f"receiver_csi_error_var={self.receiver_csi_error_var!r}: with csi='ls' "
+                    "the estimation error comes from the pilots; set it to 0 or use "
+                    "csi='perfect'"
+                )
+            if not self.pilot_ofdm_symbol_indices:
+                raise ValueError(
+                    "pilot_ofdm_symbol_indices=(): csi='ls' needs at least one pilot OFDM symbol"
+                )
 
     @property
     def bits_per_symbol(self):
-        """Bits per QAM symbol: 2, 4 or 6."""
+        """Bits per QAM symbol: 2, 4, 6 or 8."""
         return MODULATIONS[self.modulation]
 
     @property
@@ -155,12 +303,73 @@ class LinkConfig:
 
     @property
     def num_symbols(self):
-        """Channel symbols per block, ``n / bits_per_symbol``."""
+        """Channel uses (data symbols, data resource elements on OFDM) per block, ``n / m``."""
         return self.codeword_length // self.bits_per_symbol
+
+    @property
+    def is_ofdm(self):
+        """Whether ``channel`` is an OFDM model (a resource grid per slot)."""
+        return self.channel in OFDM_CHANNELS
+
+    @property
+    def num_data_ofdm_symbols(self):
+        """OFDM symbols of a slot that carry data (``None`` on flat channels)."""
+        if not self.is_ofdm:
+            return None
+        return self.num_ofdm_symbols - len(self.pilot_ofdm_symbol_indices)
+
+    @property
+    def grid_fft_size(self):
+        """Subcarriers of a slot: ``fft_size``, or the fewest that hold a block (``None`` flat)."""
+        if not self.is_ofdm:
+            return None
+        if self.fft_size is not None:
+            return self.fft_size
+        return -(-self.num_symbols // self.num_data_ofdm_symbols)
+
+    @property
+    def data_resource_elements_per_slot(self):
+        """Data resource elements of a slot, ``num_data_ofdm_symbols * grid_fft_size``."""
+        if not self.is_ofdm:
+            return None
+        return self.num_data_ofdm_symbols * self.grid_fft_size
+
+    @property
+    def slots_per_block(self):
+        """Slots a block occupies, ``ceil(num_symbols / data_resource_elements_per_slot)``."""
+        if not self.is_ofdm:
+            return None
+        return -(-self.num_symbols // self.data_resource_elements_per_slot)
+
+    @property
+    def resource_elements_per_block(self):
+        """Resource elements a block occupies: data, pilots and the empty rest of its last slot.
+
+        ``slots_per_block * num_ofdm_symbols * grid_fft_size`` on OFDM;
+        :attr:`num_symbols` on flat channels (no overhead).
+        """
+        if not self.is_ofdm:
+            return self.num_symbols
+        return self.slots_per_block * self.num_ofdm_symbols * self.grid_fft_size
+
+    @property
+    def pilot_resource_elements_per_block(self):
+        """Pilot resource elements per block (0 on flat channels)."""
+        if not self.is_ofdm:
+            return 0
+        return self.slots_per_block * len(self.pilot_ofdm_symbol_indices) * self.grid_fft_size
 
 
 # ---------------------------------------------------------------------------
 # Sionna blocks and the bridged functions, one set per configuration
+
+
+class _OfdmBlocks(NamedTuple):
+    grid_mapper: object  # ResourceGridMapper
+    generate: object  # GenerateOFDMChannel (not renormalised per draw)
+    apply: object  # ApplyOFDMChannel with AWGN
+    estimator: object  # LSChannelEstimator, or None with perfect CSI
+    equalizer: object  # LMMSEEqualizer
 
 
 class _Blocks(NamedTuple):
@@ -168,7 +377,32 @@ class _Blocks(NamedTuple):
     decoder: object  # LDPC5GDecoder or None
     mapper: object
     demapper: object
-    channel: object  # AWGN or FlatFadingChannel(1, 1, return_channel=True)
+    channel: object  # AWGN or FlatFadingChannel(1, 1, return_channel=True); None on OFDM
+    ofdm: object  # _OfdmBlocks on OFDM channels, else None
+
+
+def _ofdm_blocks(config):
+    sn = sionna_phy()
+    pilots = list(config.pilot_ofdm_symbol_indices)
+    grid = sn.ofdm.ResourceGrid(
+        config.num_ofdm_symbols, config.grid_fft_size, config.subcarrier_spacing,
+        pilot_pattern="kronecker" if pilots else "empty",
+        pilot_ofdm_symbol_indices=pilots or None,
+    )  # fmt: skip
+    model = tr38901_model(
+        config.channel, 1, config.delay_spread, config.carrier_frequency, config.speed
+    )
+    streams = sn.mimo.StreamManagement(np.ones([1, 1], int), 1)
+    estimator = None
+    if config.csi == "ls":
+        estimator = sn.ofdm.LSChannelEstimator(grid, interpolation_type=config.ls_interpolation)
+    return _OfdmBlocks(
+        sn.ofdm.ResourceGridMapper(grid),
+        sn.channel.GenerateOFDMChannel(model, grid, normalize_channel=False),
+        sn.channel.ApplyOFDMChannel(),
+        estimator,
+        sn.ofdm.LMMSEEqualizer(grid, streams),
+    )
 
 
 @functools.cache
@@ -190,11 +424,14 @@ def _blocks(config):
     m = config.bits_per_symbol
     mapper = sn.mapping.Mapper("qam", m)
     demapper = sn.mapping.Demapper("app", "qam", m)
-    if config.channel == "awgn":
+    channel = ofdm = None
+    if config.is_ofdm:
+        ofdm = _ofdm_blocks(config)
+    elif config.channel == "awgn":
         channel = sn.channel.AWGN()
     else:
         channel = sn.channel.FlatFadingChannel(1, 1, return_channel=True)
-    return _Blocks(encoder, decoder, mapper, demapper, channel)
+    return _Blocks(encoder, decoder, mapper, demapper, channel, ofdm)
 
 
 def _front_end_tf(config, blocks, bits, no):
@@ -203,6 +440,10 @@ def _front_end_tf(config, blocks, bits, no):
     sn = sionna_phy()
     codeword = blocks.encoder(bits) if blocks.encoder is not None else bits
     x = blocks.mapper(codeword)  # [batch, num_symbols] complex64
+    if config.is_ofdm:
+        # The OFDM blocks need no AutoGraph; converting them would cost most of
+        # the tracing time.
+        return tf.autograph.experimental.do_not_convert(_ofdm_tf)(config, blocks, x, no)
     no_per_symbol = tf.broadcast_to(no[:, None], tf.shape(x))
     if config.channel == "awgn":
         y = blocks.channel(x, no_per_symbol)
@@ -219,6 +460,46 @@ def _front_end_tf(config, blocks, bits, no):
     power = tf.maximum(tf.abs(h_est) ** 2, _MIN_CHANNEL_POWER)
     y_eq = y * tf.math.conj(h_est) / tf.cast(power, y.dtype)
     return blocks.demapper(y_eq, no_per_symbol / power)
+
+
+def _to_slots(config, blocks, x):
+    """Symbols ``[batch, N]`` -> grids ``[batch * slots_per_block, 1, 1, S, F]`` (with pilots).
+
+    Block ``b`` fills its slots ``b * slots_per_block`` … in order, each slot's data
+    resource elements frequency first; the rest of its last slot stays empty.
+    """
+    tf = tensorflow()
+    batch, num_symbols = x.shape
+    slots, per_slot = config.slots_per_block, config.data_resource_elements_per_slot
+    x = tf.pad(x, [[0, 0], [0, slots * per_slot - num_symbols]])
+    return blocks.ofdm.grid_mapper(tf.reshape(x, [batch * slots, 1, 1, per_slot]))
+
+
+def _ofdm_tf(config, blocks, x, no):
+    """TF body of the OFDM channel and receiver: symbols ``[batch, N]`` -> LLRs ``[batch, n]``."""
+    tf = tensorflow()
+    sn = sionna_phy()
+    ofdm = blocks.ofdm
+    batch, num_symbols = x.shape
+    slots, per_slot = config.slots_per_block, config.data_resource_elements_per_slot
+    x_grid = _to_slots(config, blocks, x)
+    no_slot = tf.repeat(no, slots)  # [batch * slots]
+    h = ofdm.generate(batch * slots)  # [batch*slots, 1, 1, 1, 1, S, F]
+    y = ofdm.apply(x_grid, h, no_slot)  # [batch*slots, 1, 1, S, F]
+    no_rx = tf.maximum(no_slot, _MIN_NOISE_POWER)
+    if ofdm.estimator is not None:
+        h_hat, err_var = ofdm.estimator(y, no_rx)
+    else:
+        # One antenna sends one stream: h has the layout of Sionna's estimates.
+        h_hat, err_var = h, tf.zeros([], tf.float32)
+        if config.receiver_csi_error_var > 0:
+            h_hat = h_hat + sn.utils.complex_normal(
+                tf.shape(h_hat), var=config.receiver_csi_error_var
+            )
+    x_hat, no_eff = ofdm.equalizer(y, h_hat, err_var, no_rx)  # [batch*slots, 1, 1, D]
+    x_hat = tf.reshape(x_hat, [batch, slots * per_slot])[:, :num_symbols]
+    no_eff = tf.reshape(no_eff, [batch, slots * per_slot])[:, :num_symbols]
+    return blocks.demapper(x_hat, no_eff)
 
 
 def _decoder_tf(blocks, llr):
@@ -288,14 +569,16 @@ def channel_llrs(key, bits, no, config):
     Parameters:
         key: JAX PRNG key seeding the channel and noise draws.
         bits: ``[batch, k]`` float32 (or int/bool) info bits of 0/1.
-        no: scalar or ``[batch]`` float, noise power per complex symbol
-            (noise CN(0, no); ``no = 10**(-snr_db/10)`` for Es/N0 ``snr_db`` dB).
+        no: scalar or ``[batch]`` float, noise power per complex symbol (per
+            resource element on OFDM; noise CN(0, no); ``no = 10**(-snr_db/10)``
+            for Es/N0 ``snr_db`` dB).
         config: :class:`LinkConfig`.
 
     Output:
         ``[batch, n]`` float32 LLRs ``log(p(b=1)/p(b=0))`` of the coded bits
         (of the info bits when uncoded), computed with the post-equalisation
-        noise variance ``no / |h_est|^2``.
+        noise variance: ``no / |h_est|^2`` on flat channels, the LMMSE
+        equaliser's effective noise (channel-estimation error included) on OFDM.
     """
     bits = _check_bits(bits, config)
     _check_no(no)
@@ -331,8 +614,9 @@ def transmit(key, bits, snr_db, config):
     Parameters:
         key: JAX PRNG key; the same key gives the same output bit for bit.
         bits: ``[batch, k]`` info bits of 0/1.
-        snr_db: scalar or ``[batch]``, Es/N0 per complex symbol in dB (average
-            Es/N0 for Rayleigh); noise CN(0, no), ``no = 10**(-snr_db/10)``.
+        snr_db: scalar or ``[batch]``, Es/N0 per complex symbol (per resource
+            element on OFDM) in dB, average over the fading; noise CN(0, no),
+            ``no = 10**(-snr_db/10)``.
         config: :class:`LinkConfig` (static under ``jax.jit``).
 
     Output:

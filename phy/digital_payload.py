@@ -9,8 +9,11 @@ link of a strategy's settings (channel, modulation, code rate, block size).
 
 :mod:`airinfer.phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
 the digital strategies run Sionna whatever ``Link.backend`` says, and they
-need TensorFlow. It models AWGN and Rayleigh fading i.i.d. per symbol with
-perfect CSI; a TDL channel over OFDM has no digital path and is refused.
+need TensorFlow. It models AWGN and Rayleigh fading i.i.d. per symbol, and the
+3GPP TDL/CDL models over OFDM (``"tdl-a"`` … ``"cdl-e"``: a resource grid per
+slot, perfect or LS-estimated CSI). A block's channel uses count its data
+symbols; with its pilots and the empty rest of its last slot it occupies
+:attr:`airinfer.phy.digital.LinkConfig.resource_elements_per_block` resource elements.
 """
 
 import jax.numpy as jnp
@@ -26,6 +29,7 @@ __all__ = [
     "send_bits",
 ]
 
+#: Channels of the digital link: flat (``"awgn"``, ``"rayleigh"``) and 3GPP over OFDM.
 DIGITAL_CHANNELS = digital.CHANNELS
 
 
@@ -37,7 +41,9 @@ def digital_link_config(channel: str, modulation: str, code_rate: float, block_b
     """The :class:`airinfer.phy.digital.LinkConfig` of a strategy's link: 5G LDPC + Gray QAM.
 
     Parameters:
-        channel: ``"awgn"`` or ``"rayleigh"`` (``Link.channel``; ``"tdl-a"`` is refused).
+        channel: one of :data:`DIGITAL_CHANNELS` (``Link.channel``): ``"awgn"``,
+            ``"rayleigh"``, or an OFDM model ``"tdl-a"`` … ``"cdl-e"`` with the OFDM
+            defaults of :class:`airinfer.phy.digital.LinkConfig`.
         modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
         code_rate: LDPC rate ``k / n``; ``n = block_bits / code_rate`` must be
             a whole number and a multiple of the bits per symbol.
@@ -45,8 +51,8 @@ def digital_link_config(channel: str, modulation: str, code_rate: float, block_b
     """
     if channel not in DIGITAL_CHANNELS:
         raise ValueError(
-            f"link.channel: {channel!r} has no digital path (the LDPC link models "
-            f"{' and '.join(DIGITAL_CHANNELS)} only); use one of {', '.join(DIGITAL_CHANNELS)}"
+            f"link.channel: {channel!r} has no digital path; use one of "
+            f"{', '.join(DIGITAL_CHANNELS)}"
         )
     if not _is_int(block_bits) or block_bits < 1:
         raise ValueError(f"block_bits: {block_bits!r} is not a positive int")

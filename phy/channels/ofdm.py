@@ -18,7 +18,7 @@ from airinfer.phy.channels.base import (
 )
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
-__all__ = ["OFDM_MODELS", "ofdm_mac"]
+__all__ = ["OFDM_MODELS", "ofdm_mac", "tr38901_model"]
 
 OFDM_MODELS = (
     "tdl-a",
@@ -34,6 +34,33 @@ OFDM_MODELS = (
 )
 
 
+def tr38901_model(model, num_rx_ant, delay_spread, carrier_frequency, speed):
+    """Sionna's 3GPP TR 38.901 TDL or CDL block of ``model``, uplink from one antenna.
+
+    Built eagerly (the blocks assert on tensors in their constructors); the bridge
+    inlines their constants. The power delay profiles have unit total energy.
+
+    Parameters:
+        model: one of :data:`OFDM_MODELS`.
+        num_rx_ant: receive antennas (CDL: a uniform linear array of omni elements).
+        delay_spread: s. carrier_frequency: Hz. speed: device speed in m/s.
+    """
+    sn = sionna_phy()
+    family, letter = model.split("-")
+    if family == "tdl":
+        return sn.channel.tr38901.TDL(
+            letter.upper(), delay_spread, carrier_frequency,
+            min_speed=speed, max_speed=speed, num_rx_ant=num_rx_ant,
+        )  # fmt: skip
+    array = sn.channel.tr38901.AntennaArray
+    return sn.channel.tr38901.CDL(
+        letter.upper(), delay_spread, carrier_frequency,
+        ut_array=array(1, 1, "single", "V", "omni", carrier_frequency),
+        bs_array=array(1, num_rx_ant, "single", "V", "omni", carrier_frequency),
+        direction="uplink", min_speed=speed, max_speed=speed,
+    )  # fmt: skip
+
+
 @functools.cache
 def _sionna_ofdm(
     model, num_devices, num_rx_ant, num_ofdm_symbols, fft_size, subcarrier_spacing,
@@ -41,23 +68,10 @@ def _sionna_ofdm(
 ):  # fmt: skip
     sn = sionna_phy()
     tf = tensorflow()
-    family, letter = model.split("-")
     # Sionna's resource grid and 3GPP models assert on tensors in their
     # constructors: build them eagerly here, the bridge inlines their constants.
     grid = sn.ofdm.ResourceGrid(num_ofdm_symbols, fft_size, subcarrier_spacing)
-    if family == "tdl":
-        channel_model = sn.channel.tr38901.TDL(
-            letter.upper(), delay_spread, carrier_frequency,
-            min_speed=speed, max_speed=speed, num_rx_ant=num_rx_ant,
-        )  # fmt: skip
-    else:
-        array = sn.channel.tr38901.AntennaArray
-        channel_model = sn.channel.tr38901.CDL(
-            letter.upper(), delay_spread, carrier_frequency,
-            ut_array=array(1, 1, "single", "V", "omni", carrier_frequency),
-            bs_array=array(1, num_rx_ant, "single", "V", "omni", carrier_frequency),
-            direction="uplink", min_speed=speed, max_speed=speed,
-        )  # fmt: skip
+    channel_model = tr38901_model(model, num_rx_ant, delay_spread, carrier_frequency, speed)
     generate = sn.channel.GenerateOFDMChannel(channel_model, grid, normalize_channel=True)
 
     def draw_and_apply(x, no):
@@ -83,7 +97,7 @@ def ofdm_mac(
     delay_spread=100e-9,
     carrier_frequency=3.5e9,
     speed=0.0,
-    receiver_csi_error_var=0.0,
+    csi_error_var=0.0,
 ):
     """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna).
 
@@ -102,7 +116,7 @@ def ofdm_mac(
         num_rx_ant: receive antennas (CDL: a uniform linear array).
         subcarrier_spacing: Hz. delay_spread: s. carrier_frequency: Hz.
         speed: device speed in m/s (Doppler over the OFDM symbols).
-        receiver_csi_error_var: variance of the receiver's channel-estimation error.
+        csi_error_var: variance of the receiver's channel-estimation error.
 
     Output:
         :class:`ChannelOutput`: ``y`` ``[batch, num_rx_ant, num_ofdm_symbols,
@@ -134,4 +148,4 @@ def ofdm_mac(
         float(subcarrier_spacing), float(delay_spread), float(carrier_frequency), float(speed),
     )  # fmt: skip
     y, h = channel(key_channel, x, batch_noise(no, (batch,)))
-    return ChannelOutput(y, h, imperfect_csi(key_csi, h, receiver_csi_error_var))
+    return ChannelOutput(y, h, imperfect_csi(key_csi, h, csi_error_var))
