@@ -97,7 +97,7 @@ def ofdm_mac(
     delay_spread=100e-9,
     carrier_frequency=3.5e9,
     speed=0.0,
-    csi_error_var=0.0,
+    receiver_csi_error_var=0.0,
 ):
     """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna).
 
@@ -116,7 +116,7 @@ def ofdm_mac(
         num_rx_ant: receive antennas (CDL: a uniform linear array).
         subcarrier_spacing: Hz. delay_spread: s. carrier_frequency: Hz.
         speed: device speed in m/s (Doppler over the OFDM symbols).
-        csi_error_var: variance of the receiver's channel-estimation error.
+        receiver_csi_error_var: variance of the receiver's channel-estimation error.
 
     Output:
         :class:`ChannelOutput`: ``y`` ``[batch, num_rx_ant, num_ofdm_symbols,
@@ -148,4 +148,4 @@ def ofdm_mac(
         float(subcarrier_spacing), float(delay_spread), float(carrier_frequency), float(speed),
     )  # fmt: skip
     y, h = channel(key_channel, x, batch_noise(no, (batch,)))
-    return ChannelOutput(y, h, imperfect_csi(key_csi, h, csi_error_var))
+    return ChannelOutput(y, h, imperfect_csi(key_csi, h, receiver_csi_error_var))
