@@ -68,7 +68,7 @@ from airinfer.strategies.base import Link
 # The curves drawn by default: the built-in strategies, in this order (a
 # point's key follows its index, so the order is part of the results).
 STRATEGIES = strategy_registry.BUILT_IN
-CHANNELS = ("awgn", "rayleigh")
+CHANNELS = ("awgn", "rayleigh", "tdl-a")
 COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
 
 
@@ -86,7 +86,7 @@ class StrategiesSnrConfig:
         ensemble_devices: K devices of the edge ensemble (the first K members).
         strategies: which curves to draw: names of
             :func:`airinfer.strategies.registry.names` (see the module docstring).
-        channels: ``awgn`` and/or ``rayleigh``.
+        channels: ``awgn``, ``rayleigh`` and/or ``tdl-a`` (3GPP TDL-A over OFDM).
         snr_db: Es/N0 per complex symbol in dB.
         split_point: where split strategies cut the full model.
         clip_percentile: the feature quantiser's clip, a percentile of the
@@ -129,7 +129,7 @@ class StrategiesSnrConfig:
     ensemble_members: int = 20
     ensemble_devices: int = 16
     strategies: tuple[str, ...] = STRATEGIES
-    channels: tuple[Literal["awgn", "rayleigh"], ...] = CHANNELS
+    channels: tuple[Literal["awgn", "rayleigh", "tdl-a"], ...] = ("awgn", "rayleigh")
     # 2 dB steps where the digital links fall off their cliff, coarser above
     snr_db: tuple[float, ...] = (*(float(s) for s in range(-10, 11, 2)), 15.0, 20.0, 30.0)
     split_point: str = "hidden"

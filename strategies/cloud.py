@@ -18,8 +18,9 @@ errors and all. Two sources:
   intact (a few bits of control signalling, not counted).
 
 The digital link exists only as Sionna blocks: ``Link.backend`` is not
-consulted (``"jax"`` runs the same Sionna link), and ``Link.channel`` must be
-``"awgn"`` or ``"rayleigh"`` (i.i.d. per-symbol fading, perfect CSI).
+consulted (``"jax"`` runs the same Sionna link), and ``Link.channel`` is
+``"awgn"``, ``"rayleigh"`` (i.i.d. per-symbol fading, perfect CSI) or
+``"tdl-a"`` (OFDM, a channel draw per codeword's slot, perfect CSI).
 
 The link itself, source coding included, is an :class:`ImageLink`
 (``CloudStrategy.uplink``), which the edge ensemble's ``direct`` observation

@@ -35,11 +35,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.phy import quantize
+from airinfer.phy.digital_payload import DIGITAL_CHANNELS
 
 __all__ = ["HOP_CHANNELS", "HopCost", "DigitalHop", "send", "reconstruct"]
 
 #: Channels a digital hop can use (``phy.digital``'s).
-HOP_CHANNELS = ("awgn", "rayleigh")
+HOP_CHANNELS = DIGITAL_CHANNELS
 
 _LDPC_MIN_K = 12
 _LDPC_MAX_K = 8448
@@ -190,8 +191,8 @@ def _check_num_values(num_values):
 def _check_channel(channel):
     if channel not in HOP_CHANNELS:
         raise ValueError(
-            f"channel: {channel!r} is not supported by a digital hop (phy.digital models "
-            f"flat channels only); allowed: {', '.join(HOP_CHANNELS)}"
+            f"channel: {channel!r} is not supported by a digital hop; "
+            f"allowed: {', '.join(HOP_CHANNELS)}"
         )
 
 

@@ -17,8 +17,9 @@ Two ways to share the work of one :class:`airinfer.models.zoo.SplitClassifier`:
   server), which concatenates them and runs the remaining stages.
 
 Both take the link's SNR (Es/N0 per complex symbol in dB, noise CN(0, no),
-``no = 10**(-snr_db/10)``) for every hop, on ``awgn`` or ``rayleigh`` (the
-fading of ``phy.digital``, i.i.d. per symbol); ``tdl-a`` is refused. The hops
+``no = 10**(-snr_db/10)``) for every hop, on ``awgn``, ``rayleigh`` (the
+fading of ``phy.digital``, i.i.d. per symbol) or ``tdl-a`` (OFDM, one channel
+draw per codeword's slot, perfect CSI). The hops
 always run Sionna's LDPC and QAM, whatever ``link.backend`` says. With
 ``ideal=True`` the activations cross unchanged (no quantiser, no channel) and
 the cost is still that of the digital hops: the layer-wise output is then the

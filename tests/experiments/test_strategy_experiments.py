@@ -246,3 +246,18 @@ def test_bad_configs_are_named():
         tiny(hybrid_trust=2.0)
     with pytest.raises(ConfigError, match="encoder_bits"):
         tiny(encoder_bits=0)
+
+
+@pytest.mark.slow  # compiles an OFDM link per strategy: ~10 min on 2 busy cores
+def test_every_strategy_runs_over_tdl_a(tmp_path):
+    """On 3GPP TDL-A (OFDM) every built-in strategy runs; at 30 dB the digital links
+    decode and give the clean models' decisions."""
+    config = tiny(channels=("tdl-a",), snr_db=(30.0,), strategies=strategies_snr.STRATEGIES)
+    result = runner.run(strategies_snr.EXPERIMENT, config, out_dir=tmp_path / "run", progress=False)
+    rows = {r["strategy"]: r for r in result.rows}
+    assert set(rows) == set(strategies_snr.STRATEGIES)
+    server, _, _, images, labels = strategies_snr.setup(config)
+    clean = np.mean(np.asarray(server(images)).argmax(-1) == labels)
+    for name in ("cloud_digital", "split_digital_b8", "partition_layer"):
+        assert abs(rows[name]["accuracy"] - clean) <= 2 / len(labels), name
+    assert all(r["accuracy"] > 0.5 for r in result.rows)

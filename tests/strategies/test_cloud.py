@@ -153,8 +153,6 @@ def test_codec_high_snr_is_the_clean_decode_and_low_snr_fails_to_neutral(
 def test_bad_input(digits_cnn, digits_pixels, digits_batch, key):
     images, _ = digits_batch
     strategy = CloudStrategy(digits_cnn, digits_pixels)
-    with pytest.raises(ValueError, match="'tdl-a' has no digital path"):
-        strategy(key, images, Link(snr_db=10.0, channel="tdl-a"))
     with pytest.raises(ValueError, match="images: 3 channels"):
         strategy(key, jnp.zeros((2, 8, 8, 3)), Link(snr_db=10.0))
     with pytest.raises(ValueError, match="images: shape"):
