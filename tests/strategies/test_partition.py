@@ -121,8 +121,8 @@ def test_hop_bad_input():
         DigitalHop(max_block_bits=9000)
     with pytest.raises(ValueError, match="num_values"):
         DigitalHop().cost(0)
-    with pytest.raises(ValueError, match="'tdl-a' is not supported"):
-        send(jax.random.key(0), jnp.zeros((2, 3)), 0.0, DigitalHop(), "tdl-a")
+    with pytest.raises(ValueError, match="'fading' is not supported by a digital hop"):
+        send(jax.random.key(0), jnp.zeros((2, 3)), 0.0, DigitalHop(), "fading")
     with pytest.raises(ValueError, match="snr_db"):
         send(jax.random.key(0), jnp.zeros((2, 3)), jnp.zeros(3), DigitalHop(), "awgn")
 
@@ -234,8 +234,6 @@ def test_layer_bad_input(untrained, images):
     with pytest.raises(ValueError, match="num_devices: 5 exceeds"):
         LayerPartitionStrategy.calibrated(untrained, 5, images)
     strategy = LayerPartitionStrategy(untrained, ("conv1",))
-    with pytest.raises(ValueError, match="'tdl-a' is not supported"):
-        strategy(jax.random.key(0), images, Link(snr_db=10.0, channel="tdl-a"))
     with pytest.raises(ValueError, match=r"images must have shape \[B, H, W, C\]"):
         strategy(jax.random.key(0), images[0], Link(snr_db=10.0))
 
@@ -312,9 +310,6 @@ def test_horizontal_bad_input(untrained, images):
     mobilenet = abstract_model(ModelConfig("mobilenet_v2", (32, 32, 3), 10, 0.25))
     with pytest.raises(ValueError, match="cannot be split by output units; allowed: logits"):
         HorizontalPartitionStrategy(mobilenet, "stage3", 2)
-    strategy = HorizontalPartitionStrategy(untrained, "hidden", 2)
-    with pytest.raises(ValueError, match="'tdl-a' is not supported"):
-        strategy(jax.random.key(0), images, Link(snr_db=10.0, channel="tdl-a"))
 
 
 def test_strategy_names(untrained):

@@ -256,8 +256,6 @@ def test_bad_input(digits_cnn, digits, digits_batch, key):
     with pytest.raises(ValueError, match="model"):
         SplitDigitalStrategy("cnn", "conv2", 8, 1.0)
     strategy = SplitDigitalStrategy(digits_cnn, "conv2", 8, 1.0)
-    with pytest.raises(ValueError, match="'tdl-a' has no digital path"):
-        strategy(key, images, Link(snr_db=0.0, channel="tdl-a"))
     with pytest.raises(ValueError, match="images: shape"):
         strategy(key, images[0], Link(snr_db=0.0))
     wrong_place = SplitDigitalStrategy(digits_cnn, "hidden", 8, bottleneck=bottleneck)
