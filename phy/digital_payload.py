@@ -5,7 +5,9 @@
 (the last one zero-padded), sent, decided and put back together. One sample
 costs ``ceil(L / k)`` blocks of ``n / bits_per_symbol`` channel uses
 (:func:`channel_uses_per_sample`). :func:`digital_link_config` builds the
-link of a strategy's settings (channel, modulation, code rate, block size).
+link of a strategy's settings (channel, modulation, code rate, block size);
+:func:`mcs_link_config` builds it from a 5G NR MCS instead, a fixed index or
+``"adaptive"`` (:mod:`airinfer.phy.link_adaptation`).
 
 :mod:`airinfer.phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
 the digital strategies run Sionna whatever ``Link.backend`` says, and they
@@ -19,11 +21,13 @@ symbols; with its pilots and the empty rest of its last slot it occupies
 import jax.numpy as jnp
 import numpy as np
 
-from airinfer.phy import digital
+from airinfer.phy import digital, link_adaptation
 
 __all__ = [
     "DIGITAL_CHANNELS",
     "digital_link_config",
+    "resolve_mcs",
+    "mcs_link_config",
     "num_blocks",
     "channel_uses_per_sample",
     "send_bits",
@@ -44,7 +48,7 @@ def digital_link_config(channel: str, modulation: str, code_rate: float, block_b
         channel: one of :data:`DIGITAL_CHANNELS` (``Link.channel``): ``"awgn"``,
             ``"rayleigh"``, or an OFDM model ``"tdl-a"`` … ``"cdl-e"`` with the OFDM
             defaults of :class:`airinfer.phy.digital.LinkConfig`.
-        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
+        modulation: ``"qpsk"``, ``"16qam"``, ``"64qam"`` or ``"256qam"``.
         code_rate: LDPC rate ``k / n``; ``n = block_bits / code_rate`` must be
             a whole number and a multiple of the bits per symbol.
         block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
@@ -68,6 +72,81 @@ def digital_link_config(channel: str, modulation: str, code_rate: float, block_b
         return digital.LinkConfig(modulation=modulation, channel=channel, k=block_bits, n=n)
     except ValueError as err:
         raise ValueError(f"digital link (block_bits={block_bits}, n={n}): {err}") from err
+
+
+def resolve_mcs(
+    mcs,
+    channel: str,
+    block_bits: int,
+    *,
+    snr_db=None,
+    table_index: int = link_adaptation.DEFAULT_MCS_TABLE,
+    target_bler: float = 0.1,
+):
+    """The :class:`airinfer.phy.link_adaptation.MCS` a strategy's ``mcs`` setting stands for.
+
+    Parameters:
+        mcs: an MCS index of table ``table_index`` (int), an
+            :class:`~airinfer.phy.link_adaptation.MCS` (returned as is), or ``"adaptive"``:
+            the highest MCS whose BLER at ``snr_db`` is at most ``target_bler``
+            (:func:`airinfer.phy.link_adaptation.select_mcs`); when none is,
+            the lowest supported MCS, as Sionna's inner-loop link adaptation
+            does (``select_mcs`` returns ``None`` then: call it to report that).
+        channel: one of :data:`DIGITAL_CHANNELS`; ``"adaptive"`` needs BLER
+            curves, which exist for ``"awgn"`` and ``"rayleigh"`` only.
+        block_bits: info bits ``k`` per LDPC block.
+        snr_db: Es/N0 per complex symbol in dB (average for Rayleigh), a
+            concrete number; required by ``"adaptive"`` only.
+        table_index: 38.214 MCS table, 1 (up to 64QAM) or 2 (up to 256QAM).
+        target_bler: block error rate target in (0, 1) of ``"adaptive"``.
+    """
+    if isinstance(mcs, link_adaptation.MCS):
+        return mcs
+    if mcs == "adaptive":
+        if snr_db is None:
+            raise ValueError('snr_db: None; mcs="adaptive" chooses the MCS for a given SNR')
+        chosen = link_adaptation.select_mcs(
+            snr_db, target_bler, channel=channel, table_index=table_index, block_bits=block_bits
+        )
+        if chosen is None:
+            chosen = next(e for e in link_adaptation.mcs_table(table_index) if e.supported)
+        return chosen
+    if isinstance(mcs, str) or not _is_int(mcs):
+        raise ValueError(f'mcs: {mcs!r} is neither an MCS index (int) nor "adaptive"')
+    return link_adaptation.get_mcs(mcs, table_index)
+
+
+def mcs_link_config(
+    channel: str,
+    mcs,
+    block_bits: int,
+    *,
+    snr_db=None,
+    table_index: int = link_adaptation.DEFAULT_MCS_TABLE,
+    target_bler: float = 0.1,
+):
+    """The :class:`airinfer.phy.digital.LinkConfig` of a 5G NR MCS: QAM order and LDPC rate.
+
+    ``mcs`` (an index, an MCS or ``"adaptive"``), ``snr_db``, ``table_index`` and
+    ``target_bler`` as in :func:`resolve_mcs`. The MCS ``(Qm, R)`` runs as
+    ``2^Qm``-QAM with ``k = block_bits`` and ``n = Qm ceil(k / (R Qm))``
+    (:func:`airinfer.phy.link_adaptation.link_config`); MCS with ``R < 1/5`` are
+    refused (Sionna's LDPC encoder).
+    """
+    if channel not in DIGITAL_CHANNELS:
+        raise ValueError(
+            f"link.channel: {channel!r} has no digital path; use one of "
+            f"{', '.join(DIGITAL_CHANNELS)}"
+        )
+    chosen = resolve_mcs(
+        mcs,
+        channel,
+        block_bits,
+        snr_db=snr_db,
+        table_index=table_index,
+        target_bler=target_bler,
+    )
+    return link_adaptation.link_config(chosen, channel, block_bits)
 
 
 def num_blocks(payload_bits, block_bits: int):
