@@ -4,24 +4,13 @@ import math
 
 import pytest
 
-from airinfer.experiments import inversion_snr, runner, strategies_snr, table1
+from airinfer.experiments import inversion_snr, runner
 from airinfer.experiments.config import ConfigError
+from tests.experiments.test_strategy_experiments import TINY as STRATEGY_TINY
+from tests.experiments.test_strategy_experiments import own_cache  # noqa: F401 (autouse)
 
-# Two compact members and a full CNN, a few epochs each (as the strategy experiments' tests).
-TINY = {
-    "dataset": "digits", "epochs": 3, "ensemble_members": 2, "ensemble_devices": 2,
-    "num_test": 150, "batch_size": 64, "channels": ("awgn",), "attack_train": 400,
-    "attack_epochs": 20,
-}  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def own_cache(tmp_path_factory, monkeypatch):
-    """A model cache of this module's own, and fresh memo tables."""
-    monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path_factory.getbasetemp() / "models"))
-    strategies_snr.clear_caches()
-    table1.attack_data.cache_clear()
-    table1.blind_floor.cache_clear()
+# the strategy experiments' tiny models and own model cache, plus a small attacker
+TINY = STRATEGY_TINY | {"attack_train": 400, "attack_epochs": 20}
 
 
 def test_points_cover_every_strategy_channel_and_snr():
