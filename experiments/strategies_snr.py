@@ -103,6 +103,10 @@ class StrategiesSnrConfig:
         num_test: test images (the first ones; 0 = all).
         batch_size: images per jitted call.
         backend: channels of the analog links: ``sionna`` or ``jax``.
+        multicast: how the edge ensembles' digital first round is carried:
+            ``abstraction`` (each copy's CRC verdict drawn from the link's
+            measured BLER curve; AWGN and Rayleigh) or ``simulate`` (every copy
+            through Sionna's decoder; always so over ``tdl-a``).
         direct_source: what ``edge_ensemble_direct`` multicasts: ``pixels`` or
             a ``jpeg``/``webp`` stream at ``jpeg_quality``.
         encoder_split_point: where ``edge_ensemble_encoder``'s shared encoder
@@ -148,6 +152,7 @@ class StrategiesSnrConfig:
     num_test: int = 1000
     batch_size: int = 250
     backend: Literal["sionna", "jax"] = "sionna"
+    multicast: Literal["abstraction", "simulate"] = "abstraction"
     direct_source: Literal["pixels", "jpeg", "webp"] = "pixels"
     encoder_split_point: str = "conv2"
     encoder_bottleneck: int = 8

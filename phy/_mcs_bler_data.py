@@ -1,6 +1,7 @@
 """Measured BLER curves of the digital link at the 38.214 MCS (tables 1 and 2); generated.
 
-Every supported ``(Qm, 1024 R)`` of the two tables, on AWGN and on the link's
+Every supported ``(Qm, 1024 R)`` of the two tables, and QPSK at rate 1/2 (the
+strategies' default link, ``1024 R = 512``), on AWGN and on the link's
 Rayleigh fading (i.i.d. per symbol, perfect CSI), with blocks of 512 info bits
 and 20 decoder iterations. Each curve is
 
@@ -2376,6 +2377,38 @@ CURVES = {
             1000,
             1000,
             1000,
+            1000,
+            1000,
+            1000,
+            1000,
+            1000,
+            1000,
+            1000,
+        ),
+    ),
+    # QPSK at rate 1/2 (n = 2 k): not a table entry, the strategies' default link
+    ("awgn", 2, 512.0): (
+        0.0,
+        (100, 99, 92, 66, 91, 59, 51, 14, 4, 0, 0),
+        (100, 100, 100, 100, 200, 300, 800, 1000, 1000, 1000, 1000),
+    ),
+    ("rayleigh", 2, 512.0): (
+        0.75,
+        (100, 100, 100, 100, 100, 96, 94, 77, 69, 83, 56, 61, 54, 30, 7, 1, 1, 1, 0, 0),
+        (
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            100,
+            200,
+            200,
+            400,
+            800,
             1000,
             1000,
             1000,

@@ -27,7 +27,9 @@ from where every block fails to two zero-error points in a row; each point
 sends batches of 100 blocks until 50 block errors or 1000 blocks. The curves of
 every supported entry, for AWGN and for the link's Rayleigh fading (i.i.d. per
 symbol, perfect CSI, against the average Es/N0), were measured once and ship
-with the package (68 curves, 5,000-25,000 blocks each). Larger blocks use the
+with the package (68 curves, 5,000-25,000 blocks each; and the two of QPSK at
+rate 1/2, the strategies' default link, which :mod:`airinfer.phy.abstraction`
+uses). Larger blocks use the
 512-bit curves, which is conservative: at a given SNR a longer LDPC block fails
 no more often once the BLER is below 0.25 (so say Sionna's tables at 500, 1000
 and 2000 bits; beyond 2000 bits this is an extrapolation). Smaller blocks are
@@ -62,6 +64,7 @@ __all__ = [
     "link_config",
     "measure_bler_curve",
     "bler_curve",
+    "shipped_curve",
     "bler",
     "select_mcs",
 ]
@@ -345,6 +348,16 @@ def _shipped_curves(channel):
         for (chan, order, rate_1024), (start, errors, blocks) in _mcs_bler_data.CURVES.items()
         if chan == channel
     }
+
+
+def shipped_curve(link):
+    """The shipped :class:`BlerCurve` measured for exactly ``link`` (a
+    :class:`~airinfer.phy.digital.LinkConfig`), or None if none was."""
+    for order, rate_1024 in _shipped_curves(link.channel) if link.channel in CHANNELS else ():
+        mcs = MCS(0, 0, order, rate_1024 / 1024)
+        if link_config(mcs, link.channel, TABLE_BLOCK_BITS) == link:
+            return _shipped_curves(link.channel)[order, rate_1024]
+    return None
 
 
 @functools.cache

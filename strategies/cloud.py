@@ -42,7 +42,13 @@ import jax
 import jax.numpy as jnp
 
 from airinfer.models.zoo import SplitClassifier, flops
-from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.phy.abstraction import message_intact
+from airinfer.phy.digital_payload import (
+    channel_uses_per_sample,
+    digital_link_config,
+    num_blocks,
+    send_bits,
+)
 from airinfer.phy.source_coding import ImageCodec, PixelFormat, bits_to_bytes, bytes_to_bits
 from airinfer.strategies.base import Link, Outcome
 from airinfer.strategies.cost import Cost, Hardware, make_cost
@@ -138,7 +144,9 @@ class ImageLink:
             return self.max_bytes
         return self.codec.stream_bound(tuple(int(d) for d in image_shape))
 
-    def receive(self, key: jax.Array, images: jax.Array, link: Link) -> CloudReception:
+    def receive(
+        self, key: jax.Array, images: jax.Array, link: Link, *, abstraction: bool = False
+    ) -> CloudReception:
         """Encode, send and rebuild the images: what the receiver's model will see.
 
         Input:
@@ -148,6 +156,10 @@ class ImageLink:
             link: :class:`~airinfer.strategies.base.Link`; ``snr_db`` is Es/N0 per
                 complex symbol in dB (noise CN(0, no), ``no = 10**(-snr_db/10)``;
                 average Es/N0 under Rayleigh fading).
+            abstraction: skip the decoder: every image arrives as sent and
+                ``intact`` is drawn from the link's BLER curve
+                (:func:`airinfer.phy.abstraction.message_intact`; AWGN or Rayleigh,
+                scalar ``snr_db``). Only for a receiver that drops what fails the CRC.
 
         Output:
             :class:`CloudReception`.
@@ -159,20 +171,24 @@ class ImageLink:
         codes = self.pixel_format.to_codes(images)
         if self.source == "pixels":
             bits = bytes_to_bits(codes.reshape(batch, -1))
-            decided = send_bits(key, bits, link.snr_db, config)
-            received = bits_to_bytes(decided).reshape(codes.shape)
             payload = jnp.full((batch,), bits.shape[1], jnp.int32)
-            failed = jnp.zeros((batch,), bool)
-            intact = jnp.all(decided == bits, axis=-1)
         else:
             streams, lengths = self.codec.encode_jax(codes, self.buffer_bytes(shape))
             bits = bytes_to_bits(streams)
+            payload = 8 * lengths  # only a stream's own bits are sent, not the buffer's rest
+        if abstraction:
+            decided = bits
+            blocks = num_blocks(payload, config.k)
+            intact = message_intact(key, link.snr_db, config, blocks, (batch,))
+        else:
             decided = send_bits(key, bits, link.snr_db, config)
-            received, failed = self.codec.decode_jax(bits_to_bytes(decided), lengths, shape)
-            payload = 8 * lengths
-            # only a stream's own bits are sent; the rest of the buffer is not
             sent = jnp.arange(bits.shape[1]) < payload[:, None]
             intact = jnp.all((decided == bits) | ~sent, axis=-1)
+        if self.source == "pixels":
+            received = bits_to_bytes(decided).reshape(codes.shape)
+            failed = jnp.zeros((batch,), bool)
+        else:
+            received, failed = self.codec.decode_jax(bits_to_bytes(decided), lengths, shape)
         receiver_images = self.pixel_format.from_codes(received)
         receiver_images = jnp.where(failed[:, None, None, None], 0.0, receiver_images)
         uses = channel_uses_per_sample(payload, config)

@@ -21,7 +21,14 @@ A digital copy carries an ideal CRC (every error detected, its bits not
 counted): with ``crc=True`` a neighbour whose copy has a wrong bit stays
 silent in the second round, and one whose copy is intact sees exactly what
 was sent; with ``crc=False`` every neighbour infers on what it decoded. An
-analog copy is always delivered. The digital links run Sionna's blocks
+analog copy is always delivered. With a CRC only the verdict matters, so a
+digital multicast over AWGN or Rayleigh can skip the decoder
+(``mode="abstraction"``): each copy is intact with probability
+``(1 - BLER) ** blocks`` on the link's measured BLER curve
+(:mod:`airinfer.phy.abstraction`), which is what makes a multicast to 15
+neighbours affordable in full sweeps (over OFDM channels, whose blocks share
+a slot's channel draw, copies are simulated all the same); ``mode="simulate"``
+(the default) sends every copy through Sionna's link. The digital links run Sionna's blocks
 whatever ``Link.backend`` says, over ``awgn`` or ``rayleigh`` (i.i.d. fading
 per symbol) with a scalar ``snr_db``; the analog one over any channel of
 :func:`~airinfer.strategies.jscc.link.analog_link` (one flat gain per copy under
@@ -42,8 +49,14 @@ import jax
 import jax.numpy as jnp
 
 from airinfer.models.zoo import SplitClassifier, feature_shape, flops
+from airinfer.phy.abstraction import ABSTRACTED_CHANNELS, message_intact
 from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
-from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.phy.digital_payload import (
+    channel_uses_per_sample,
+    digital_link_config,
+    num_blocks,
+    send_bits,
+)
 from airinfer.strategies.cloud import ImageLink
 from airinfer.strategies.jscc.link import analog_link
 from airinfer.strategies.local import check_images, inference_copy
@@ -54,9 +67,12 @@ from airinfer.strategies.split_digital import (
     bottleneck_flops,
 )
 
-__all__ = ["OBSERVATIONS", "Multicast", "DirectObservation", "SharedEncoder"]
+__all__ = ["OBSERVATIONS", "MULTICAST_MODES", "Multicast", "DirectObservation", "SharedEncoder"]
 
 OBSERVATIONS = ("shared", "direct", "encoder")
+#: How a digital multicast is carried: every copy through the decoder, or its
+#: CRC verdict drawn from the link's BLER curve.
+MULTICAST_MODES = ("simulate", "abstraction")
 # A digital copy's channel uses are the same over every flat channel.
 _ANY_FLAT_CHANNEL = "awgn"
 
@@ -88,6 +104,21 @@ def _per_receiver(x, batch, num_copies):
     return x.reshape(batch, num_copies, *x.shape[1:])
 
 
+def _check_mode(mode, crc):
+    if mode not in MULTICAST_MODES:
+        raise ValueError(f"mode: unknown {mode!r}; allowed: {', '.join(MULTICAST_MODES)}")
+    if mode == "abstraction" and not crc:
+        raise ValueError(
+            "mode: 'abstraction' draws only the CRC's verdict; with crc=False the neighbours "
+            "infer on their bit errors, which must be simulated (mode='simulate')"
+        )
+
+
+def _abstracted(mode, channel):
+    """Whether a copy's CRC verdict is drawn rather than decoded (not over OFDM)."""
+    return mode == "abstraction" and channel in ABSTRACTED_CHANNELS
+
+
 def _check_scalar_snr(snr_db):
     if jnp.ndim(snr_db) != 0:
         raise ValueError(
@@ -105,10 +136,13 @@ class DirectObservation:
             LDPC + QAM), the cloud strategy's.
         crc: a neighbour whose copy fails the (ideal) CRC stays silent; False:
             it infers on its decoded image, bit errors and all.
+        mode: ``"simulate"`` (every copy through the link) or ``"abstraction"``
+            (needs ``crc``; OFDM channels are simulated): see the module docstring.
     """
 
     image_link: ImageLink
     crc: bool = True
+    mode: str = "simulate"
     name = "direct"
 
     def __post_init__(self):
@@ -118,6 +152,7 @@ class DirectObservation:
             )
         if not isinstance(self.crc, bool):
             raise ValueError(f"crc: {self.crc!r} is not a bool")
+        _check_mode(self.mode, self.crc)
 
     def own_input(self, images):
         """What device 0's model sees: its own clean image, ``[B, H, W, C]``."""
@@ -150,7 +185,10 @@ class DirectObservation:
         """
         _check_scalar_snr(link.snr_db)
         batch = images.shape[0]
-        reception = self.image_link.receive(key, _copies(images, num_neighbours), link)
+        reception = self.image_link.receive(
+            key, _copies(images, num_neighbours), link,
+            abstraction=_abstracted(self.mode, link.channel),
+        )  # fmt: skip
         delivered = reception.intact if self.crc else jnp.ones_like(reception.intact)
         image_shape = tuple(images.shape[1:])
         uses, bits = self.image_link.sent(image_shape, link.channel, reception)
@@ -187,6 +225,8 @@ class SharedEncoder:
             (False, for ReLU features); True with a bottleneck.
         modulation, code_rate, block_bits: digital: the 5G LDPC + QAM link.
         crc: digital: a neighbour whose copy fails the (ideal) CRC stays silent.
+        mode: digital: ``"simulate"`` or ``"abstraction"`` (needs ``crc``; OFDM
+            channels are simulated): see the module docstring.
 
     Analog: the ``V`` values of a sample become ``ceil(V / 2)`` complex
     symbols scaled to unit average energy; the scale is side information that
@@ -206,6 +246,7 @@ class SharedEncoder:
     code_rate: float = 0.5
     block_bits: int = 512
     crc: bool = True
+    mode: str = "simulate"
     name = "encoder"
 
     def __post_init__(self):
@@ -214,7 +255,10 @@ class SharedEncoder:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not a bool")
         quantizer = None
+        if self.analog and self.mode != "simulate":
+            raise ValueError(f"mode: {self.mode!r} applies to the digital link, not analog=True")
         if not self.analog:
+            _check_mode(self.mode, self.crc)
             quantizer = self._quantizer()
             self.link_config("awgn")  # checks modulation, code_rate and block_bits now
         object.__setattr__(self, "_quantizer_", quantizer)
@@ -366,9 +410,15 @@ class SharedEncoder:
         _check_scalar_snr(link.snr_db)
         bits = self.quantizer.to_bits(values)  # [B, ..., b]
         flat = _copies(bits.reshape(bits.shape[0], -1), num_neighbours)
-        decided = send_bits(key, flat, link.snr_db, self.link_config(link.channel))
+        config = self.link_config(link.channel)
+        if _abstracted(self.mode, link.channel):
+            blocks = num_blocks(flat.shape[1], config.k)
+            intact = message_intact(key, link.snr_db, config, blocks, flat.shape[:1])
+            decided = flat
+        else:
+            decided = send_bits(key, flat, link.snr_db, config)
+            intact = jnp.all(decided == flat, axis=-1)
         received = self.quantizer.to_values(decided.reshape(-1, *bits.shape[1:]))
-        intact = jnp.all(decided == flat, axis=-1)
         return received, intact if self.crc else jnp.ones_like(intact)
 
     def _send_analog(self, key, values, num_neighbours, link):

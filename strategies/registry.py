@@ -27,8 +27,9 @@ Builders of the built-in strategies read these fields of ``context.options``:
 links), ``split_point``, ``clip_percentile``, ``analog_matched_bits``,
 ``jscc_epochs``, ``jscc_snr_range_db``, ``seed``, ``backend`` (the splits),
 ``partition_cuts``, ``horizontal_layer``, ``horizontal_devices``, ``hop_bits``
-(partitioning), ``ensemble_devices`` (the edge ensembles), ``direct_source``
-(``edge_ensemble_direct``'s image link), ``encoder_split_point``,
+(partitioning), ``ensemble_devices`` (the edge ensembles), ``multicast``
+(how their digital first round is carried: ``simulate`` or ``abstraction``),
+``direct_source`` (``edge_ensemble_direct``'s image link), ``encoder_split_point``,
 ``encoder_bottleneck``, ``encoder_bottleneck_steps``, ``encoder_link``,
 ``encoder_bits``, ``head_diversity``, ``epochs`` (``edge_ensemble_encoder``'s
 shared encoder and heads), ``hybrid_ensemble``, ``hybrid_server`` and
@@ -372,7 +373,8 @@ def edge_ensemble_direct(context, channel):
         options.jpeg_quality,
         **_digital(options),
     )
-    return EdgeEnsembleStrategy(_devices(context), observation=DirectObservation(image_link))
+    observation = DirectObservation(image_link, mode=options.multicast)
+    return EdgeEnsembleStrategy(_devices(context), observation=observation)
 
 
 #: ``encoder_split_point`` naming the identity encoder (the image itself is sent).
@@ -408,7 +410,8 @@ def _shared_encoder(context: BuildContext) -> SharedEncoder:
         )
     return SharedEncoder(
         member, split_point, bottleneck, analog, options.encoder_bits, clip,
-        signed=bottleneck is not None, **_digital(options),
+        signed=bottleneck is not None, mode="simulate" if analog else options.multicast,
+        **_digital(options),
     )  # fmt: skip
 
 

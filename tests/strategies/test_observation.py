@@ -14,6 +14,7 @@ import pytest
 from flax import nnx
 
 from airinfer.models.zoo import ModelConfig, build_model, flops
+from airinfer.phy import abstraction
 from airinfer.strategies.base import Link
 from airinfer.strategies.cloud import ImageLink
 from airinfer.strategies.cost import Hardware
@@ -94,6 +95,40 @@ def test_direct_at_high_snr_is_shared_and_failed_copies_are_silent(
     np.testing.assert_array_equal(direct(key, images, alone).logits, local)
 
 
+@pytest.mark.parametrize("source", ["pixels", "webp"])
+def test_direct_abstraction_keeps_the_simulated_verdicts_distribution(
+    members, images, digits_pixels, source
+):
+    """Drawn CRC verdicts: everyone at +40 dB (as shared), nobody at -20 dB, and at the
+    waterfall as many as the link's BLER says; a delivered copy is what was sent."""
+    image_link = ImageLink(digits_pixels, source=source)
+    drawn = EdgeEnsembleStrategy(
+        members, observation=DirectObservation(image_link, mode="abstraction")
+    )
+    key = jax.random.key(3)
+    high = Link(snr_db=HIGH_SNR_DB, backend="jax")
+    sent = image_link.message(images)
+    _, multicast = drawn.observed_probs(key, images, high)
+    assert np.all(multicast.delivered)
+    rebuilt = digits_pixels.from_codes(sent.astype(jnp.uint8))
+    for k in range(NUM_DEVICES - 1):
+        np.testing.assert_array_equal(multicast.inputs[:, k], rebuilt)
+    hopeless = Link(snr_db=HOPELESS_SNR_DB, backend="jax")
+    _, multicast = drawn.observed_probs(key, images, hopeless)
+    assert not np.any(multicast.delivered)
+    if source == "pixels":
+        shared = EdgeEnsembleStrategy(members)(key, images, high).logits
+        np.testing.assert_array_equal(drawn(key, images, high).logits, shared)
+        # one block per image: delivered with probability 1 - BLER(1.5 dB)
+        link = Link(snr_db=1.5, backend="jax")
+        copies = jnp.tile(images, (40, 1, 1, 1))  # 640 images, 1,920 copies
+        _, multicast = drawn.observed_probs(key, copies, link)
+        curve = abstraction.link_bler_curve(image_link.link_config("awgn"))
+        expected = 1 - np.interp(1.5, curve.snr_db, curve.bler)
+        tolerance = 5 * np.sqrt(expected * (1 - expected) / multicast.delivered.size)
+        assert abs(np.mean(multicast.delivered) - expected) < tolerance
+
+
 def test_direct_cost_counts_both_rounds(direct, members, digits_pixels):
     member = flops(members.member(1), (8, 8, 1))
     cost = direct.cost((8, 8, 1), 10)
@@ -127,6 +162,19 @@ def test_encoder_at_high_snr_is_the_heads_ensemble_on_clean_features(encoder, he
     np.testing.assert_array_equal(
         strategy(key, images, hopeless).logits, _local(heads[0], features)
     )
+
+
+def test_encoder_abstraction_delivers_the_quantised_features(members, heads, images):
+    drawn = SharedEncoder(
+        members.member(0), "conv2", bits=4, clip=4.0, signed=False, mode="abstraction"
+    )
+    strategy = EdgeEnsembleStrategy(heads, observation=drawn)
+    key, link = jax.random.key(4), Link(snr_db=HIGH_SNR_DB, backend="jax")
+    features = drawn.clean_features(images)
+    on_clean = EdgeEnsembleStrategy(heads)(key, features, link).logits
+    np.testing.assert_array_equal(strategy(key, images, link).logits, on_clean)
+    _, multicast = strategy.observed_probs(key, images, Link(snr_db=HOPELESS_SNR_DB))
+    assert not np.any(multicast.delivered)
 
 
 def test_identity_encoder_over_a_noiseless_analog_link_is_the_clean_ensemble(members, images):
@@ -230,6 +278,12 @@ def test_bad_input(members, encoder, digits_pixels, images, heads):
         SharedEncoder(member, "conv2", bits=0, clip=1.0)
     with pytest.raises(ValueError, match="bottleneck: takes 16 features"):
         SharedEncoder(member, "conv2", Bottleneck(16, 4, rngs=nnx.Rngs(0))).encode(images)
+    with pytest.raises(ValueError, match="mode: unknown 'guess'"):
+        DirectObservation(ImageLink(digits_pixels), mode="guess")
+    with pytest.raises(ValueError, match="with crc=False the neighbours infer"):
+        DirectObservation(ImageLink(digits_pixels), crc=False, mode="abstraction")
+    with pytest.raises(ValueError, match="applies to the digital link, not analog"):
+        SharedEncoder(member, "conv2", analog=True, mode="abstraction")
     with pytest.raises(ValueError, match="image_link: str is not"):
         DirectObservation("pixels")
     with pytest.raises(ValueError, match="observation must be None"):
