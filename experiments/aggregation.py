@@ -19,9 +19,10 @@ import numpy as np
 
 from airinfer.ota.aircomp import over_the_air_average
 from airinfer.ota.connectivity import participation_mask
+from airinfer.ota.encoding import normalize, num_channel_uses
 from airinfer.ota.ensemble import SCHEME_PAYLOADS, ensemble_over_the_air
 from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
-from airinfer.ota.privacy import add_gaussian_noise
+from airinfer.ota.privacy import add_gaussian_noise, project_to_simplex
 
 __all__ = [
     "softmax",
@@ -29,6 +30,7 @@ __all__ = [
     "ota_accuracy_curve",
     "orthogonal_accuracy_curve",
     "ideal_accuracy_curve",
+    "private_estimate",
     "private_accuracy_curve",
     "noiseless_accuracy",
     "best_single_member",
@@ -151,32 +153,67 @@ def ideal_accuracy_curve(key, probs, labels, connectivity, *, draws):
     return np.asarray(counts) / (draws * len(labels))
 
 
-@functools.partial(jax.jit, static_argnames=("config", "normalization", "draws", "orthogonal"))
-def _private_decisions(key, values, snr_db, dp_std, low, high, table, *, config, normalization,
-                       draws, orthogonal):  # fmt: skip
-    """Decisions ``[P, draws, N]`` with DP noise of std ``dp_std[i]`` added by every device.
+def private_estimate(key, values, snr_db, dp_std, low, high, table, *, config, normalization):
+    """The receiver's estimate of the average when every device releases its values under DP.
 
-    To keep one compiled function for every privacy level, devices map their
-    noisy values affinely by ``(low[i], high[i])`` (known to the receiver)
-    onto the range the static config expects, and the receiver maps back.
+    Each device projects its values onto the simplex (the sensitivity √2 of
+    the accounting, enforced; :func:`airinfer.ota.privacy.project_to_simplex`),
+    adds Gaussian noise of std ``dp_std`` per entry, and sends the result. To
+    keep one compiled function for every privacy level, devices map their
+    noisy values affinely by ``(low, high)`` (known to the receiver) onto the
+    range the static config expects, and the receiver maps back:
+
+    * over the air, ``(0, stretch)``: the fixed map ``normalization`` (which must
+      not clip: nothing may shrink the noisy values) with its scale multiplied
+      by ``stretch``;
+    * orthogonally, the quantiser's range ``(low, high)`` onto its [0, 1]
+      (clipping there is post-processing of each device's own DP release).
+
+    Input:
+        values: ``[..., K, C]``; ``dp_std``, ``low``, ``high``: scalars (traced).
+        table: the orthogonal link's BLER table, or ``None`` over the air.
+
+    Output:
+        ``(average [..., C], over_budget [...] )``: the estimated average (K
+        times it is the released sum) and, over the air, how many devices'
+        blocks exceeded their power budget (energy per symbol above 1); zeros
+        orthogonally, where the digital symbols have a fixed power.
     """
+    clean = project_to_simplex(values)
+    noisy = add_gaussian_noise(key[0], clean, dp_std**2)
+    if table is not None:
+        unit = (noisy - low) / (high - low)  # the quantiser's [0, 1]
+        estimate = orthogonal_average(key[1], unit, snr_db, config, bler_table=table)
+        return estimate.average * (high - low) + low, jnp.zeros(noisy.shape[:-2], jnp.int32)
+    if normalization.clip:
+        raise ValueError(
+            "normalization: clip=True would shrink the noisy values after the privacy noise "
+            "and change the noise the accounting assumes; pass one with clip=False"
+        )
+    offset = normalization.offset
+    stretch = high - low
+    sent = (noisy - offset) / stretch + offset
+    energy = jnp.sum(normalize(sent, normalization) ** 2, axis=-1) / num_channel_uses(
+        values.shape[-1]
+    )
+    estimate = over_the_air_average(key[1], sent, snr_db, config, normalization)
+    average = (estimate.average - offset) * stretch + offset
+    return average, jnp.sum(energy > 1.0, axis=-1, dtype=jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "normalization", "draws"))
+def _private_decisions(key, values, snr_db, dp_std, low, high, table, *, config, normalization,
+                       draws):  # fmt: skip
+    """Decisions ``[P, draws, N]`` and over-budget counts ``[P]``, one point per privacy level."""
     values = jnp.broadcast_to(values, (draws, *values.shape))
 
     def one_point(args):
         index, std, lo, hi = args
-        key_noise, key_link = jax.random.split(jax.random.fold_in(key, index))
-        noisy = add_gaussian_noise(key_noise, values, std**2)
-        if orthogonal:
-            unit = (noisy - lo) / (hi - lo)  # the quantiser's [0, 1]
-            estimate = orthogonal_average(key_link, unit, snr_db, config, bler_table=table)
-            average = estimate.average * (hi - lo) + lo
-        else:
-            offset = normalization.offset
-            stretch = hi - lo  # the normalisation widened for the noise, as a factor
-            sent = (noisy - offset) / stretch + offset
-            estimate = over_the_air_average(key_link, sent, snr_db, config, normalization)
-            average = (estimate.average - offset) * stretch + offset
-        return jnp.argmax(average, axis=-1).astype(jnp.int32)
+        keys = jax.random.split(jax.random.fold_in(key, index))
+        average, over_budget = private_estimate(
+            keys, values, snr_db, std, lo, hi, table, config=config, normalization=normalization
+        )
+        return jnp.argmax(average, axis=-1).astype(jnp.int32), jnp.sum(over_budget)
 
     indices = jnp.arange(dp_std.shape[0])
     return jax.lax.map(one_point, (indices, dp_std, low, high))
@@ -194,33 +231,35 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
             with ``stretch`` the factor that widens the normalisation's scale.
         config: :class:`~airinfer.ota.aircomp.AirCompConfig` or
             :class:`~airinfer.ota.orthogonal.OrthogonalConfig` (the latter with ``low=0, high=1``).
+        normalization: over the air, the devices' map with ``clip=False``.
 
     Output:
-        ``(accuracy [P], macro_f1 [P])``.
+        ``(accuracy [P], macro_f1 [P], over_budget [P])``: the last the fraction of
+        device transmissions above the power budget (0 orthogonally), see
+        :func:`private_estimate`.
     """
     orthogonal = not hasattr(config, "precoding")
     table = measure_bler_table(config.link(values.shape[-1])) if orthogonal else None
     ranges = np.asarray(ranges, np.float32)
-    decisions = np.asarray(
-        _private_decisions(
-            key,
-            jnp.asarray(values),
-            np.float32(snr_db),
-            np.asarray(dp_std, np.float32),
-            ranges[:, 0],
-            ranges[:, 1],
-            table,
-            config=config,
-            normalization=normalization,
-            draws=draws,
-            orthogonal=orthogonal,
-        )  # fmt: skip
-    )
+    decisions, over_budget = _private_decisions(
+        key,
+        jnp.asarray(values),
+        np.float32(snr_db),
+        np.asarray(dp_std, np.float32),
+        ranges[:, 0],
+        ranges[:, 1],
+        table,
+        config=config,
+        normalization=normalization,
+        draws=draws,
+    )  # fmt: skip
+    decisions = np.asarray(decisions)
     labels = np.asarray(labels)
     accuracy = np.mean(decisions == labels, axis=(1, 2))
     num_classes = values.shape[-1]
     f1 = [macro_f1(d, np.broadcast_to(labels, d.shape), num_classes) for d in decisions]
-    return accuracy, np.asarray(f1)
+    transmissions = draws * values.shape[0] * values.shape[1]
+    return accuracy, np.asarray(f1), np.asarray(over_budget) / transmissions
 
 
 def noiseless_accuracy(probs, labels):

@@ -39,6 +39,7 @@ from airinfer.ota.privacy import (
     add_gaussian_noise,
     analytic_gaussian_epsilon,
     analytic_gaussian_sigma,
+    project_to_simplex,
 )
 
 __all__ = [
@@ -95,6 +96,9 @@ class OacTable1Config:
             rate 1/3 QPSK loses about 4 % of its 80-bit blocks at 0 dB (rate 1/2
             about 87 %).
         backend: ``sionna`` or ``jax`` channels.
+        power_excess_probability: over the air, the allowed probability that a
+            device's noisy block exceeds its power budget (see
+            :mod:`airinfer.experiments.ota_privacy`; the noise is never clipped).
     """
 
     seed: int = 0
@@ -109,8 +113,13 @@ class OacTable1Config:
     modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
     code_rate: float = 1 / 3
     backend: Literal["sionna", "jax"] = "sionna"
+    power_excess_probability: float = 1e-3
 
     def __post_init__(self):
+        if not 0 < self.power_excess_probability < 1:
+            raise ConfigError(
+                f"power_excess_probability: {self.power_excess_probability} is not in (0, 1)"
+            )
         if not self.epsilon:
             raise ConfigError("epsilon: empty; give at least one privacy level (inf allowed)")
         if any(not e > 0 for e in self.epsilon):
@@ -142,7 +151,7 @@ def privacy_config(config) -> ota_privacy.OtaPrivacyConfig:
         seed=config.seed, ensemble=config.ensemble, epsilon=config.epsilon, delta=config.delta,
         snr_db=config.snr_db, schemes=tuple(PRIVACY_SCHEMES.values()), draws=config.draws,
         bits=config.bits, modulation=config.modulation, code_rate=config.code_rate,
-        backend=config.backend,
+        backend=config.backend, power_excess_probability=config.power_excess_probability,
     )  # fmt: skip
 
 
@@ -164,7 +173,7 @@ def _best_single(config):
     labels = np.asarray(outputs.test_labels)
     num_classes = outputs.test_logits.shape[-1]
     own = np.argmax(outputs.test_logits[best], -1)
-    votes = np.eye(num_classes, dtype=np.float32)[own]
+    votes = project_to_simplex(np.eye(num_classes, dtype=np.float32)[own])  # a no-op
     key = aggregation.curve_key(config.seed, "best_single")
     columns = {}
     for index, epsilon in enumerate(config.epsilon):

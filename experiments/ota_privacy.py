@@ -11,9 +11,17 @@ over an AWGN channel at ``snr_db``.
   QAM, which adds no noise to what it delivers): every device carries all the
   required noise itself.
 
+The mechanism is :mod:`airinfer.ota.privacy`'s: values projected onto the
+simplex (sensitivity √2 enforced), then the noise, and nothing shrunk after
+it; over the air the devices send through a fixed map that holds the noisy
+values within the power budget with probability ``1 - power_excess_probability``
+per device and block, and above it otherwise.
+
 Rows report the accuracy, the macro-F1 (the paper's metric), each device's DP
-noise and the ε actually achieved (below the target where the channel's own
-noise is more than privacy needs).
+noise, the ε of the noise the released sum actually carries (the target, or
+below it where the channel's own noise is more than privacy needs) and, over
+the air, ``power_excess``: the measured fraction of device transmissions above
+the power budget.
 """
 
 import dataclasses
@@ -63,6 +71,9 @@ class OtaPrivacyConfig:
         draws: noise draws per test sample.
         bits, modulation, code_rate: the orthogonal scheme's quantiser and link.
         backend: ``sionna`` or ``jax`` channels.
+        power_excess_probability: over the air, the allowed probability that a
+            device's noisy block exceeds its power budget (the noise is never
+            clipped; the scale that covers it otherwise is chosen from it).
     """
 
     seed: int = 0
@@ -76,8 +87,13 @@ class OtaPrivacyConfig:
     modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
     code_rate: float = 0.5
     backend: Literal["sionna", "jax"] = "sionna"
+    power_excess_probability: float = 1e-3
 
     def __post_init__(self):
+        if not 0 < self.power_excess_probability < 1:
+            raise ConfigError(
+                f"power_excess_probability: {self.power_excess_probability} is not in (0, 1)"
+            )
         if any(not e > 0 for e in self.epsilon):
             raise ConfigError(f"epsilon: {self.epsilon} must all be > 0 (inf allowed)")
         if not 0 < self.delta < 1:
@@ -107,27 +123,25 @@ def _achieved_epsilon(std, delta):
     return math.inf if std <= 0 else analytic_gaussian_epsilon(std, delta, SOFTMAX_SENSITIVITY)
 
 
-def _over_the_air_plan(config, num_classes, num_devices):
-    """Per ε: (device DP std, normalisation stretch, achieved ε) over the air."""
+def over_the_air_plans(config, num_classes, num_devices):
+    """The AWGN link, the clean values' normalisation and one
+    :class:`~airinfer.ota.privacy.OverTheAirPrivacyPlan` per ε (all K devices transmit)."""
     air = AirCompConfig(channel="awgn", backend=config.backend)
     base = Normalization.simplex(num_classes)
     no = float(noise_power(config.snr_db, air))
-    amplitude = math.sqrt(air.power)
-    channel_var = float(privacy.aggregate_channel_noise_variance(no, amplitude, base, num_classes))
-    plan = []
-    for required in _required_std(config):
-        device_var = float(
-            privacy.over_the_air_dp_noise_variance(required**2, channel_var, num_devices)
-        )
-        # Room for the noise in the power budget; the channel noise (in value
-        # units) grows with it, which only adds privacy: count it as it is.
-        widened = base.widened(device_var, num_classes)
-        actual_channel_var = float(
-            privacy.aggregate_channel_noise_variance(no, amplitude, widened, num_classes)
-        )
-        total_std = math.sqrt(num_devices * device_var + actual_channel_var)
-        plan.append((math.sqrt(device_var), widened.scale / base.scale, total_std))
-    return air, base, plan
+    plans = [
+        privacy.over_the_air_privacy_plan(
+            required**2,
+            no,
+            math.sqrt(air.power),
+            base,
+            num_classes,
+            num_devices,
+            config.power_excess_probability,
+        )  # fmt: skip
+        for required in _required_std(config)
+    ]
+    return air, base, plans
 
 
 @functools.cache
@@ -141,10 +155,13 @@ def _curve(config, scheme):
     key = aggregation.curve_key(config.seed, scheme)
 
     if scheme.startswith("ota"):
-        link, normalization, plan = _over_the_air_plan(config, num_classes, num_devices)
-        device_std = np.asarray([p[0] for p in plan])
-        ranges = [(0.0, stretch) for _, stretch, _ in plan]
-        achieved = [_achieved_epsilon(total, config.delta) for _, _, total in plan]
+        link, base, plans = over_the_air_plans(config, num_classes, num_devices)
+        normalization = dataclasses.replace(base, clip=False)
+        device_std = np.sqrt([plan.device_noise_variance for plan in plans])
+        ranges = [(0.0, plan.normalization.scale / base.scale) for plan in plans]
+        achieved = [
+            _achieved_epsilon(math.sqrt(plan.total_noise_variance), config.delta) for plan in plans
+        ]
         uses = channel_uses("ota_belief", num_classes, num_devices)
     else:
         link = OrthogonalConfig(
@@ -160,10 +177,11 @@ def _curve(config, scheme):
             "orthogonal", num_classes, num_devices, bits=config.bits,
             code_rate=config.code_rate, bits_per_symbol=link.bits_per_symbol,
         )  # fmt: skip
-    accuracy, macro_f1 = aggregation.private_accuracy_curve(
+    accuracy, macro_f1, excess = aggregation.private_accuracy_curve(
         key, values, outputs.test_labels, config.snr_db, device_std, ranges,
         config=link, normalization=normalization, draws=config.draws,
     )  # fmt: skip
+    over_the_air = scheme.startswith("ota")
     return {
         e: {
             "accuracy": float(a),
@@ -171,15 +189,17 @@ def _curve(config, scheme):
             "epsilon_achieved": float(ea),
             "dp_noise_std": float(s),
             "channel_uses": uses,
+            "power_excess": float(x) if over_the_air else None,
         }  # fmt: skip
-        for e, a, f, ea, s in zip(
-            config.epsilon, accuracy, macro_f1, achieved, device_std, strict=True
+        for e, a, f, ea, s, x in zip(
+            config.epsilon, accuracy, macro_f1, achieved, device_std, excess, strict=True
         )  # fmt: skip
     }
 
 
 def run_point(key, config, point):
-    """Accuracy (95 % Wilson interval over test images), macro-F1, DP noise and achieved ε."""
+    """Accuracy (95 % Wilson interval over test images, not image x draw pairs: the draws
+    of one image share it), macro-F1, DP noise, achieved ε and the power excess."""
     columns = dict(_curve(config, point["scheme"])[point["epsilon"]])
     num_images = len(member_outputs(config.ensemble).test_labels)
     low, high = wilson_interval(round(columns["accuracy"] * num_images), num_images)

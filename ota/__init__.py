@@ -84,6 +84,7 @@ from airinfer.ota.precoding import (
 )
 from airinfer.ota.privacy import (
     SOFTMAX_SENSITIVITY,
+    OverTheAirPrivacyPlan,
     achieved_epsilon,
     add_gaussian_noise,
     aggregate_channel_noise_variance,
@@ -91,8 +92,11 @@ from airinfer.ota.privacy import (
     analytic_gaussian_epsilon,
     analytic_gaussian_sigma,
     classical_gaussian_sigma,
+    noisy_value_scale,
     orthogonal_dp_noise_variance,
     over_the_air_dp_noise_variance,
+    over_the_air_privacy_plan,
+    project_to_simplex,
 )
 
 __all__ = [
@@ -124,4 +128,5 @@ __all__ = [
     "analytic_gaussian_epsilon", "classical_gaussian_sigma", "achieved_epsilon",
     "aggregate_channel_noise_variance",
     "over_the_air_dp_noise_variance", "orthogonal_dp_noise_variance", "add_gaussian_noise",
+    "project_to_simplex", "noisy_value_scale", "OverTheAirPrivacyPlan", "over_the_air_privacy_plan",
 ]  # fmt: skip

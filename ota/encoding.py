@@ -12,7 +12,11 @@ odd ``C``). A vector whose norm ``||v - offset||`` exceeds ``scale`` is first
 shrunk onto the ball of radius ``scale``, so the average energy per symbol
 ``||u||^2 / n = ||v - offset||^2 / scale^2`` is at most 1 on **every** block,
 not just on average. A transmit amplitude ``b`` with ``|b|^2 <= P`` then meets
-the per-device power constraint ``P`` deterministically.
+the per-device power constraint ``P`` deterministically. With ``clip=False``
+the map is purely affine: values that carry differential-privacy noise must
+not be shrunk after it (that would change the noise the accounting assumes),
+and the caller bounds how often they exceed the budget instead
+(:func:`airinfer.ota.privacy.over_the_air_privacy_plan`).
 
 Because the map is affine and the same on every device, the average of the
 ``u_k`` maps back to the average of the ``v_k``: the receiver de-normalises its
@@ -25,7 +29,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from airinfer.ota._checks import check_positive, check_positive_int
+from airinfer.ota._checks import check_bool, check_positive, check_positive_int
 from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
 
 __all__ = [
@@ -54,6 +58,8 @@ class Normalization:
         offset: subtracted from every value (centring saves transmit power).
         scale: bound on the L2 norm of ``v - offset`` over the ``C`` values of
             one device; larger vectors are shrunk to it before sending.
+        clip: shrink larger vectors (default); ``False``: send them as they
+            are, above the power budget (for values carrying privacy noise).
 
     Use the constructors for the usual payloads: :meth:`simplex` (softmax
     outputs and one-hot votes), :meth:`signs` (±1 votes), :meth:`box` (values
@@ -62,11 +68,13 @@ class Normalization:
 
     offset: float = 0.0
     scale: float = 1.0
+    clip: bool = True
 
     def __post_init__(self):
         if not math.isfinite(float(self.offset)):
             raise ValueError(f"offset must be finite, got {self.offset!r}")
         check_positive("scale", self.scale)
+        check_bool("clip", self.clip)
 
     @classmethod
     def simplex(cls, num_classes):
@@ -95,20 +103,6 @@ class Normalization:
             raise ValueError(f"box needs finite low < high, got low={low!r}, high={high!r}")
         return cls(offset=(low + high) / 2, scale=(high - low) / 2 * math.sqrt(num_values))
 
-    def widened(self, noise_variance, num_values):
-        """The same map with ``scale`` grown to leave room for added noise.
-
-        For values that carry i.i.d. noise of variance ``noise_variance`` per
-        entry (differential privacy), ``E||v + z - offset||^2 <= scale^2 +
-        C noise_variance``; the widened scale is the square root of that bound,
-        so shrinking (and the power constraint) bites only on unusually large
-        noise draws.
-        """
-        check_positive_int("num_values", num_values)
-        if not (math.isfinite(noise_variance) and noise_variance >= 0):
-            raise ValueError(f"noise_variance must be finite and >= 0, got {noise_variance!r}")
-        return Normalization(self.offset, math.sqrt(self.scale**2 + num_values * noise_variance))
-
 
 def num_channel_uses(num_values):
     """Complex channel uses for ``num_values`` reals: ``ceil(C / 2)`` (two reals per symbol)."""
@@ -132,14 +126,17 @@ def normalize(values, normalization):
 
     Output:
         ``[..., C]`` float32 ``u = (v - offset) sqrt(n) / scale`` after shrinking
-        ``||v - offset||`` to at most ``scale``; ``n = ceil(C / 2)``.
+        ``||v - offset||`` to at most ``scale`` (unless ``normalization.clip`` is
+        False); ``n = ceil(C / 2)``.
     """
     values = jnp.asarray(values, jnp.float32)
     centred = values - normalization.offset
+    n = num_channel_uses(values.shape[-1])
+    if not normalization.clip:
+        return centred * (math.sqrt(n) / normalization.scale)
     norm = _safe_norm(centred)
     # Shrink only vectors beyond the bound; maximum(., scale) keeps the divisor > 0.
     shrink = normalization.scale / jnp.maximum(norm, normalization.scale)
-    n = num_channel_uses(values.shape[-1])
     return centred * shrink * (math.sqrt(n) / normalization.scale)
 
 

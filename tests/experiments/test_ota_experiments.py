@@ -6,6 +6,7 @@ import math
 import jax
 import numpy as np
 import pytest
+from scipy import stats
 from sklearn.metrics import f1_score
 
 from airinfer.experiments import (
@@ -19,6 +20,13 @@ from airinfer.experiments import (
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, MemberOutputs
 from airinfer.ota.aircomp import AirCompConfig
+from airinfer.ota.encoding import Normalization
+from airinfer.ota.orthogonal import BlerTable, OrthogonalConfig
+from airinfer.ota.privacy import (
+    SOFTMAX_SENSITIVITY,
+    analytic_gaussian_epsilon,
+    analytic_gaussian_sigma,
+)
 
 NUM_CLASSES, NUM_TEST, NUM_MEMBERS = 10, 400, 6
 
@@ -231,11 +239,89 @@ def test_ota_privacy_accounting(fake_members, coarse_bler_tables, tmp_path):
     rows = runner.run(ota_privacy.EXPERIMENT, config, tmp_path, progress=False).rows
     by = {(r["scheme"], r["epsilon"]): r for r in rows}
     for scheme in ("ota_belief", "ota_vote"):
-        # Privacy holds: the noise on the released sum gives at most the target ε.
-        assert by[(scheme, 1.0)]["epsilon_achieved"] <= 1.0 + 1e-9
+        # The noise on the released sum is the target's: its ε is the target.
+        assert by[(scheme, 1.0)]["epsilon_achieved"] == pytest.approx(1.0, rel=1e-6)
+        # 2 x 400 x 6 transmissions: above the budget with probability <= 1e-3 each.
+        assert by[(scheme, 1.0)]["power_excess"] <= 1e-3 + 4 * math.sqrt(1e-3 / 4800)
+        assert by[(scheme, math.inf)]["power_excess"] == 0.0
+    assert by[("orthogonal_vote", 1.0)]["power_excess"] is None
     for scheme in ("orthogonal_belief", "orthogonal_vote"):
         assert by[(scheme, 1.0)]["epsilon_achieved"] == pytest.approx(1.0, rel=1e-6)
     # Orthogonally every device carries the whole noise: more per device than over the air.
     assert by[("orthogonal_vote", 1.0)]["dp_noise_std"] > by[("ota_vote", 1.0)]["dp_noise_std"]
     assert by[("ota_vote", 1.0)]["accuracy"] > by[("orthogonal_vote", 1.0)]["accuracy"]
     assert by[("ota_vote", math.inf)]["dp_noise_std"] == 0.0
+
+
+PRIVATE_IMAGES, PRIVATE_DEVICES = 10_000, 20
+# The realised noise on the sum, per entry, over N x C = 1e5 Gaussian entries: the
+# sample variance has a relative std sqrt(2 / 1e5) = 0.45 %; tolerance 4 std.
+VARIANCE_RTOL = 4 * math.sqrt(2 / (PRIVATE_IMAGES * NUM_CLASSES))
+_private_estimate = jax.jit(aggregation.private_estimate,
+                            static_argnames=("config", "normalization"))  # fmt: skip
+
+
+def released_sum_noise(config, scheme, epsilon, table=None):
+    """The noise on the released sum of one-hot votes, as built: ``[N, C]``, and the row."""
+    rng = np.random.default_rng(0)
+    votes = np.eye(NUM_CLASSES, dtype=np.float32)[
+        rng.integers(0, NUM_CLASSES, (PRIVATE_IMAGES, PRIVATE_DEVICES))
+    ]
+    keys = jax.random.split(jax.random.key(7))
+    if scheme == "ota":
+        air, base, (plan,) = ota_privacy.over_the_air_plans(config, NUM_CLASSES, PRIVATE_DEVICES)
+        std, low, high = math.sqrt(plan.device_noise_variance), 0.0, plan.normalization.scale
+        high, normalization, link = high / base.scale, dataclasses.replace(base, clip=False), air
+        nominal = plan.total_noise_variance
+    else:
+        std = ota_privacy._required_std(config)[0]
+        low, high, normalization = -4 * std, 1 + 4 * std, None
+        link = OrthogonalConfig(channel="awgn", low=0.0, high=1.0, backend="jax")
+        nominal = PRIVATE_DEVICES * std**2
+    average, over_budget = _private_estimate(
+        keys, votes, np.float32(config.snr_db), std, low, high, table, config=link,
+        normalization=normalization,
+    )  # fmt: skip
+    noise = PRIVATE_DEVICES * np.asarray(average, np.float64) - votes.sum(axis=1)
+    return noise, nominal, float(np.sum(over_budget)) / votes.shape[0] / PRIVATE_DEVICES
+
+
+@pytest.mark.parametrize("epsilon", [0.5, 1.0, 4.0])
+def test_over_the_air_release_carries_the_accounted_noise(epsilon):
+    """As built, the released sum = clean sum + Gaussian noise of the variance the ε is
+    computed from: unbiased, of the nominal variance, and that variance's ε is the target."""
+    config = ota_privacy.OtaPrivacyConfig(epsilon=(epsilon,), backend="jax")
+    noise, nominal, excess = released_sum_noise(config, "ota", epsilon)
+    assert np.var(noise) == pytest.approx(nominal, rel=VARIANCE_RTOL)
+    # unbiased: every class's mean noise within 4 std of 0 (10,000 images each)
+    assert np.all(np.abs(noise.mean(axis=0)) < 4 * math.sqrt(nominal / PRIVATE_IMAGES))
+    # Gaussian: the excess kurtosis of 1e5 normal entries has std sqrt(24 / 1e5) = 0.015
+    assert abs(stats.kurtosis(noise.ravel())) < 0.08
+    sigma = analytic_gaussian_sigma(epsilon, config.delta, SOFTMAX_SENSITIVITY)
+    assert nominal == pytest.approx(sigma**2, rel=1e-9)
+    assert analytic_gaussian_epsilon(math.sqrt(nominal), config.delta) == pytest.approx(
+        epsilon, rel=1e-6
+    )
+    # 2e5 transmissions, each above its budget with probability <= 1e-3
+    assert excess <= config.power_excess_probability + 4 * math.sqrt(1e-3 / 2e5)
+
+
+def test_orthogonal_release_carries_the_accounted_noise():
+    """Each device carries σ² of its own; quantising (8 bits over [−4σ, 1 + 4σ]) and
+    clipping to that range are post-processing and change the sum's noise by < 0.1 %."""
+    config = ota_privacy.OtaPrivacyConfig(epsilon=(1.0,), backend="jax")
+    lossless = BlerTable(np.array([-10.0, 30.0], np.float32), np.zeros(2, np.float32))
+    noise, nominal, excess = released_sum_noise(config, "orthogonal", 1.0, lossless)
+    assert np.var(noise) == pytest.approx(nominal, rel=VARIANCE_RTOL)
+    assert np.all(np.abs(noise.mean(axis=0)) < 4 * math.sqrt(nominal / PRIVATE_IMAGES))
+    assert excess == 0.0
+
+
+def test_private_estimate_refuses_a_clipping_normalisation():
+    air = AirCompConfig(channel="awgn", backend="jax")
+    votes = np.eye(NUM_CLASSES, dtype=np.float32)[np.zeros((4, 3), int)]
+    with pytest.raises(ValueError, match="normalization: clip=True"):
+        aggregation.private_estimate(
+            jax.random.split(jax.random.key(0)), votes, 0.0, 1.0, 0.0, 2.0, None, config=air,
+            normalization=Normalization.simplex(NUM_CLASSES),
+        )  # fmt: skip
