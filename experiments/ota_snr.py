@@ -17,6 +17,15 @@ sweep, on AWGN, Rayleigh block fading and 3GPP TDL-A over OFDM. Schemes:
   sends it LDPC-coded in its own slot (:mod:`airinfer.ota.orthogonal`);
 * ``best_single``: the member with the best validation accuracy, alone.
 
+The devices' power budget ``P`` holds per block (``power_constraint="peak"``,
+the default) or on average over the fading (``"average"``: truncated
+inversion on Rayleigh fading, received amplitude ``sqrt(P / E1(threshold))``
+instead of ``sqrt(P threshold)``); rows of the fading channels say which.
+
+Each accuracy's 95 % Wilson interval (``accuracy_ci``, half-width) counts test
+images (``ci_test_images`` of them), not image x draw pairs: the draws of one
+image share it, so they are not independent trials.
+
 At equal channel uses (``equal_channel_uses=True``) the over-the-air block is
 repeated until it uses as many channel uses as the orthogonal scheme does for
 the same K. ``snr_db`` is the received Es/N0 per complex symbol of one device
@@ -44,7 +53,12 @@ from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.aircomp import AirCompConfig
 from airinfer.ota.cost import channel_uses
 from airinfer.ota.orthogonal import OrthogonalConfig
-from airinfer.ota.precoding import COMBINERS, PRECODINGS
+from airinfer.ota.precoding import (
+    COMBINERS,
+    POWER_CONSTRAINTS,
+    PRECODINGS,
+    check_power_constraint,
+)
 
 __all__ = ["OtaSnrConfig", "EXPERIMENT"]
 
@@ -70,6 +84,9 @@ class OtaSnrConfig:
             ``phase`` or ``optimal`` (see :mod:`airinfer.ota.precoding`).
         threshold: truncated inversion's threshold on the channel power gain
             (only with ``precoding="truncated"``).
+        power_constraint: ``peak`` (``P`` on every block) or ``average`` (``P``
+            on average over the fading; truncated inversion, one antenna, on
+            the Rayleigh channel; AWGN has no fading and keeps full power).
         num_rx_ant: receive antennas on the fading channels (AWGN has one
             stream), for both the over-the-air and the orthogonal schemes.
         combiner: how the over-the-air receiver combines its antennas:
@@ -90,6 +107,7 @@ class OtaSnrConfig:
     draws: int = 10
     precoding: Literal["truncated", "full", "phase", "optimal"] = "truncated"
     threshold: float = DEFAULT_THRESHOLD
+    power_constraint: Literal["peak", "average"] = "peak"
     num_rx_ant: int = 1
     combiner: Literal["eigen", "lmmse"] = "eigen"
     bits: int = 8
@@ -118,6 +136,7 @@ class OtaSnrConfig:
             )
         if self.num_rx_ant < 1:
             raise ConfigError(f"num_rx_ant: {self.num_rx_ant} is not >= 1")
+        self._check_power_constraint()
         if self.combiner not in COMBINERS:
             raise ConfigError(f"combiner: {self.combiner!r} is not one of {COMBINERS}")
         if self.combiner != "eigen" and self.num_rx_ant == 1:
@@ -129,6 +148,25 @@ class OtaSnrConfig:
             raise ConfigError(f"code_rate: {self.code_rate} is not in (0, 1)")
         if any(not math.isfinite(s) for s in self.snr_db):
             raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
+
+    def _check_power_constraint(self):
+        """``peak`` anywhere; ``average`` with truncated inversion, one antenna, awgn/rayleigh."""
+        if self.power_constraint not in POWER_CONSTRAINTS:
+            raise ConfigError(
+                f"power_constraint: {self.power_constraint!r} is not one of {POWER_CONSTRAINTS}"
+            )
+        if self.power_constraint == "peak":
+            return
+        try:
+            check_power_constraint(self.power_constraint, self.precoding)
+        except ValueError as error:
+            raise ConfigError(f"power_constraint: {error}") from None
+        if self.num_rx_ant != 1 or any(c not in ("awgn", "rayleigh") for c in self.channels):
+            raise ConfigError(
+                "power_constraint: 'average' needs the devices' gain |g|^2 exponential for its "
+                "closed form: channels awgn (full power) and rayleigh only, num_rx_ant=1; got "
+                f"channels={self.channels}, num_rx_ant={self.num_rx_ant}"
+            )
 
 
 QUICK = {
@@ -162,6 +200,8 @@ def _air_config(config, channel, repetitions):
         receiver["combiner"] = config.combiner
     if config.precoding == "truncated":
         receiver["threshold"] = config.threshold
+    if channel != "awgn":
+        receiver["power_constraint"] = config.power_constraint
     return AirCompConfig(
         channel=channel, precoding=config.precoding, repetitions=repetitions, local_device=True,
         backend=config.backend, **receiver,
@@ -230,15 +270,23 @@ def run_point(key, config, point):
     """Accuracy of one point with its 95 % Wilson interval.
 
     The curve's key, not ``key``, drives the draws: a curve is computed in one
-    call. The interval counts test images, not draws, since the draws of one
-    image share it.
+    call. The interval counts test images (``ci_test_images``), not draws,
+    since the draws of one image share it. Over the air on a fading channel,
+    ``power_constraint`` says which convention the devices met.
     """
     accuracy, uses = _curve(config, point["num_devices"], point["channel"], point["scheme"])[
         point["snr_db"]
     ]
     num_images = len(member_outputs(config.ensemble).test_labels)
     low, high = wilson_interval(round(accuracy * num_images), num_images)
-    return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2, "channel_uses": uses}
+    faded = point["scheme"].startswith("ota") and point["channel"] != "awgn"
+    return {
+        "accuracy": accuracy,
+        "accuracy_ci": (high - low) / 2,
+        "ci_test_images": num_images,
+        "channel_uses": uses,
+        "power_constraint": config.power_constraint if faded else None,
+    }
 
 
 STYLE = {
@@ -281,7 +329,7 @@ def plot(rows, config, path):
             if j == 0:
                 ax.set_ylabel("accuracy")
     axes[0][0].legend(fontsize=7, loc="lower right")
-    receiver = []
+    receiver = [f"{config.power_constraint} power constraint"]
     if config.precoding != "truncated":
         receiver.append(f"over the air: {config.precoding} precoding")
     if config.num_rx_ant > 1:

@@ -68,6 +68,7 @@ from airinfer.ota.orthogonal import (
 )
 from airinfer.ota.precoding import (
     COMBINERS,
+    POWER_CONSTRAINTS,
     PRECODINGS,
     Precoding,
     aggregation_mse,
@@ -81,6 +82,7 @@ from airinfer.ota.precoding import (
     precode,
     receive_combiner,
     truncated_channel_inversion,
+    truncated_inversion_amplitude,
 )
 from airinfer.ota.privacy import (
     SOFTMAX_SENSITIVITY,
@@ -107,7 +109,8 @@ __all__ = [
     "Normalization", "normalize", "denormalize", "num_channel_uses", "values_to_symbols",
     "symbols_to_values", "one_hot_votes", "sign_votes", "decide",
     # device pre-processing and receive combining
-    "PRECODINGS", "Precoding", "truncated_channel_inversion", "full_channel_inversion",
+    "PRECODINGS", "POWER_CONSTRAINTS", "Precoding", "truncated_inversion_amplitude",
+    "truncated_channel_inversion", "full_channel_inversion",
     "phase_compensation", "optimal_denoising_factor", "optimal_power_control", "precode",
     "aggregation_mse", "COMBINERS", "eigen_combiner", "lmmse_combiner", "receive_combiner",
     "effective_channel",

@@ -24,6 +24,12 @@ exactly, with the weight of one device, and never cross the channel. With
 access point. In both, if nobody got through the estimate falls back to
 device 0's values, exactly.
 
+Power: ``power_constraint`` names the convention (:mod:`airinfer.ota.precoding`):
+``"peak"`` (default) meets ``P`` on every block; ``"average"`` (truncated
+inversion on Rayleigh fading) meets it on average over the fading, which
+lets truncated inversion arrive with ``sqrt(P / E1(threshold))`` instead of
+``sqrt(P threshold)``.
+
 SNR: ``snr_db`` is the received Es/N0 per complex symbol of one device
 sending at full power ``P`` through a channel of unit average gain,
 ``P E|h|^2 / no``, so ``no = P 10^(-snr_db/10)`` (noise CN(0, no), ``no/2``
@@ -50,10 +56,13 @@ from airinfer.ota._checks import (
 from airinfer.ota.encoding import Normalization, denormalize, normalize, num_channel_uses
 from airinfer.ota.precoding import (
     COMBINERS,
+    POWER_CONSTRAINTS,
     PRECODINGS,
+    check_power_constraint,
     effective_channel,
     precode,
     receive_combiner,
+    truncated_inversion_amplitude,
 )
 from airinfer.phy import channels
 from airinfer.phy.conventions import reals_to_symbols, snr_db_to_no, symbols_to_reals
@@ -72,6 +81,10 @@ __all__ = [
 FLAT_CHANNELS = ("awgn", "rayleigh", "rician")
 OFDM_CHANNELS = tuple(channels.OFDM_MODELS)
 CHANNELS = FLAT_CHANNELS + OFDM_CHANNELS
+#: Channels whose gain on one antenna is CN(0, 1), |g|^2 ~ Exp(1). Not the OFDM models:
+#: their links are normalised per draw over the grid, which on a few subcarriers
+#: leaves |g|^2 close to 1 (measured on TDL-A: P(|g|^2 >= 0.1) = 0.9995, not e^-0.1).
+RAYLEIGH_CHANNELS = ("rayleigh",)
 BACKENDS = ("sionna", "jax")
 
 
@@ -106,6 +119,11 @@ class AirCompConfig:
             above an optimised threshold, full power below, with the denoising
             factor optimised).
         power: P > 0, per-device average energy per complex symbol over the block.
+        power_constraint: ``"peak"``: ``P`` bounds every block's energy per
+            symbol; ``"average"``: ``P`` bounds its average over the fading
+            (truncated inversion only, on ``"rayleigh"`` with one antenna,
+            where ``|g|^2`` is exponential;
+            :func:`~airinfer.ota.precoding.truncated_inversion_amplitude`).
         threshold: > 0, gain threshold on ``|g|^2`` of truncated inversion.
         num_rx_ant: receive antennas M >= 1.
         combiner: how the receiver combines its M antennas into one stream
@@ -140,6 +158,7 @@ class AirCompConfig:
     channel: str = "rayleigh"
     precoding: str = "truncated"
     power: float = 1.0
+    power_constraint: str = "peak"
     threshold: float = 0.1
     num_rx_ant: int = 1
     combiner: str = "eigen"
@@ -161,6 +180,7 @@ class AirCompConfig:
         check_choice("channel", self.channel, CHANNELS)
         check_choice("precoding", self.precoding, PRECODINGS)
         check_positive("power", self.power)
+        check_choice("power_constraint", self.power_constraint, POWER_CONSTRAINTS)
         check_positive("threshold", self.threshold)
         check_positive_int("num_rx_ant", self.num_rx_ant)
         check_choice("combiner", self.combiner, COMBINERS)
@@ -202,6 +222,23 @@ class AirCompConfig:
             )  # fmt: skip
         if self.num_rx_ant == 1:
             refuse_changed(self, ("combiner",), "one antenna (num_rx_ant=1) has nothing to combine")
+        if self.power_constraint == "average":
+            self._check_average_power()
+
+    def _check_average_power(self):
+        """``"average"`` needs truncated inversion and a gain ``|g|^2`` known to be exponential."""
+        check_power_constraint(self.power_constraint, self.precoding)
+        if self.channel not in RAYLEIGH_CHANNELS or self.num_rx_ant != 1:
+            raise ValueError(
+                "power_constraint='average' needs the devices' gain |g|^2 exponential for "
+                "its closed form P / E1(threshold): channel='rayleigh' with num_rx_ant=1; "
+                f"got channel={self.channel!r}, num_rx_ant={self.num_rx_ant}"
+            )
+
+    @property
+    def mean_gain(self):
+        """Mean of the devices' estimates of ``|g|^2``: ``1 + device_csi_error_var``."""
+        return 1.0 + self.device_csi_error_var
 
     @property
     def is_ofdm(self):
@@ -293,7 +330,10 @@ def _combiner(h, no, transmit, config):
 
 def _precode(g, no, transmit, config):
     """The devices' coefficients from their estimates ``g`` ``[B, K, L]``; ``no`` ``[B]``."""
-    return precode(g, config.precoding, config.power, config.threshold, transmit, no=no)
+    return precode(
+        g, config.precoding, config.power, config.threshold, transmit, no=no,
+        power_constraint=config.power_constraint, mean_gain=config.mean_gain,
+    )  # fmt: skip
 
 
 def _full_batch(reals, batch_shape):
@@ -338,7 +378,9 @@ def _rayleigh_truncated_block(key, reals, transmit, batch_shape, no, config):
     noise = noise.reshape(batch_shape + (num_reals,))
     if transmit is not None:
         active = transmit * active
-    amplitude = jnp.sqrt(jnp.float32(config.power * config.threshold))
+    amplitude = jnp.float32(
+        truncated_inversion_amplitude(config.power, config.threshold, config.power_constraint)
+    )
     # A masked sum, not an einsum: XLA fuses it with the noise into one loop
     # instead of a batch of 1 x K matrix products.
     received = amplitude * jnp.sum(active[..., None] * reals, axis=-2)

@@ -11,9 +11,13 @@ Shapes: effective channels ``[..., K, L]`` with the device axis second to
 last; ``L = 1`` for flat block fading (one gain per block), ``L = n`` for
 OFDM (one gain per resource element). Masks broadcast to ``[..., K, L]``.
 
-Every precoder keeps ``|b_k|^2 <= P`` (the per-device power constraint) except
-where its docstring says otherwise, and divides by channels only through
-double-``where`` guards, so that gradients stay finite in deep fades.
+The power constraint is a convention, named by ``power_constraint``:
+``"peak"`` (the default) keeps ``|b_k|^2 <= P`` on every block, for every
+precoder; ``"average"`` (truncated inversion only: broadband analog
+aggregation, Zhu, Wang and Huang) keeps the average of ``|b_k|^2`` over the
+fading at ``P`` and lets single blocks exceed it. Precoders divide by channels
+only through double-``where`` guards, so that gradients stay finite in deep
+fades.
 
 With several receive antennas the receiver first combines ``w^H y`` with a
 unit-norm combiner (so that the noise stays CN(0, no)) and the devices precode
@@ -24,22 +28,27 @@ sum of outer products, blind to the noise) and ``"lmmse"``
 MSE-optimal scalars of :func:`optimal_power_control`).
 """
 
+import math
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from scipy.special import exp1
 
 from airinfer.ota._checks import check_choice, check_nonnegative, check_positive
 
 __all__ = [
     "PRECODINGS",
+    "POWER_CONSTRAINTS",
     "Precoding",
+    "truncated_inversion_amplitude",
     "truncated_channel_inversion",
     "full_channel_inversion",
     "phase_compensation",
     "optimal_denoising_factor",
     "optimal_power_control",
     "precode",
+    "check_power_constraint",
     "aggregation_mse",
     "COMBINERS",
     "eigen_combiner",
@@ -49,6 +58,7 @@ __all__ = [
 ]
 
 PRECODINGS = ("truncated", "full", "phase", "optimal")
+POWER_CONSTRAINTS = ("peak", "average")
 COMBINERS = ("eigen", "lmmse")
 
 # Full inversion leaves out fades deeper than this: the weakest device sets the
@@ -97,28 +107,63 @@ def _mask(transmit, g):
     return jnp.broadcast_to(jnp.asarray(transmit) > 0, g.shape)
 
 
-def truncated_channel_inversion(g, power, threshold, transmit=None):
+def truncated_inversion_amplitude(power, threshold, power_constraint="peak", mean_gain=1.0):
+    """The receive amplitude ``sqrt(rho)`` of truncated channel inversion.
+
+    A device with ``|g|^2 >= threshold`` sends ``b = sqrt(rho) / g``, power ``rho / |g|^2``.
+
+    * ``"peak"``: ``rho = P threshold``, the largest common receive power that
+      every active device reaches within ``P`` on every block.
+    * ``"average"`` (Zhu, Wang and Huang, broadband analog aggregation): the
+      power averaged over the fading is ``P``. For ``|g|^2`` exponential with
+      mean ``m`` (Rayleigh fading), ``E[rho / |g|^2; |g|^2 >= threshold] = rho
+      E1(threshold / m) / m``, so ``rho = P m / E1(threshold / m)`` (``E1`` the
+      exponential integral); a single block may need up to ``rho / threshold``.
+      At threshold 0.1, ``m = 1``: ``rho = 0.549 P``, 5.5x (7.4 dB) the peak's.
+
+    In both, a device takes part with probability ``exp(-threshold / m)``.
+
+    Parameters:
+        power: P > 0. threshold: > 0, on ``|g|^2``.
+        power_constraint: ``"peak"`` or ``"average"``.
+        mean_gain: m > 0, the mean of the devices' ``|g|^2`` estimates (``"average"`` only).
+
+    Output:
+        float ``sqrt(rho)``.
+    """
+    check_positive("power", power)
+    check_positive("threshold", threshold)
+    check_choice("power_constraint", power_constraint, POWER_CONSTRAINTS)
+    check_positive("mean_gain", mean_gain)
+    if power_constraint == "peak":
+        return math.sqrt(power * threshold)
+    return math.sqrt(power * mean_gain / float(exp1(threshold / mean_gain)))
+
+
+def truncated_channel_inversion(g, power, threshold, transmit=None, power_constraint="peak",
+                                mean_gain=1.0):  # fmt: skip
     """Truncated channel inversion: invert the channel unless it is weaker than a threshold.
 
     Device k sends with ``b_k = sqrt(rho) / g_k`` if ``|g_k|^2 >= threshold``
-    and stays silent otherwise; ``rho = power * threshold`` is the largest
-    common receive power that every active device can reach, so
-    ``|b_k|^2 = rho / |g_k|^2 <= power`` always.
+    and stays silent otherwise; ``sqrt(rho)`` from
+    :func:`truncated_inversion_amplitude`: under ``"peak"``, ``rho = P
+    threshold`` and ``|b_k|^2 = rho / |g_k|^2 <= P`` always; under
+    ``"average"`` the power meets ``P`` on average over Rayleigh fading.
 
     Input:
         g: ``[..., K, L]`` complex, the devices' estimates of their effective channels.
-        power: P > 0, per-device average energy per symbol.
+        power: P > 0, per-device energy per symbol (per block or on average).
         threshold: > 0, the gain threshold on ``|g|^2``.
         transmit: optional mask broadcastable to ``g``; devices outside it stay silent.
+        power_constraint, mean_gain: see :func:`truncated_inversion_amplitude`.
 
     Output:
         :class:`Precoding`.
     """
-    check_positive("power", power)
-    check_positive("threshold", threshold)
+    amplitude = truncated_inversion_amplitude(power, threshold, power_constraint, mean_gain)
     g = jnp.asarray(g, jnp.complex64)
     active = _mask(transmit, g) & (_channel_power(g) >= threshold)
-    amplitude = jnp.sqrt(jnp.float32(power * threshold))
+    amplitude = jnp.float32(amplitude)
     coefficients = amplitude * _safe_inverse(g, active)
     amplitudes = jnp.where(active, amplitude, 0.0).astype(jnp.float32)
     reference = jnp.full(g.shape[:-2] + g.shape[-1:], amplitude, jnp.float32)
@@ -269,15 +314,21 @@ def optimal_power_control(g, power, no, transmit=None):
     return Precoding(coefficients.astype(jnp.complex64), amplitudes, reference)
 
 
-def precode(g, precoding, power, threshold=None, transmit=None, no=None):
+def precode(g, precoding, power, threshold=None, transmit=None, no=None, power_constraint="peak",
+            mean_gain=1.0):  # fmt: skip
     """Dispatch on the name: ``"truncated"``, ``"full"``, ``"phase"`` or ``"optimal"``.
 
-    ``threshold`` is used by ``"truncated"`` only, ``no`` (noise power per complex
-    symbol after combining, ``[...]`` or ``[..., L]``) by ``"optimal"`` only.
+    ``threshold`` and ``mean_gain`` are used by ``"truncated"`` only, ``no`` (noise
+    power per complex symbol after combining, ``[...]`` or ``[..., L]``) by
+    ``"optimal"`` only; ``power_constraint="average"`` by ``"truncated"`` only
+    (:func:`check_power_constraint`).
     """
     check_choice("precoding", precoding, PRECODINGS)
+    check_power_constraint(power_constraint, precoding)
     if precoding == "truncated":
-        return truncated_channel_inversion(g, power, threshold, transmit)
+        return truncated_channel_inversion(
+            g, power, threshold, transmit, power_constraint, mean_gain
+        )
     if precoding == "full":
         return full_channel_inversion(g, power, transmit)
     if precoding == "optimal":
@@ -285,6 +336,27 @@ def precode(g, precoding, power, threshold=None, transmit=None, no=None):
             raise ValueError("precoding 'optimal' needs the noise power no")
         return optimal_power_control(g, power, no, transmit)
     return phase_compensation(g, power, transmit)
+
+
+def check_power_constraint(power_constraint, precoding):
+    """``"peak"`` for every precoder; ``"average"`` for truncated inversion only (ValueError)."""
+    check_choice("power_constraint", power_constraint, POWER_CONSTRAINTS)
+    if power_constraint == "peak" or precoding == "truncated":
+        return
+    why = {
+        "optimal": (
+            "its threshold policy (Cao et al., static channels) meets the budget on every "
+            "block; their policy for a budget averaged over the fading (regularised channel "
+            "inversion from a Lagrange dual over the fading distribution) is not implemented"
+        ),
+        "phase": "phase compensation sends at full power on every block (average = peak)",
+        "full": "full inversion is aligned to the weakest device of each block; it has no "
+        "average-power form here",
+    }[precoding]
+    raise ValueError(
+        f"power_constraint='average' does not apply to precoding={precoding!r}: {why}; "
+        "use precoding='truncated' or power_constraint='peak'"
+    )
 
 
 def aggregation_mse(g, precoding, no, transmit=None):

@@ -19,6 +19,7 @@ from airinfer.experiments import (
 )
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, MemberOutputs
+from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.aircomp import AirCompConfig
 from airinfer.ota.encoding import Normalization
 from airinfer.ota.orthogonal import BlerTable, OrthogonalConfig
@@ -143,6 +144,39 @@ def test_ota_snr_rows(fake_members, tmp_path):
     orthogonal_uses = 5 * math.ceil(NUM_CLASSES * 8 / (0.5 * 2))
     assert get(6, "rayleigh", "ota_sign", 40.0)["channel_uses"] == orthogonal_uses
     assert all(0 <= r["accuracy"] <= 1 and r["accuracy_ci"] > 0 for r in rows)
+    # The interval counts test images (not image x draw pairs): Wilson's over NUM_TEST.
+    row = get(6, "rayleigh", "ota_belief", -20.0)
+    assert row["ci_test_images"] == NUM_TEST
+    low, high = wilson_interval(round(row["accuracy"] * NUM_TEST), NUM_TEST)
+    assert row["accuracy_ci"] == pytest.approx((high - low) / 2)
+    # The power convention is named on the over-the-air rows of fading channels.
+    assert row["power_constraint"] == "peak"
+    assert get(6, "awgn", "ota_belief", 40.0)["power_constraint"] is None
+
+
+def test_ota_snr_average_power_constraint_raises_the_received_amplitude(fake_members, tmp_path):
+    """Under an average budget truncated inversion arrives 7.4 dB stronger at threshold 0.1:
+    at -20 dB, where the peak budget's noise flips decisions, the average one is closer to
+    the noiseless ensemble on the same draws."""
+    config = dataclasses.replace(TINY_SNR, schemes=("noiseless", "ota_belief"), snr_db=(-20.0,))
+    peak = runner.run(ota_snr.EXPERIMENT, config, tmp_path / "peak", progress=False).rows
+    average_config = dataclasses.replace(config, power_constraint="average")
+    ota_snr._curve.cache_clear()
+    average = runner.run(ota_snr.EXPERIMENT, average_config, tmp_path / "avg", progress=False).rows
+
+    def accuracy(rows, channel, scheme):
+        return next(r["accuracy"] for r in rows if (r["channel"], r["scheme"]) == (channel, scheme))
+
+    noiseless = accuracy(peak, "rayleigh", "noiseless")
+    gap_peak = noiseless - accuracy(peak, "rayleigh", "ota_belief")
+    gap_average = noiseless - accuracy(average, "rayleigh", "ota_belief")
+    assert gap_peak > 0.05 and gap_average < gap_peak / 2
+    # AWGN has no fading to average over: the same curve under both names
+    assert accuracy(peak, "awgn", "ota_belief") == accuracy(average, "awgn", "ota_belief")
+    assert {r["power_constraint"] for r in average if r["channel"] == "rayleigh"} == {
+        "average",
+        None,
+    }
 
 
 def test_ota_snr_optimal_power_control_and_lmmse_receiver(fake_members, tmp_path):
@@ -168,6 +202,10 @@ def test_ota_snr_optimal_power_control_and_lmmse_receiver(fake_members, tmp_path
         (dict(precoding="zf"), "precoding"),
         (dict(combiner="lmmse"), "combiner"),  # one antenna
         (dict(num_rx_ant=0), "num_rx_ant"),
+        (dict(power_constraint="mean"), "power_constraint"),
+        (dict(power_constraint="average", precoding="optimal"), "power_constraint.*Cao"),
+        (dict(power_constraint="average", channels=("tdl-a",)), "power_constraint"),
+        (dict(power_constraint="average", num_rx_ant=2), "power_constraint"),
     ],
 )
 def test_ota_snr_refuses_receiver_options_without_effect(overrides, field):
