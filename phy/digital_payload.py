@@ -7,7 +7,9 @@ costs ``ceil(L / k)`` blocks of ``n / bits_per_symbol`` channel uses
 (:func:`channel_uses_per_sample`). :func:`digital_link_config` builds the
 link of a strategy's settings (channel, modulation, code rate, block size);
 :func:`mcs_link_config` builds it from a 5G NR MCS instead, a fixed index or
-``"adaptive"`` (:mod:`airinfer.phy.link_adaptation`).
+``"adaptive"`` (:mod:`airinfer.phy.link_adaptation`). :class:`LinkSettings` is
+what every digital strategy holds: a fixed modulation and code rate, or a
+fixed MCS index of a 38.214 table, turned into the link of a block size.
 
 :mod:`airinfer.phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
 the digital strategies run Sionna whatever ``Link.backend`` says, and they
@@ -18,6 +20,8 @@ symbols; with its pilots and the empty rest of its last slot it occupies
 :attr:`airinfer.phy.digital.LinkConfig.resource_elements_per_block` resource elements.
 """
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 
@@ -25,6 +29,7 @@ from airinfer.phy import digital, link_adaptation
 
 __all__ = [
     "DIGITAL_CHANNELS",
+    "LinkSettings",
     "digital_link_config",
     "resolve_mcs",
     "mcs_link_config",
@@ -72,6 +77,103 @@ def digital_link_config(channel: str, modulation: str, code_rate: float, block_b
         return digital.LinkConfig(modulation=modulation, channel=channel, k=block_bits, n=n)
     except ValueError as err:
         raise ValueError(f"digital link (block_bits={block_bits}, n={n}): {err}") from err
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkSettings:
+    """A strategy's modulation and coding: a fixed pair, or a 5G NR MCS index.
+
+    The one place where a digital strategy's settings become a link: the
+    cloud's image link, the digital split, the shared encoder's multicast and
+    the partitioning hops all hold these four fields and ask
+    :meth:`link_config` for the link of their block size.
+
+    Parameters:
+        modulation: ``"qpsk"``, ``"16qam"``, ``"64qam"`` or ``"256qam"``; used
+            when ``mcs`` is None, else it must stay at its default ``"qpsk"``.
+        code_rate: LDPC rate ``k / n`` when ``mcs`` is None (``k / code_rate``
+            must be whole); else it must stay at its default 0.5.
+        mcs: None, or an index of 38.214 MCS table ``mcs_table``
+            (:func:`airinfer.phy.link_adaptation.get_mcs`) with ``R >= 1/5``:
+            its QAM order and target rate replace ``modulation`` and
+            ``code_rate``. Needs TensorFlow (the tables are read from Sionna).
+        mcs_table: 1 (up to 64QAM) or 2 (up to 256QAM); only with an ``mcs``.
+
+    A field changed from its default that has no effect (``modulation`` or
+    ``code_rate`` with an MCS, ``mcs_table`` without one) is refused with a
+    ValueError naming it.
+    """
+
+    modulation: str = "qpsk"
+    code_rate: float = 0.5
+    mcs: int | None = None
+    mcs_table: int = link_adaptation.DEFAULT_MCS_TABLE
+
+    def __post_init__(self):
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        if self.mcs is None:
+            if self.mcs_table != defaults["mcs_table"]:
+                raise ValueError(
+                    f"mcs_table: {self.mcs_table!r} has no effect without an mcs "
+                    "(mcs=None runs modulation and code_rate)"
+                )
+            return
+        if not _is_int(self.mcs):
+            raise ValueError(f"mcs: {self.mcs!r} is neither None nor an MCS index (int)")
+        if not _is_int(self.mcs_table) or self.mcs_table not in link_adaptation.MCS_TABLES:
+            raise ValueError(
+                f"mcs_table: {self.mcs_table!r} is not one of "
+                f"{', '.join(map(str, link_adaptation.MCS_TABLES))}"
+            )
+        for name in ("modulation", "code_rate"):
+            if getattr(self, name) != defaults[name]:
+                raise ValueError(
+                    f"{name}: {getattr(self, name)!r} has no effect with mcs={self.mcs} "
+                    f"(the MCS sets modulation and code rate); leave it at {defaults[name]!r}"
+                )
+        try:
+            entry = link_adaptation.get_mcs(self.mcs, self.mcs_table)
+        except ValueError as err:
+            raise ValueError(f"mcs: {err}") from None
+        if not entry.supported:
+            raise ValueError(
+                f"mcs: {self.mcs} of table {self.mcs_table} has rate "
+                f"{entry.code_rate * 1024:g}/1024, below the LDPC encoder's lowest rate "
+                f"{link_adaptation.MIN_CODE_RATE}"
+            )
+
+    @classmethod
+    def of(cls, holder):
+        """The settings of an object holding ``modulation``, ``code_rate``, ``mcs``
+        and ``mcs_table`` attributes (a strategy, an image link, a hop)."""
+        return cls(holder.modulation, holder.code_rate, holder.mcs, holder.mcs_table)
+
+    @property
+    def entry(self):
+        """The :class:`airinfer.phy.link_adaptation.MCS` of ``mcs``, or None."""
+        return None if self.mcs is None else link_adaptation.get_mcs(self.mcs, self.mcs_table)
+
+    @property
+    def bits_per_symbol(self) -> int:
+        """Bits per QAM symbol: the MCS's ``Qm``, or the modulation's."""
+        entry = self.entry
+        return digital.MODULATIONS[self.modulation] if entry is None else entry.bits_per_symbol
+
+    def link_config(self, channel: str, block_bits: int):
+        """The :class:`airinfer.phy.digital.LinkConfig` of blocks of ``block_bits`` info bits.
+
+        Parameters:
+            channel: one of :data:`DIGITAL_CHANNELS`.
+            block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
+
+        Output:
+            Without an MCS, :func:`digital_link_config` (``n = k / code_rate``);
+            with one, :func:`airinfer.phy.link_adaptation.link_config`:
+            ``2^Qm``-QAM and ``n = Qm ceil(k / (R Qm))``.
+        """
+        if self.mcs is None:
+            return digital_link_config(channel, self.modulation, self.code_rate, block_bits)
+        return mcs_link_config(channel, self.entry, block_bits)
 
 
 def resolve_mcs(
