@@ -22,12 +22,15 @@ The public API, re-exported from the submodules:
   (``Head``, ``train_heads``, ``cached_train_heads``).
 * :mod:`airinfer.strategies.hybrid`: ``HybridStrategy``, an edge ensemble fused with a
   server.
+* :mod:`airinfer.strategies.adaptation`: ``adapt_mcs`` (every digital link of a strategy
+  at the 5G NR MCS an SNR affords, fallbacks reported) and ``digital_links``.
 
 The model-inversion privacy proxy that attacks a strategy's ``message`` is
 :mod:`airinfer.models.inversion`.
 """
 
 from airinfer.phy.source_coding import ImageCodec, PixelFormat
+from airinfer.strategies.adaptation import Adaptation, adapt_mcs, digital_links
 from airinfer.strategies.base import Link, Outcome, Strategy
 from airinfer.strategies.cloud import CloudStrategy, ImageLink
 from airinfer.strategies.cost import Cost, Hardware, latency_s, make_cost
@@ -55,5 +58,5 @@ __all__ = [
     "JSCCSplitStrategy", "JSCCConfig", "train_jscc", "cached_train_jscc",
     "LayerPartitionStrategy", "HorizontalPartitionStrategy", "DigitalHop",
     "EdgeEnsembleStrategy", "DirectObservation", "SharedEncoder", "Head", "train_heads",
-    "cached_train_heads", "HybridStrategy",
+    "cached_train_heads", "HybridStrategy", "adapt_mcs", "digital_links", "Adaptation",
 ]  # fmt: skip

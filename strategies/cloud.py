@@ -28,6 +28,11 @@ reuses to multicast an image to its neighbours. Every reception carries an
 ideal CRC's verdict (``intact``: no bit of the image was decided wrong), which
 the hybrid strategy consults before it trusts the server.
 
+The link runs ``modulation`` at LDPC rate ``code_rate``, or a 5G NR MCS
+(``mcs``, an index of 38.214 table ``mcs_table``: its QAM order ``Qm`` and rate
+``R``, ``n = Qm ceil(k / (R Qm))``); :func:`airinfer.strategies.adaptation.adapt_mcs`
+sets ``mcs`` for an SNR.
+
 Cost of one inference: channel uses ``ceil(bits / k) n / bits_per_symbol``
 (mean over the batch for codecs), payload bits (mean over the batch for
 codecs; JAX scalars then), 0 device FLOPs (the codec's work is not a model's
@@ -44,8 +49,8 @@ import jax.numpy as jnp
 from airinfer.models.zoo import SplitClassifier, flops
 from airinfer.phy.abstraction import message_intact
 from airinfer.phy.digital_payload import (
+    LinkSettings,
     channel_uses_per_sample,
-    digital_link_config,
     num_blocks,
     send_bits,
 )
@@ -98,11 +103,15 @@ class ImageLink:
         quality: codec quality, an int in ``[1, 100]`` (ignored for pixels).
         jpeg_tables: ``"inline"`` (standard JPEG files) or ``"shared"``
             (abbreviated streams, tables known at both ends); see :class:`ImageCodec`.
-        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
-        code_rate: LDPC rate ``k / n``.
+        modulation: ``"qpsk"``, ``"16qam"``, ``"64qam"`` or ``"256qam"`` (without an MCS).
+        code_rate: LDPC rate ``k / n`` (without an MCS).
         block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
         max_bytes: codec buffer per image; None: :meth:`ImageCodec.stream_bound`
             of the image shape.
+        mcs: None (``modulation`` and ``code_rate``), or an index of 38.214 MCS
+            table ``mcs_table`` that sets both
+            (:class:`~airinfer.phy.digital_payload.LinkSettings`).
+        mcs_table: 1 or 2, only with an ``mcs``.
     """
 
     pixel_format: PixelFormat
@@ -113,6 +122,8 @@ class ImageLink:
     code_rate: float = 0.5
     block_bits: int = 512
     max_bytes: int | None = None
+    mcs: int | None = None
+    mcs_table: int = 2
 
     def __post_init__(self):
         if not isinstance(self.pixel_format, PixelFormat):
@@ -127,7 +138,9 @@ class ImageLink:
             isinstance(self.max_bytes, int) and self.max_bytes >= 1
         ):
             raise ValueError(f"max_bytes: {self.max_bytes!r} is not None or an int >= 1")
-        self.link_config("awgn")  # checks modulation, code_rate and block_bits now
+        # checks modulation, code_rate, mcs and mcs_table, then block_bits, now
+        object.__setattr__(self, "_settings", LinkSettings.of(self))
+        self.link_config("awgn")
 
     @property
     def codec(self) -> ImageCodec:
@@ -136,7 +149,15 @@ class ImageLink:
 
     def link_config(self, channel: str):
         """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
-        return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
+        return self._settings.link_config(channel, self.block_bits)
+
+    def max_blocks(self, image_shape) -> int:
+        """LDPC blocks of the largest message of one ``(H, W, C)`` image: all its pixels,
+        or a full codec buffer (:meth:`buffer_bytes`)."""
+        image_shape = tuple(int(d) for d in image_shape)
+        if self.source == "pixels":
+            return num_blocks(8 * math.prod(image_shape), self.block_bits)
+        return num_blocks(8 * self.buffer_bytes(image_shape), self.block_bits)
 
     def buffer_bytes(self, image_shape: tuple[int, int, int]) -> int:
         """Codec buffer per image: ``max_bytes`` or the codec's bound for ``image_shape``."""
@@ -239,12 +260,18 @@ class CloudStrategy:
         quality: codec quality, an int in ``[1, 100]`` (ignored for pixels).
         jpeg_tables: ``"inline"`` (standard JPEG files) or ``"shared"``
             (abbreviated streams, tables known at both ends); see :class:`ImageCodec`.
-        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
-        code_rate: LDPC rate ``k / n``.
+        modulation: ``"qpsk"``, ``"16qam"``, ``"64qam"`` or ``"256qam"`` (without an MCS).
+        code_rate: LDPC rate ``k / n`` (without an MCS).
         block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
         max_bytes: codec buffer per image; None: :meth:`ImageCodec.stream_bound`
             of the image shape. All ``ceil(8 max_bytes / k)`` blocks are
             simulated; only a stream's own blocks are counted as sent.
+        mcs: None (``modulation`` and ``code_rate``), or an index of 38.214 MCS
+            table ``mcs_table`` that sets both (a ``modulation`` or ``code_rate``
+            changed from its default is then refused); see
+            :class:`~airinfer.phy.digital_payload.LinkSettings` and, to choose it
+            per SNR, :func:`airinfer.strategies.adaptation.adapt_mcs`.
+        mcs_table: 1 or 2, only with an ``mcs``.
 
     Input (``__call__``):
         key: JAX PRNG key of the channel and noise; the same key gives the same result.
@@ -271,13 +298,15 @@ class CloudStrategy:
     code_rate: float = 0.5
     block_bits: int = 512
     max_bytes: int | None = None
+    mcs: int | None = None
+    mcs_table: int = 2
     _flops: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
         check_common(self.model, self.hardware)
         uplink = ImageLink(
             self.pixel_format, self.source, self.quality, self.jpeg_tables, self.modulation,
-            self.code_rate, self.block_bits, self.max_bytes,
+            self.code_rate, self.block_bits, self.max_bytes, self.mcs, self.mcs_table,
         )  # fmt: skip
         object.__setattr__(self, "uplink", uplink)
 

@@ -12,7 +12,11 @@ The chain of one message (one row of ``values``, ``V`` reals)::
 (raised to the code's minimum of 12, or to a multiple of the bits per symbol
 when uncoded); the codeword is the fewest whole QAM symbols reaching the
 target rate, ``n = m ceil(k / (code_rate m))``. A message therefore costs
-``B n / m`` complex channel uses and carries ``V b`` payload bits.
+``B n / m`` complex channel uses and carries ``V b`` payload bits. With a 5G
+NR MCS (``mcs``, an index of 38.214 table ``mcs_table``) its QAM order and
+target rate replace ``modulation`` and ``code_rate`` (same rule for ``n``;
+:class:`airinfer.phy.digital_payload.LinkSettings`);
+:func:`airinfer.strategies.adaptation.adapt_mcs` sets it for an SNR.
 
 SNR is Es/N0 per complex symbol in dB; symbols have unit energy and the noise
 is CN(0, no), ``no = 10**(-snr_db/10)``. ``rayleigh`` is ``phy.digital``'s
@@ -35,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.phy import quantize
-from airinfer.phy.digital_payload import DIGITAL_CHANNELS
+from airinfer.phy.digital_payload import DIGITAL_CHANNELS, LinkSettings
 
 __all__ = ["HOP_CHANNELS", "HopCost", "DigitalHop", "send", "reconstruct"]
 
@@ -79,6 +83,11 @@ class DigitalHop:
         code_rate: target LDPC rate in (0, 1) (ignored uncoded).
         max_block_bits: most info bits per codeword (LDPC: 12..8448).
         num_iter: belief-propagation iterations of the decoder.
+        mcs: None (``modulation`` and ``code_rate``), or an index of 38.214 MCS
+            table ``mcs_table`` that sets both (LDPC only; a ``modulation`` or
+            ``code_rate`` changed from its default is then refused). Its table
+            is read from Sionna, so :meth:`cost` then imports TensorFlow.
+        mcs_table: 1 or 2, only with an ``mcs``.
     """
 
     bits: int = 8
@@ -89,6 +98,8 @@ class DigitalHop:
     code_rate: float = 0.5
     max_block_bits: int = _LDPC_MAX_K
     num_iter: int = 20
+    mcs: int | None = None
+    mcs_table: int = 2
 
     def __post_init__(self):
         if not _is_int(self.bits) or not 1 <= self.bits <= quantize.MAX_BITS:
@@ -120,6 +131,11 @@ class DigitalHop:
             )
         if not _is_int(self.num_iter) or self.num_iter < 1:
             raise ValueError(f"num_iter must be an int >= 1, got {self.num_iter!r}")
+        if self.mcs is not None and self.coding != "ldpc":
+            raise ValueError(
+                f"coding: {self.coding!r} with mcs={self.mcs!r}; an MCS sets an LDPC code"
+            )
+        LinkSettings.of(self)  # checks mcs and mcs_table
 
     @classmethod
     def fit(cls, features, bits=8, quantile=1.0, **kwargs):
@@ -142,7 +158,9 @@ class DigitalHop:
 
     @property
     def bits_per_symbol(self):
-        """Bits per QAM symbol m: 2, 4 or 6."""
+        """Bits per QAM symbol m: 2, 4 or 6 (8 with a 256QAM MCS)."""
+        if self.mcs is not None:
+            return LinkSettings.of(self).bits_per_symbol
         return _MODULATIONS[self.modulation]
 
     def num_blocks(self, num_values):
@@ -150,32 +168,44 @@ class DigitalHop:
         _check_num_values(num_values)
         return -(-num_values * self.bits // self.max_block_bits)
 
+    def block_bits(self, num_values):
+        """Info bits ``k`` of each codeword of a ``num_values`` message:
+        ``ceil(V b / num_blocks)``, at least 12 (LDPC) or a whole number of
+        symbols (uncoded)."""
+        k = -(-num_values * self.bits // self.num_blocks(num_values))
+        if self.coding == "uncoded":
+            m = self.bits_per_symbol
+            return m * -(-k // m)
+        return max(k, _LDPC_MIN_K)
+
     def link(self, num_values, channel):
         """The :class:`~airinfer.phy.digital.LinkConfig` of one ``num_values`` codeword."""
         from airinfer.phy import digital  # imports TensorFlow and Sionna: only when a link is built
 
         _check_channel(channel)
-        payload = num_values * self.bits
-        k = -(-payload // self.num_blocks(num_values))
-        m = self.bits_per_symbol
+        k = self.block_bits(num_values)
+        if self.mcs is not None:
+            link = LinkSettings.of(self).link_config(channel, k)
+            return dataclasses.replace(link, num_iter=self.num_iter)
         if self.coding == "uncoded":
-            k = m * -(-k // m)
             return digital.LinkConfig(self.modulation, channel, "uncoded", k, k, 0.0, self.num_iter)
-        k = max(k, _LDPC_MIN_K)
+        m = self.bits_per_symbol
         # Exact rational ceiling: rates such as 1/3 are not exact floats.
         n = m * math.ceil(round(k / (self.code_rate * m), 9))
         return digital.LinkConfig(self.modulation, channel, "ldpc", k, n, 0.0, self.num_iter)
 
     def cost(self, num_values):
-        """:class:`HopCost` of one message of ``num_values`` values (no TensorFlow needed)."""
+        """:class:`HopCost` of one message of ``num_values`` values (no TensorFlow
+        needed without an MCS)."""
         blocks = self.num_blocks(num_values)
         payload = num_values * self.bits
         m = self.bits_per_symbol
-        k = -(-payload // blocks)
-        if self.coding == "uncoded":
-            symbols = -(-k // m)
+        k = self.block_bits(num_values)
+        if self.mcs is not None:
+            symbols = LinkSettings.of(self).link_config(HOP_CHANNELS[0], k).num_symbols
+        elif self.coding == "uncoded":
+            symbols = k // m
         else:
-            k = max(k, _LDPC_MIN_K)
             symbols = math.ceil(round(k / (self.code_rate * m), 9))
         return HopCost(blocks * symbols, payload, blocks)
 

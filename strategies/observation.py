@@ -52,8 +52,8 @@ from airinfer.models.zoo import SplitClassifier, feature_shape, flops
 from airinfer.phy.abstraction import ABSTRACTED_CHANNELS, message_intact
 from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
 from airinfer.phy.digital_payload import (
+    LinkSettings,
     channel_uses_per_sample,
-    digital_link_config,
     num_blocks,
     send_bits,
 )
@@ -227,6 +227,11 @@ class SharedEncoder:
         crc: digital: a neighbour whose copy fails the (ideal) CRC stays silent.
         mode: digital: ``"simulate"`` or ``"abstraction"`` (needs ``crc``; OFDM
             channels are simulated): see the module docstring.
+        mcs: digital: None (``modulation`` and ``code_rate``), or an index of
+            38.214 MCS table ``mcs_table`` that sets both (a ``modulation`` or
+            ``code_rate`` changed from its default is then refused; see
+            :class:`~airinfer.phy.digital_payload.LinkSettings`); refused analog.
+        mcs_table: 1 or 2, only with an ``mcs``.
 
     Analog: the ``V`` values of a sample become ``ceil(V / 2)`` complex
     symbols scaled to unit average energy; the scale is side information that
@@ -247,6 +252,8 @@ class SharedEncoder:
     block_bits: int = 512
     crc: bool = True
     mode: str = "simulate"
+    mcs: int | None = None
+    mcs_table: int = 2
     name = "encoder"
 
     def __post_init__(self):
@@ -257,10 +264,16 @@ class SharedEncoder:
         quantizer = None
         if self.analog and self.mode != "simulate":
             raise ValueError(f"mode: {self.mode!r} applies to the digital link, not analog=True")
+        if self.analog and self.mcs is not None:
+            raise ValueError(f"mcs: {self.mcs!r} applies to the digital link, not analog=True")
+        settings = None
         if not self.analog:
             _check_mode(self.mode, self.crc)
             quantizer = self._quantizer()
-            self.link_config("awgn")  # checks modulation, code_rate and block_bits now
+            # checks modulation, code_rate, mcs and mcs_table, then block_bits, now
+            settings = LinkSettings.of(self)
+            settings.link_config("awgn", self.block_bits)
+        object.__setattr__(self, "_settings", settings)
         object.__setattr__(self, "_quantizer_", quantizer)
         model = None if self.model is None else inference_copy(self.model)
         object.__setattr__(self, "_model", model)
@@ -304,7 +317,13 @@ class SharedEncoder:
 
     def link_config(self, channel: str):
         """The digital link's :class:`airinfer.phy.digital.LinkConfig` over ``channel``."""
-        return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
+        if self.analog:
+            raise ValueError("analog: True; the shared encoder sends no digital link")
+        return self._settings.link_config(channel, self.block_bits)
+
+    def num_blocks(self, image_shape) -> int:
+        """Digital: LDPC blocks of one copy, ``ceil(V bits / block_bits)``."""
+        return num_blocks(math.prod(self.sent_shape(image_shape)) * self.bits, self.block_bits)
 
     # ------------------------------------------------------------------ shapes and FLOPs
 

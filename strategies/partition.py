@@ -20,7 +20,10 @@ Both take the link's SNR (Es/N0 per complex symbol in dB, noise CN(0, no),
 ``no = 10**(-snr_db/10)``) for every hop, on ``awgn``, ``rayleigh`` (the
 fading of ``phy.digital``, i.i.d. per symbol) or ``tdl-a`` (OFDM, one channel
 draw per codeword's slot, perfect CSI). The hops
-always run Sionna's LDPC and QAM, whatever ``link.backend`` says. With
+always run Sionna's LDPC and QAM, whatever ``link.backend`` says, at their
+``modulation`` and ``code_rate`` or at a 5G NR MCS (``DigitalHop.mcs``; give
+``mcs=`` to ``calibrated``, or let :func:`airinfer.strategies.adaptation.adapt_mcs`
+choose one per hop for an SNR). With
 ``ideal=True`` the activations cross unchanged (no quantiser, no channel) and
 the cost is still that of the digital hops: the layer-wise output is then the
 full model's bit for bit; the horizontal one is too for dense stages and a
@@ -206,7 +209,7 @@ class LayerPartitionStrategy:
 
         ``cuts`` defaults to :func:`even_cuts`; hop i's range spans the
         activations after cut i on ``images`` ``[N, H, W, C]`` (see
-        :meth:`DigitalHop.fit`); ``hop_kwargs`` (modulation, code_rate, …) go
+        :meth:`DigitalHop.fit`); ``hop_kwargs`` (modulation, code_rate, mcs, …) go
         to every hop.
         """
         cuts = even_cuts(model, num_devices) if cuts is None else tuple(cuts)
@@ -233,17 +236,25 @@ class LayerPartitionStrategy:
         bounds.append(len(self.model.stage_names))
         return tuple(zip(bounds[:-1], bounds[1:], strict=True))
 
+    def hop_values(self, input_shape):
+        """Values ``V`` of each hop's message for one sample of ``input_shape`` ``(H, W, C)``:
+        a tuple of ints, one per cut."""
+        x = jax.ShapeDtypeStruct((1, *(int(d) for d in input_shape)), jnp.float32)
+        stages = _inference_stages(self.model)
+        values = []
+        for start, stop in self.device_stages()[: len(self.cuts)]:
+            x = jax.eval_shape(lambda a, s=stages[start:stop]: _run(s, a), x)
+            values.append(math.prod(x.shape[1:]))
+        return tuple(values)
+
     def cost(self, input_shape):
         """:class:`airinfer.strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         if input_shape not in self._flops:
             self._flops[input_shape] = stage_flops(self.model, input_shape)
         channel_uses = payload_bits = 0
-        x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-        stages = _inference_stages(self.model)
-        for (start, stop), hop in zip(self.device_stages(), self.hops, strict=False):
-            x = jax.eval_shape(lambda a, s=stages[start:stop]: _run(s, a), x)
-            hop_cost = hop.cost(math.prod(x.shape[1:]))
+        for hop, values in zip(self.hops, self.hop_values(input_shape), strict=True):
+            hop_cost = hop.cost(values)
             channel_uses += hop_cost.channel_uses
             payload_bits += hop_cost.payload_bits
         device_flops = sum(self._flops[input_shape], 0.0)
@@ -409,17 +420,23 @@ class HorizontalPartitionStrategy:
             self._flops[input_shape] = (counts, slice_counts)
         return self._flops[input_shape]
 
+    def slice_values(self, input_shape):
+        """Values ``V`` of each device's message (its slice of ``layer``'s output) for one
+        sample of ``input_shape`` ``(H, W, C)``: a tuple of ints, one per device."""
+        x = jax.ShapeDtypeStruct((1, *(int(d) for d in input_shape)), jnp.float32)
+        stop = self._layer_index() + 1
+        x = jax.eval_shape(lambda a: _run(_inference_stages(self.model)[:stop], a), x)
+        positions = math.prod(x.shape[1:-1])  # pixels per channel (1 for dense stages)
+        return tuple(positions * (b - a) for a, b in self.slices())
+
     def cost(self, input_shape):
         """:class:`airinfer.strategies.cost.Cost` of one sample of ``input_shape`` ``(H, W, C)``."""
         input_shape = tuple(int(d) for d in input_shape)
         counts, slice_counts = self._stage_and_slice_flops(input_shape)
         index = self._layer_index()
-        x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
-        x = jax.eval_shape(lambda a: _run(_inference_stages(self.model)[: index + 1], a), x)
-        positions = math.prod(x.shape[1:-1])  # pixels per channel (1 for dense stages)
         channel_uses = payload_bits = 0
-        for start, stop in self.slices():
-            hop_cost = self.hop.cost(positions * (stop - start))
+        for values in self.slice_values(input_shape):
+            hop_cost = self.hop.cost(values)
             channel_uses += hop_cost.channel_uses
             payload_bits += hop_cost.payload_bits
         device_flops = sum(counts[:index]) + max(slice_counts)

@@ -23,12 +23,16 @@ its value the builder (``mypackage.strategies:one_bit_split``) or a module
 that registers it; it is imported only when that name is asked for.
 
 Builders of the built-in strategies read these fields of ``context.options``:
-``jpeg_quality``, ``modulation``, ``code_rate``, ``block_bits`` (the digital
-links), ``split_point``, ``clip_percentile``, ``analog_matched_bits``,
-``jscc_epochs``, ``jscc_snr_range_db``, ``seed``, ``backend`` (the splits),
-``partition_cuts``, ``horizontal_layer``, ``horizontal_devices``, ``hop_bits``
-(partitioning), ``ensemble_devices`` (the edge ensembles), ``multicast``
-(how their digital first round is carried: ``simulate`` or ``abstraction``),
+``jpeg_quality``, ``modulation``, ``code_rate``, ``block_bits`` and, where the
+options have it, ``mcs`` (the digital links: an int runs every digital link at
+that index of 38.214 MCS table 2; None or ``"adaptive"`` builds them with
+``modulation`` and ``code_rate``, and an experiment adapting the MCS per point
+calls :func:`airinfer.strategies.adaptation.adapt_mcs` on what was built),
+``split_point``, ``clip_percentile``, ``analog_matched_bits``, ``jscc_epochs``,
+``jscc_snr_range_db``, ``seed``, ``backend`` (the splits), ``partition_cuts``,
+``horizontal_layer``, ``horizontal_devices``, ``hop_bits`` (partitioning),
+``ensemble_devices`` (the edge ensembles), ``multicast`` (how their digital
+first round is carried: ``simulate`` or ``abstraction``),
 ``direct_source`` (``edge_ensemble_direct``'s image link), ``encoder_split_point``,
 ``encoder_bottleneck``, ``encoder_bottleneck_steps``, ``encoder_link``,
 ``encoder_bits``, ``head_diversity``, ``epochs`` (``edge_ensemble_encoder``'s
@@ -207,12 +211,20 @@ def build(name: str, context: BuildContext, channel: str | None = None) -> Strat
 # ------------------------------------------------------------------ built-in builders
 
 
+def _mcs(options) -> dict:
+    """``{"mcs": index}`` for a fixed MCS of the options, else nothing (no ``mcs``, None,
+    or ``"adaptive"``, which is chosen per point after the build)."""
+    mcs = getattr(options, "mcs", None)
+    return {"mcs": mcs} if isinstance(mcs, int) and not isinstance(mcs, bool) else {}
+
+
 def _digital(options) -> dict:
-    """The digital link's settings: 5G LDPC + QAM."""
+    """The digital link's settings: 5G LDPC + QAM, or a fixed MCS."""
     return {
         "modulation": options.modulation,
         "code_rate": options.code_rate,
         "block_bits": options.block_bits,
+        **_mcs(options),
     }
 
 
@@ -238,6 +250,7 @@ def _hop(options) -> dict:
         "modulation": options.modulation,
         "code_rate": options.code_rate,
         "max_block_bits": options.block_bits,
+        **_mcs(options),
     }
 
 

@@ -34,7 +34,10 @@ straight-through gradient (:func:`airinfer.phy.quantize.fake_quantize`), front a
 frozen.
 
 The digital link exists only as Sionna blocks: ``Link.backend`` is not
-consulted, and ``Link.channel`` must be ``"awgn"`` or ``"rayleigh"``.
+consulted, and ``Link.channel`` is one of the digital link's channels. It runs
+``modulation`` at LDPC rate ``code_rate``, or a 5G NR MCS (``mcs``, an index of
+38.214 table ``mcs_table``); :func:`airinfer.strategies.adaptation.adapt_mcs`
+sets ``mcs`` for an SNR.
 
 Cost of one inference: payload ``F bits`` info bits (``F`` values sent per
 sample), channel uses ``ceil(F bits / k) n / bits_per_symbol`` (exact), the
@@ -56,7 +59,12 @@ from airinfer.models.datasets import Dataset
 from airinfer.models.fit import fit
 from airinfer.models.zoo import SplitClassifier, feature_shape, flops, xla_flops
 from airinfer.phy import quantize
-from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config, send_bits
+from airinfer.phy.digital_payload import (
+    LinkSettings,
+    channel_uses_per_sample,
+    num_blocks,
+    send_bits,
+)
 from airinfer.strategies.base import Link, Outcome
 from airinfer.strategies.cost import Cost, Hardware, make_cost
 from airinfer.strategies.local import check_common, check_images, inference_copy
@@ -264,12 +272,18 @@ class SplitDigitalStrategy:
         clip: quantiser range bound (a Python float > 0, :func:`calibrate_clip`);
             must be None with a bottleneck, whose code is clipped at 1.
         hardware: compute speeds and symbol rate behind the latency.
-        modulation: ``"qpsk"``, ``"16qam"`` or ``"64qam"``.
-        code_rate: LDPC rate ``k / n``.
+        modulation: ``"qpsk"``, ``"16qam"``, ``"64qam"`` or ``"256qam"`` (without an MCS).
+        code_rate: LDPC rate ``k / n`` (without an MCS).
         block_bits: info bits ``k`` per LDPC block, in ``[12, 8448]``.
         signed: quantise over ``[-clip, clip]`` (True, mid-rise) or ``[0, clip]``
             (False, zero a level). With a bottleneck it must be True (the code is signed).
         bottleneck: optional :class:`Bottleneck` (:func:`train_bottleneck`).
+        mcs: None (``modulation`` and ``code_rate``), or an index of 38.214 MCS
+            table ``mcs_table`` that sets both (a ``modulation`` or ``code_rate``
+            changed from its default is then refused); see
+            :class:`~airinfer.phy.digital_payload.LinkSettings` and, to choose it
+            per SNR, :func:`airinfer.strategies.adaptation.adapt_mcs`.
+        mcs_table: 1 or 2, only with an ``mcs``.
 
     Input (``__call__``):
         key: JAX PRNG key of the channel and noise; the same key gives the same result.
@@ -293,6 +307,8 @@ class SplitDigitalStrategy:
     block_bits: int = 512
     signed: bool = True
     bottleneck: Bottleneck | None = None
+    mcs: int | None = None
+    mcs_table: int = 2
     _flops: dict = dataclasses.field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
@@ -315,7 +331,9 @@ class SplitDigitalStrategy:
         clip = BOTTLENECK_CLIP if self.bottleneck is not None else self.clip
         # checks bits, clip and signed
         object.__setattr__(self, "_quantizer", FeatureQuantizer(self.bits, clip, self.signed))
-        self.link_config("awgn")  # checks modulation, code_rate and block_bits now
+        # checks modulation, code_rate, mcs and mcs_table, then block_bits, now
+        object.__setattr__(self, "_settings", LinkSettings.of(self))
+        self.link_config("awgn")
 
     @property
     def name(self) -> str:
@@ -338,7 +356,11 @@ class SplitDigitalStrategy:
 
     def link_config(self, channel: str):
         """The :class:`airinfer.phy.digital.LinkConfig` used over ``channel``."""
-        return digital_link_config(channel, self.modulation, self.code_rate, self.block_bits)
+        return self._settings.link_config(channel, self.block_bits)
+
+    def num_blocks(self, input_shape: tuple[int, ...]) -> int:
+        """LDPC blocks of one sample's message: ``ceil(payload_bits / block_bits)``."""
+        return num_blocks(self.payload_bits(input_shape), self.block_bits)
 
     def sent_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one sample's quantised values (features, or the bottleneck's code)."""
