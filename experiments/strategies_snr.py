@@ -31,6 +31,17 @@ Es/N0 of the sweep, over AWGN and Rayleigh fading. The built-in ones:
   (weight ``hybrid_trust`` on the server's softmax) where the server is
   reachable (probability ``server_connectivity``) and its uplink decodes.
 
+Every digital link runs ``modulation`` at LDPC rate ``code_rate`` (QPSK 1/2),
+or with ``mcs`` a 5G NR MCS of 38.214 table 2: a fixed index, or
+``adaptive``: at each point every digital link of the strategy runs the
+highest MCS whose message error rate at that (channel, SNR) stays within 0.1
+(:func:`airinfer.strategies.adaptation.adapt_mcs`), or the lowest MCS where
+none does (the ``mcs_fallback`` column says so). The ``mcs`` column is the
+index used (several links at different indices: ``a/b``, in the order of
+:func:`~airinfer.strategies.adaptation.digital_links`), empty for a strategy
+without a digital link or without an MCS. ``split_analog`` keeps the channel
+uses of the QPSK 1/2 split it is matched to (it is trained once per channel).
+
 The full model (``server_width``) serves cloud, split and partitioning; the
 compact members (``ensemble_width``) serve the edge ensembles, and member 0 is
 the local device (and the shared encoder). Both come from the model cache
@@ -62,7 +73,9 @@ from airinfer.experiments.stats import wilson_interval
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble
 from airinfer.models.zoo import SplitClassifier
+from airinfer.phy.digital_payload import LinkSettings
 from airinfer.strategies import registry as strategy_registry
+from airinfer.strategies.adaptation import ADAPTIVE_CHANNELS, adapt_mcs, digital_links
 from airinfer.strategies.base import Link
 
 # The curves drawn by default: the built-in strategies, in this order (a
@@ -70,6 +83,8 @@ from airinfer.strategies.base import Link
 STRATEGIES = strategy_registry.BUILT_IN
 CHANNELS = ("awgn", "rayleigh", "tdl-a")
 COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
+#: The columns of the digital links' MCS: the index used, and whether it is a fallback.
+MCS_COLUMNS = ("mcs", "mcs_fallback")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,6 +115,10 @@ class StrategiesSnrConfig:
         hop_bits: quantiser bits of each partitioning hop.
         jpeg_quality: quality of ``cloud_jpeg``.
         modulation, code_rate, block_bits: the digital links (5G LDPC + QAM).
+        mcs: the digital links' 5G NR MCS (38.214 table 2) instead of
+            ``modulation`` and ``code_rate``: None (``none``: no MCS), an index
+            (2-27), or ``adaptive``: chosen per point for its channel and SNR
+            (``awgn`` and ``rayleigh`` only; see the module docstring).
         num_test: test images (the first ones; 0 = all).
         batch_size: images per jitted call.
         backend: channels of the analog links: ``sionna`` or ``jax``.
@@ -149,6 +168,7 @@ class StrategiesSnrConfig:
     modulation: Literal["qpsk", "16qam", "64qam"] = "qpsk"
     code_rate: float = 0.5
     block_bits: int = 512
+    mcs: int | Literal["adaptive"] | None = None
     num_test: int = 1000
     batch_size: int = 250
     backend: Literal["sionna", "jax"] = "sionna"
@@ -187,6 +207,42 @@ class StrategiesSnrConfig:
             if name not in known:
                 raise ConfigError(f"strategies: unknown {name!r}; allowed: {', '.join(known)}")
         self._check_edge_fields()
+        self._check_mcs()
+
+    def _check_mcs(self):
+        """``mcs`` against the table, the fixed link fields and the channels."""
+        if self.mcs is None:
+            return
+        if self.mcs == "adaptive":
+            if not self.adapts_mcs():
+                raise ConfigError(
+                    f"mcs: 'adaptive' is chosen per point by strategies_snr; "
+                    f"{type(self).__name__} runs fixed links (give an index or none)"
+                )
+            others = [c for c in self.channels if c not in ADAPTIVE_CHANNELS]
+            if others:
+                raise ConfigError(
+                    f"mcs: 'adaptive' needs BLER curves, which exist for "
+                    f"{', '.join(ADAPTIVE_CHANNELS)} only; channels has {', '.join(others)}"
+                )
+        for name, default in (("modulation", "qpsk"), ("code_rate", 0.5)):
+            if getattr(self, name) != default:
+                raise ConfigError(
+                    f"{name}: {getattr(self, name)!r} has no effect with mcs={self.mcs!r} "
+                    f"(the MCS sets modulation and code rate); leave it at {default!r}"
+                )
+        if self.mcs != "adaptive":
+            try:
+                LinkSettings(mcs=self.mcs)
+            except ValueError as err:
+                raise ConfigError(str(err)) from None
+
+    @classmethod
+    def adapts_mcs(cls) -> bool:
+        """Whether the experiment of this config adapts the MCS per point (``mcs``
+        ``adaptive``): strategies_snr does; configs derived from it that do too
+        override this."""
+        return cls is StrategiesSnrConfig
 
     def _check_edge_fields(self):
         """The fields of the edge ensembles' first round and of the hybrid."""
@@ -302,10 +358,37 @@ def _built(config, name: str, channel: str | None):
     return strategy_registry.build(name, _context(config), channel)
 
 
+# Adapted strategies by (config, name, channel, MCS indices): points that choose the
+# same MCS share one strategy object, hence one compiled program.
+_ADAPTED: dict = {}
+
+
+def adapted(config, name: str, channel: str, snr_db: float):
+    """``(strategy, fallback)``: the strategy of a curve with its digital links at the
+    MCS :func:`~airinfer.strategies.adaptation.adapt_mcs` chooses at ``snr_db`` (Es/N0
+    per complex symbol in dB) on ``channel``, and whether any link fell back to the
+    lowest MCS."""
+    base = strategy(config, name, channel)
+    adaptation = adapt_mcs(base, channel, snr_db, setup(config).dataset.image_shape)
+    key = (config, name, channel, adaptation.indices)
+    return _ADAPTED.setdefault(key, adaptation.strategy), adaptation.fallback
+
+
+def mcs_cell(built, image_shape):
+    """The ``mcs`` column of a strategy: the MCS index of its digital links (one
+    number when they agree, else ``a/b/…`` in link order), or None without an MCS."""
+    indices = [link.settings.mcs for link in digital_links(built, image_shape)]
+    if not indices or all(index is None for index in indices):
+        return None
+    distinct = set(indices)
+    return indices[0] if len(distinct) == 1 else "/".join(map(str, indices))
+
+
 def clear_caches() -> None:
     """Forget the models and strategies built so far (say, after changing the model cache)."""
     for cached in (setup, _context, _built):
         cached.cache_clear()
+    _ADAPTED.clear()
 
 
 @functools.cache
@@ -339,16 +422,21 @@ def evaluate(strategy, key, images, labels, link, batch_size):
 
 
 def run_point(key, config, point):
-    """Accuracy (95 % Wilson half-width) and cost of one strategy at one SNR."""
+    """Accuracy (95 % Wilson half-width), cost and MCS of one strategy at one SNR."""
     _, _, _, images, labels = setup(config)
-    built = strategy(config, point["strategy"], point["channel"])
+    name, channel = point["strategy"], point["channel"]
+    built, fallback = strategy(config, name, channel), False
+    if config.mcs == "adaptive":
+        built, fallback = adapted(config, name, channel, point["snr_db"])
+    mcs = None if config.mcs is None else mcs_cell(built, images.shape[1:])
     link = Link(
         snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend,
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
     correct, cost = evaluate(built, key, images, labels, link, config.batch_size)
     low, high = wilson_interval(correct, len(labels))
-    return {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2, **cost}
+    accuracy = {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2}
+    return {**accuracy, **cost, **dict(zip(MCS_COLUMNS, (mcs, fallback), strict=True))}
 
 
 STYLE = {
