@@ -72,7 +72,10 @@ def _sionna_ofdm(
     # constructors: build them eagerly here, the bridge inlines their constants.
     grid = sn.ofdm.ResourceGrid(num_ofdm_symbols, fft_size, subcarrier_spacing)
     channel_model = tr38901_model(model, num_rx_ant, delay_spread, carrier_frequency, speed)
-    generate = sn.channel.GenerateOFDMChannel(channel_model, grid, normalize_channel=True)
+    # Not normalised per draw: that would scale every draw to unit energy over the
+    # grid and, on a narrow band, take the fading away. The power delay profiles
+    # have unit total energy, so the gain is 1 on average over draws.
+    generate = sn.channel.GenerateOFDMChannel(channel_model, grid, normalize_channel=False)
 
     def draw_and_apply(x, no):
         batch = x.shape[0]
@@ -102,8 +105,9 @@ def ofdm_mac(
     """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna).
 
     Each device sees its own independent link drawn from the 3GPP model
-    (TR 38.901 TDL or CDL, uplink, single-antenna devices), normalised to unit
-    average energy per resource element; the receiver gets the superposition
+    (TR 38.901 TDL or CDL, uplink, single-antenna devices), of unit average
+    energy per resource element over draws (each draw keeps its own fading: a
+    Rayleigh-faded tap sum on every subcarrier); the receiver gets the superposition
     ``y[s, f] = sum_k h_k[s, f] x_k[s, f] + n`` on every resource element (no
     inter-symbol interference: cyclic prefix assumed long enough).
 
