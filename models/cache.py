@@ -16,11 +16,11 @@ vmap) is not part of the key: both give the same members up to float rounding.
 The root folder is ``$AIRINFER_CACHE`` if set, else ``~/.cache/airinfer/models``.
 """
 
-import dataclasses
 import hashlib
 import json
 import os
 import pathlib
+import shutil
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -85,7 +85,7 @@ def cache_key(
             "dataset": dataset_name,
             "split_seed": split_seed,
             "ensemble": config.to_dict(),
-            "train": dataclasses.asdict(train_config),
+            "train": train_config.key_fields(),
             "checkpoint_format": CHECKPOINT_FORMAT,
         }
     )
@@ -119,20 +119,25 @@ def cached_train_ensemble(
     def load(path):
         return load_ensemble(path, config.member_configs())[0], None
 
+    # every member's run is saved here after each epoch: a cut training resumes
+    partial = path.with_name(path.name + ".partial")
+
     def train():
         return train_ensemble(
-            dataset, config, train_config, formulation=formulation, on_step=on_step
-        )
+            dataset, config, train_config, formulation=formulation, checkpoint=partial,
+            on_step=on_step,
+        )  # fmt: skip
 
     def save(path, trained):
         metadata = {
             "dataset": dataset.name,
             "split_seed": split_seed,
             "ensemble": config.to_dict(),
-            "train": dataclasses.asdict(train_config),
+            "train": train_config.key_fields(),
             "train_seconds": trained[1].train_seconds,
         }
         save_ensemble(path, trained[0], metadata)
 
     (ensemble, report), _ = load_or_build(path, load, train, save)
+    shutil.rmtree(partial, ignore_errors=True)
     return ensemble, report, path

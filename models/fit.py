@@ -137,7 +137,8 @@ def fit(
     width = jax.tree.leaves(params)[0].shape[0] if members else 1
     compile_seconds = math.nan
 
-    while run.epoch < epochs:
+    # a resumed run that early stopping had ended stays ended
+    while run.epoch < epochs and not (patience and run.epoch - run.best.epoch >= patience):
         rows = jnp.asarray(batches(run.epoch))
         if members:  # [K, steps, B] -> [steps, K, B]
             rows = jnp.moveaxis(rows, -2, 0)
@@ -166,11 +167,10 @@ def fit(
         run.epoch += 1
         if validate is None:
             run.best = _Best(math.nan, run.params, run.state, run.epoch)
-        improved = validate is None or _validated(run, validate)
+        if validate is not None:
+            _validated(run, validate)
         if manager is not None:
             _save(manager, run)
-        if not improved and patience and run.epoch - run.best.epoch >= patience:
-            break
 
     losses = np.asarray(jnp.concatenate(run.losses), np.float32) if run.losses else None
     if losses is None:

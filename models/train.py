@@ -32,9 +32,12 @@ either formulation and whatever the number of members.
 
 import dataclasses
 import functools
+import pathlib
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
+import dm_pix as pix
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -55,6 +58,8 @@ from airinfer.models.zoo import ModelConfig
 __all__ = [
     "FORMULATIONS",
     "TrainConfig",
+    "Augmentation",
+    "converged_recipe",
     "Distillation",
     "choose_formulation",
     "cross_entropy_loss",
@@ -81,7 +86,14 @@ class TrainConfig:
         learning_rate: peak learning rate of AdamW, cosine-decayed to 0.
         weight_decay: AdamW's decoupled weight decay.
         seed: root of every key: initialisation, bagging/shards, batch order,
-            quantisation.
+            quantisation, augmentation.
+        shift: augmentation: random translations of up to ±``shift`` pixels (0: none).
+        flip: augmentation: random left-right flips.
+        patience: early stopping: validate after every epoch on the data set's
+            validation split, keep the weights of the lowest validation loss,
+            stop after ``patience`` epochs without improvement (0: train every
+            epoch and keep the last weights). Members trained together
+            (``vmap``) stop together, on their mean validation loss.
     """
 
     epochs: int = 3
@@ -89,6 +101,9 @@ class TrainConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     seed: int = 0
+    shift: int = 0
+    flip: bool = False
+    patience: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -96,6 +111,75 @@ class TrainConfig:
                 raise ValueError(f"{name}: {getattr(self, name)!r} is not an int >= 1")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate: {self.learning_rate} is not > 0")
+        for name in ("shift", "patience"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name}: {value!r} is not an int >= 0")
+        if not isinstance(self.flip, bool):
+            raise ValueError(f"flip: {self.flip!r} is not a bool")
+
+    @property
+    def augmentation(self) -> "Augmentation | None":
+        """The random crops and flips of every training batch, or None."""
+        return Augmentation(self.shift, self.flip) if self.shift or self.flip else None
+
+    def key_fields(self) -> dict:
+        """The fields that identify what these settings train (the model cache's key).
+
+        ``shift``, ``flip`` and ``patience`` came later: at their defaults they
+        are left out, so entries trained before they existed keep their keys.
+        """
+        fields = dataclasses.asdict(self)
+        return {
+            name: value
+            for name, value in fields.items()
+            if name not in _LATER_FIELDS or value != _LATER_FIELDS[name]
+        }
+
+
+_LATER_FIELDS = {"shift": 0, "flip": False, "patience": 0}
+
+
+def converged_recipe(dataset: str, image_size: int, seed: int = 0) -> TrainConfig:
+    """Training run to convergence: the reference the survey's claims are measured against.
+
+    AdamW with a cosine decay over at most 30 epochs, random translations of up
+    to 1/14 of the image side (2 pixels on 28×28, 1 on 8×8), horizontal flips
+    where the classes are mirror-symmetric (clothes, CIFAR objects; not
+    digits), and early stopping on the validation loss with a patience of 5
+    epochs, keeping the best epoch's weights.
+    """
+    return TrainConfig(
+        epochs=30, seed=seed, shift=max(1, round(image_size / 14)),
+        flip=dataset != "digits", patience=5,
+    )  # fmt: skip
+
+
+class Augmentation(NamedTuple):
+    """Random crops and flips of training images (``dm_pix``), drawn per image.
+
+    Attributes:
+        shift: each image is padded by this many pixels (edge values) and a crop
+            of its size taken at random: translations of up to ±shift.
+        flip: mirror each image left-right with probability 1/2.
+    """
+
+    shift: int
+    flip: bool
+
+    def __call__(self, key, images):
+        """``images [B, H, W, C]`` augmented with ``key``."""
+
+        def one(key, image):
+            crop_key, flip_key = jax.random.split(key)
+            if self.shift:
+                padded = jnp.pad(image, ((self.shift,) * 2, (self.shift,) * 2, (0, 0)), "edge")
+                image = pix.random_crop(crop_key, padded, image.shape)
+            if self.flip:
+                image = pix.random_flip_left_right(flip_key, image)
+            return image
+
+        return jax.vmap(one)(jax.random.split(key, images.shape[0]), images)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,17 +229,24 @@ def distillation_loss(logits, teacher_logits, temperature: float):
 
 
 @functools.lru_cache(maxsize=32)
-def classifier_loss(graphdef: nnx.GraphDef, distillation: Distillation | None = None) -> Callable:
+def classifier_loss(
+    graphdef: nnx.GraphDef,
+    distillation: Distillation | None = None,
+    augmentation: Augmentation | None = None,
+) -> Callable:
     """The training loss of one member, in :func:`~airinfer.models.fit.fit`'s form.
 
     ``loss(params, rest, key, images, labels[, soft_logits]) -> (loss, rest)``:
     ``params`` the member's ``nnx.Param`` state, ``rest`` its other state
     (BatchNorm statistics, updated by the training-mode forward pass),
-    ``soft_logits`` the teacher's logits with ``distillation``. Cached per
-    architecture, so that fit reuses its compiled step.
+    ``soft_logits`` the teacher's logits with ``distillation``; with
+    ``augmentation`` the images are first cropped and flipped with ``key``.
+    Cached per architecture, so that fit reuses its compiled step.
     """
 
     def loss(params, rest, key, images, labels, soft_logits=None):
+        if augmentation is not None:
+            images = augmentation(key, images)
         # a copy: the statistics were created outside this trace and cannot be updated in place
         model = nnx.merge(graphdef, params, rest, copy=True)
         model.train()
@@ -167,6 +258,43 @@ def classifier_loss(graphdef: nnx.GraphDef, distillation: Distillation | None = 
         return value, nnx.state(model, nnx.Not(nnx.Param))
 
     return loss
+
+
+@functools.lru_cache(maxsize=32)
+def _inference_logits(graphdef: nnx.GraphDef, members: bool) -> Callable:
+    """Jitted inference-mode ``logits(state, images)``, vmapped over a member axis with ``members``.
+
+    Cached per architecture: evaluating again (every epoch's validation, every
+    chunk of images) reuses the compiled program.
+    """
+
+    def apply(state, images):
+        model = nnx.merge(graphdef, state)
+        model.eval()
+        return model(images)
+
+    return jax.jit(jax.vmap(apply, in_axes=(0, None)) if members else apply)
+
+
+def _validation_loss(graphdef, images, labels, members: bool, chunk_size: int = 1000):
+    """``validate(params, rest) -> float``: the mean cross-entropy on ``images``, ``labels``.
+
+    With ``members`` the parameters carry a member axis and the mean runs over
+    the members too.
+    """
+    logits = _inference_logits(graphdef, members)
+    images, labels = jnp.asarray(images), jnp.asarray(labels)
+
+    def validate(params, rest):
+        state = nnx.merge_state(params, rest)
+        total = 0.0
+        for start in range(0, len(labels), chunk_size):
+            chunk = logits(state, images[start : start + chunk_size])  # [(K,) n, C]
+            rows = jnp.broadcast_to(labels[start : start + chunk_size], chunk.shape[:-1])
+            total += float(optax.softmax_cross_entropy_with_integer_labels(chunk, rows).sum())
+        return total / (labels.size * (jax.tree.leaves(params)[0].shape[0] if members else 1))
+
+    return validate
 
 
 def _member_batches(
@@ -195,6 +323,9 @@ def train_group(
     formulation: str = "auto",
     soft_logits=None,
     distillation: Distillation | None = None,
+    validation: tuple | None = None,
+    augment_key=None,
+    checkpoint: pathlib.Path | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[MemberGroup, np.ndarray, str]:
     """Train every member of ``group`` on its own index set.
@@ -210,11 +341,20 @@ def train_group(
         formulation: ``"auto"`` (:func:`choose_formulation`), ``"loop"`` or ``"vmap"``.
         soft_logits: ``[N, C]`` teacher logits, with ``distillation``.
         distillation: soft-target loss settings, or None.
+        validation: ``(images, labels)`` of the validation split; needed when
+            ``config.patience`` asks for early stopping.
+        augment_key: key of ``config.augmentation``'s draws (step ``s`` uses
+            ``fold_in(augment_key, s)``; members share them, their batches
+            differ); default ``key(0)``.
+        checkpoint: a folder: each member's run (each vmapped run) is saved
+            there after every epoch, in ``member-<id>`` (``members-<first>-<last>``),
+            and resumed from it when it is there.
         on_step: called with the number of member-steps just done (K for a
             vmapped step, 1 for a looped one), e.g. to tick a progress bar.
 
     Returns:
-        ``(trained group, losses [K, epochs * steps], formulation used)``.
+        ``(trained group, losses [K, steps], formulation used)``; a member that
+        stopped early has NaN after its last step.
     """
     if formulation not in FORMULATIONS:
         raise ValueError(
@@ -222,6 +362,8 @@ def train_group(
         )
     if formulation == "auto":
         formulation = choose_formulation(group.config.kind, group.size)
+    if config.patience and (validation is None or not len(validation[1])):
+        raise ValueError(f"patience: {config.patience} needs a validation split, and there is none")
     member_ids = list(range(group.size)) if member_ids is None else list(member_ids)
     index_sets = np.asarray(index_sets)
     batch_size = min(config.batch_size, index_sets.shape[1])
@@ -234,8 +376,13 @@ def train_group(
 
     def train(params, rest, members: slice, vmapped: bool):
         """Fit the members ``members`` (a slice of the group) as one vmapped run or one member."""
+        validate = None
+        if config.patience:
+            validate = _validation_loss(group.graphdef, *validation, members=vmapped)
+        ids = member_ids[members]
+        name = f"members-{ids[0]}-{ids[-1]}" if vmapped else f"member-{ids[0]}"
         fitted = fit(
-            classifier_loss(group.graphdef, distillation),
+            classifier_loss(group.graphdef, distillation, config.augmentation),
             params,
             adamw_cosine(config.learning_rate, config.weight_decay, total_steps),
             data,
@@ -244,8 +391,12 @@ def train_group(
             )[slice(None) if vmapped else 0],
             epochs=config.epochs,
             state=rest,
+            key=augment_key,
+            validate=validate,
+            patience=config.patience,
             members=vmapped,
             on_step=on_step,
+            checkpoint=None if checkpoint is None else pathlib.Path(checkpoint) / name,
         )
         return fitted.params, fitted.state, fitted.losses
 
@@ -257,7 +408,11 @@ def train_group(
             train(*jax.tree.map(lambda leaf, k=k: leaf[k], (params, rest)), slice(k, k + 1), False)
             for k in range(group.size)
         ]
-        params, rest, losses = jax.tree.map(lambda *leaves: jnp.stack(leaves), *trained)
+        params, rest = jax.tree.map(lambda *leaves: jnp.stack(leaves), *[t[:2] for t in trained])
+        # members that stopped early took fewer steps: NaN after their last
+        losses = np.full((group.size, max(len(t[2]) for t in trained)), np.nan, np.float32)
+        for k, (_, _, member_losses) in enumerate(trained):
+            losses[k, : len(member_losses)] = member_losses
     state = nnx.merge_state(params, rest)
     return MemberGroup(group.config, group.graphdef, state), np.asarray(losses), formulation
 
@@ -283,18 +438,13 @@ def group_logits(
     n = images.shape[0]
     chunk_size = min(chunk_size, n)
 
-    def apply(state, x):
-        model = nnx.merge(group.graphdef, state)
-        model.eval()
-        return model(x)
-
     if formulation == "vmap":
-        apply_members = jax.jit(jax.vmap(apply, in_axes=(0, None)))
+        apply_members = _inference_logits(group.graphdef, members=True)
 
         def run(x):
             return apply_members(group.state, x)
     else:
-        apply_one = jax.jit(apply)
+        apply_one = _inference_logits(group.graphdef, members=False)
         member_states = [group.member_state(k) for k in range(group.size)]
 
         def run(x):
@@ -373,6 +523,7 @@ def train_ensemble(
     train_config: TrainConfig,
     *,
     formulation: str = "auto",
+    checkpoint: pathlib.Path | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[Ensemble, TrainReport]:
     """Train a diverse ensemble on ``dataset``'s training split.
@@ -380,13 +531,16 @@ def train_ensemble(
     Keys: ``root = key(train_config.seed)``; member ``k`` is initialised with
     ``fold_in(fold_in(root, 0), k)``; bagging/shards draw with
     ``fold_in(root, 1)``; batch order uses ``fold_in(root, 2)``; the teacher
-    ``fold_in(root, 3)``; quantisation ``fold_in(fold_in(root, 4), k)``.
+    ``fold_in(root, 3)``; quantisation ``fold_in(fold_in(root, 4), k)``;
+    augmentation ``fold_in(root, 5)``.
 
     Args:
         dataset: the data; training uses ``train_images``/``train_labels``.
         config: members, architecture, diversity kind.
         train_config: optimisation settings and seed.
         formulation: ``"auto"``, ``"loop"`` or ``"vmap"`` (see :func:`choose_formulation`).
+        checkpoint: a folder where every member's run is saved after each epoch,
+            and resumed from: a cut training continues where it stopped.
         on_step: progress callback, called with member-steps done.
 
     Returns:
@@ -403,6 +557,13 @@ def train_ensemble(
         "shards": lambda: disjoint_shards(data_key, n, members),
     }.get(config.diversity, lambda: all_rows)()
 
+    # what every train_group call shares: early stopping's split, augmentation's draws, progress
+    fit_options = {
+        "validation": (dataset.val_images, dataset.val_labels),
+        "augment_key": jax.random.fold_in(root, 5),
+        "checkpoint": checkpoint,
+        "on_step": on_step,
+    }
     member_configs = config.member_configs()
     groups, losses, formulations = [], [], []
     soft_logits, distillation, teacher_config = None, None, None
@@ -418,7 +579,7 @@ def train_ensemble(
             jax.random.fold_in(batch_key, members),
             member_ids=[members],
             formulation="loop",
-            on_step=on_step,
+            **fit_options,
         )
         soft_logits = group_logits(teacher, dataset.train_images)[0]
         distillation = Distillation(config.distillation_temperature, config.distillation_weight)
@@ -433,7 +594,7 @@ def train_ensemble(
             train_config,
             batch_key,
             formulation="loop",
-            on_step=on_step,
+            **fit_options,
         )
         base_state = base.member_state(0)
         quantize_keys = jnp.stack(
@@ -468,7 +629,7 @@ def train_ensemble(
                 formulation=formulation,
                 soft_logits=soft_logits,
                 distillation=distillation,
-                on_step=on_step,
+                **fit_options,
             )
             groups.append(group)
             losses.extend(group_losses)

@@ -115,7 +115,7 @@ def test_retraining_the_same_architecture_does_not_recompile(digits):
             formulation="loop",
         )
         step = fit_module.jitted_step(
-            classifier_loss(group.graphdef, None),
+            classifier_loss(group.graphdef, None, None),
             fit_module.adamw_cosine(train_config.learning_rate, train_config.weight_decay, 2),
             members=False,
             scan=False,
