@@ -10,8 +10,9 @@
 - :mod:`airinfer.experiments.cli`: the ``airinfer`` command.
 - The experiments: ``link_ber``, ``ota_snr``, ``ota_connectivity``,
   ``ota_privacy``, ``oac_table1``, ``latency_bitrate``, ``strategies_snr``,
-  ``table1``, ``hybrid_snr``, ``inversion_snr``, ``train`` (an ensemble) and
-  ``train_encoder`` (an analog split link); ``airinfer list`` names them all.
+  ``strategies_budget``, ``table1``, ``hybrid_snr``, ``inversion_snr``,
+  ``train`` (an ensemble) and ``train_encoder`` (an analog split link);
+  ``airinfer list`` names them all.
 
 This package imports nothing heavy on purpose: ``airinfer list`` must not pay
 for JAX or TensorFlow.

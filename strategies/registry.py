@@ -28,10 +28,12 @@ options have it, ``mcs`` (the digital links: an int runs every digital link at
 that index of 38.214 MCS table 2; None or ``"adaptive"`` builds them with
 ``modulation`` and ``code_rate``, and an experiment adapting the MCS per point
 calls :func:`airinfer.strategies.adaptation.adapt_mcs` on what was built),
-``split_point``, ``clip_percentile``, ``analog_matched_bits``, ``jscc_epochs``,
-``jscc_snr_range_db``, ``seed``, ``backend`` (the splits), ``partition_cuts``,
-``horizontal_layer``, ``horizontal_devices``, ``hop_bits`` (partitioning),
-``ensemble_devices`` (the edge ensembles), ``multicast`` (how their digital
+``split_point``, ``clip_percentile``, ``analog_matched_bits`` (or, where the
+options have it and it is not None, ``analog_symbols``: the analog split's
+channel uses themselves), ``jscc_epochs``, ``jscc_snr_range_db``, ``seed``,
+``backend`` (the splits), ``partition_cuts``, ``horizontal_layer``,
+``horizontal_devices``, ``hop_bits`` (partitioning), ``ensemble_devices`` (the
+edge ensembles), ``multicast`` (how their digital
 first round is carried: ``simulate`` or ``abstraction``),
 ``direct_source`` (``edge_ensemble_direct``'s image link), ``encoder_split_point``,
 ``encoder_bottleneck``, ``encoder_bottleneck_steps``, ``encoder_link``,
@@ -314,17 +316,18 @@ def matched_symbols(model, split_point, bits, image_shape, modulation, code_rate
 def split_analog(context, channel):
     """Deep JSCC of the split features, trained through ``channel`` (model cache)."""
     options = context.options
+    symbols = getattr(options, "analog_symbols", None) or matched_symbols(
+        context.server,
+        options.split_point,
+        options.analog_matched_bits,
+        context.dataset.image_shape,
+        options.modulation,
+        options.code_rate,
+        options.block_bits,
+    )
     jscc = JSCCConfig(
         split_point=options.split_point,
-        symbols=matched_symbols(
-            context.server,
-            options.split_point,
-            options.analog_matched_bits,
-            context.dataset.image_shape,
-            options.modulation,
-            options.code_rate,
-            options.block_bits,
-        ),
+        symbols=symbols,
         channel=channel,
         snr_range_db=options.jscc_snr_range_db,
         epochs=options.jscc_epochs,
