@@ -16,12 +16,28 @@ import numpy as np
 from tqdm import tqdm
 
 from airinfer.models.cache import cached_train_ensemble
+from airinfer.models.checkpoint import read_description
 from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig
-from airinfer.models.train import TrainConfig, ensemble_logits, planned_member_steps
+from airinfer.models.train import (
+    TrainConfig,
+    converged_recipe,
+    ensemble_logits,
+    planned_member_steps,
+)
 from airinfer.models.zoo import ModelConfig, count_params
 
-__all__ = ["EnsembleSpec", "MemberOutputs", "member_outputs", "trained_ensemble"]
+__all__ = [
+    "RECIPES",
+    "EnsembleSpec",
+    "MemberOutputs",
+    "member_outputs",
+    "trained_ensemble",
+    "training_record",
+]
+
+#: How members can be trained (:attr:`EnsembleSpec.recipe`).
+RECIPES = ("short", "converged")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,8 +50,12 @@ class EnsembleSpec:
         width: the members' width multiplier.
         members: how many members K.
         diversity: how they differ (``bagging``, ``init``, ``shards``, …).
-        epochs: training epochs per member.
+        epochs: training epochs per member (the ``short`` recipe).
         seed: seeds the data split and the training.
+        recipe: ``short``: ``epochs`` of AdamW with a cosine decay, no
+            augmentation, the last weights; ``converged``:
+            :func:`airinfer.models.train.converged_recipe` (augmentation, up to
+            20 epochs, early stopping on the validation loss; ``epochs`` unused).
     """
 
     dataset: Literal["digits", "fashion_mnist", "cifar10"] = "digits"
@@ -47,6 +67,7 @@ class EnsembleSpec:
     )
     epochs: int = 3
     seed: int = 0
+    recipe: Literal["short", "converged"] = "short"
 
     def __post_init__(self):
         if not (isinstance(self.members, int) and self.members >= 1):
@@ -55,6 +76,14 @@ class EnsembleSpec:
             raise ValueError(f"ensemble.width: {self.width!r} is not in (0, 4]")
         if not (isinstance(self.epochs, int) and self.epochs >= 1):
             raise ValueError(f"ensemble.epochs: {self.epochs!r} is not an int >= 1")
+        if self.recipe not in RECIPES:
+            raise ValueError(f"ensemble.recipe: {self.recipe!r} is not one of {', '.join(RECIPES)}")
+
+    def train_config(self, image_size: int) -> TrainConfig:
+        """How the members are trained, for images of side ``image_size``."""
+        if self.recipe == "converged":
+            return converged_recipe(self.dataset, image_size, self.seed)
+        return TrainConfig(epochs=self.epochs, seed=self.seed)
 
 
 class MemberOutputs(NamedTuple):
@@ -77,6 +106,24 @@ class MemberOutputs(NamedTuple):
 
 
 @functools.cache
+def _trained(spec: EnsembleSpec, progress: bool = True):
+    """``(ensemble, dataset, cache entry)`` of ``spec``, trained or loaded."""
+    dataset = load_dataset(spec.dataset, seed=spec.seed)
+    model = ModelConfig(spec.model, dataset.image_shape, dataset.num_classes, spec.width)
+    config = EnsembleConfig(model, spec.members, spec.diversity)
+    train_config = spec.train_config(dataset.image_shape[0])
+    total = planned_member_steps(len(dataset.train_labels), config, train_config)
+    description = f"members: {spec.members} x {spec.model} w{spec.width:g} on {spec.dataset}"
+    with tqdm(
+        total=total, unit="step", desc=description, disable=not progress, file=sys.stderr
+    ) as bar:
+        ensemble, _, path = cached_train_ensemble(
+            dataset, spec.seed, config, train_config, on_step=bar.update
+        )
+        bar.update(total - bar.n)  # loaded from the cache, or stopped early: nothing left
+    return ensemble, dataset, path
+
+
 def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
     """Train or load the members of ``spec``.
 
@@ -84,20 +131,19 @@ def trained_ensemble(spec: EnsembleSpec, progress: bool = True):
         ``(ensemble, dataset)``: the :class:`airinfer.models.ensemble.Ensemble` and the
         :class:`airinfer.models.datasets.Dataset` it was trained on (split with ``spec.seed``).
     """
-    dataset = load_dataset(spec.dataset, seed=spec.seed)
-    model = ModelConfig(spec.model, dataset.image_shape, dataset.num_classes, spec.width)
-    config = EnsembleConfig(model, spec.members, spec.diversity)
-    train_config = TrainConfig(epochs=spec.epochs, seed=spec.seed)
-    total = planned_member_steps(len(dataset.train_labels), config, train_config)
-    description = f"members: {spec.members} x {spec.model} w{spec.width:g} on {spec.dataset}"
-    with tqdm(
-        total=total, unit="step", desc=description, disable=not progress, file=sys.stderr
-    ) as bar:
-        ensemble, _, _ = cached_train_ensemble(
-            dataset, spec.seed, config, train_config, on_step=bar.update
-        )
-        bar.update(total - bar.n)  # loaded from the cache: nothing to train
-    return ensemble, dataset
+    return _trained(spec, progress)[:2]
+
+
+def training_record(spec: EnsembleSpec) -> dict:
+    """How the members of ``spec`` were trained, as their cache entry records it.
+
+    Returns:
+        The entry's metadata: ``train_seconds`` (the wall time of the training,
+        or of its last part when a cut run was resumed), ``epochs_run`` (per
+        member; absent from entries written before it was recorded), ``train``
+        (the settings) and the data set.
+    """
+    return read_description(_trained(spec)[2])["metadata"]
 
 
 @functools.cache

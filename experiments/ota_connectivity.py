@@ -5,8 +5,10 @@ own compact CNN of the same width; each neighbour answers with probability
 ``p``, drawn per inference. The device averages the softmax outputs that reach
 it, either exactly (``ideal``) or summed over the air (``ota``: truncated
 channel inversion at ``snr_db``; the device's own output never crosses the
-channel). With ``p = 0`` the device is alone. A single CNN of ``full_width``,
-trained with the same recipe, is the reference (``aggregation = single``).
+channel). With ``p = 0`` the device is alone. A single CNN of ``full_width``
+is the reference (``aggregation = single``), trained to convergence by default
+(``reference_recipe``); ``recipe`` says how the members are trained (the
+``baseline`` experiment compares both recipes on both sides).
 
 The survey's claim: ensembles of width-1/4 and 1/2 networks approach or beat
 the full-width model as connectivity grows.
@@ -47,7 +49,10 @@ class OtaConnectivityConfig:
             ``members`` serve): 20 shares the cached ensemble of ``ota_snr``
             and ``ota_privacy``.
         diversity: how the members differ (see ``airinfer train``).
-        epochs: training epochs of every model.
+        epochs: training epochs of every model trained with the ``short`` recipe.
+        recipe: how the compact members are trained: ``short`` (``epochs``
+            epochs) or ``converged`` (:func:`airinfer.models.train.converged_recipe`).
+        reference_recipe: how the full-width reference is trained (the same choices).
         connectivity: the probabilities p that a neighbour joins.
         aggregations: ``ideal`` (exact average) and/or ``ota`` (over the air).
         channel: ``awgn`` or ``rayleigh`` block fading, for ``ota``.
@@ -65,6 +70,8 @@ class OtaConnectivityConfig:
     trained_members: int = 20
     diversity: Literal["init", "bagging", "shards"] = "bagging"
     epochs: int = 2
+    recipe: Literal["short", "converged"] = "short"
+    reference_recipe: Literal["short", "converged"] = "converged"
     connectivity: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(11))
     aggregations: tuple[Aggregation, ...] = ("ideal", "ota")
     channel: Literal["awgn", "rayleigh"] = "rayleigh"
@@ -87,10 +94,11 @@ class OtaConnectivityConfig:
         if any(not 0 < w <= 4 for w in (*self.widths, self.full_width)):
             raise ConfigError(f"widths: every width must lie in (0, 4], got {self.widths}")
 
-    def spec(self, width, members, diversity=None):
+    def spec(self, width, members, diversity=None, recipe=None):
         return EnsembleSpec(
             dataset=self.dataset, model="cnn", width=width, members=members,
             diversity=diversity or self.diversity, epochs=self.epochs, seed=self.seed,
+            recipe=recipe or self.recipe,
         )  # fmt: skip
 
 
@@ -115,7 +123,7 @@ def _curve(config, width, aggregation_kind):
     """({p: accuracy}, test images) of one curve, all p in one jitted call."""
     p = np.asarray(config.connectivity, np.float32)
     if aggregation_kind == "single":
-        outputs = member_outputs(config.spec(width, 1, "init"))
+        outputs = member_outputs(config.spec(width, 1, "init", config.reference_recipe))
         accuracy = float(np.mean(np.argmax(outputs.test_logits[0], -1) == outputs.test_labels))
         return dict.fromkeys(config.connectivity, accuracy), len(outputs.test_labels)
     outputs = member_outputs(config.spec(width, config.trained_members))

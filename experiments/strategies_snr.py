@@ -94,8 +94,12 @@ class StrategiesSnrConfig:
     Attributes:
         seed: root of every point's key, of the data split and of the training.
         dataset: ``fashion_mnist``, ``digits`` or ``cifar10``.
-        epochs: training epochs of every classifier.
+        epochs: training epochs of every classifier trained with the ``short`` recipe.
         server_width: width of the full CNN (cloud, split, partitioning).
+        server_recipe: how the full CNN is trained: ``converged`` (augmentation,
+            early stopping: :func:`airinfer.models.train.converged_recipe`) or
+            ``short`` (``epochs`` epochs).
+        ensemble_recipe: how the compact members are trained (the same choices).
         ensemble_width, ensemble_members: the compact CNNs (bagging); member 0
             is the local device.
         ensemble_devices: K devices of the edge ensemble (the first K members).
@@ -148,6 +152,8 @@ class StrategiesSnrConfig:
     dataset: Literal["digits", "fashion_mnist", "cifar10"] = "fashion_mnist"
     epochs: int = 2
     server_width: float = 1.0
+    server_recipe: Literal["short", "converged"] = "converged"
+    ensemble_recipe: Literal["short", "converged"] = "short"
     ensemble_width: float = 0.5
     ensemble_members: int = 20
     ensemble_devices: int = 16
@@ -270,10 +276,10 @@ class StrategiesSnrConfig:
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: {getattr(self, name)} is not in [0, 1]")
 
-    def spec(self, width, members, diversity):
+    def spec(self, width, members, diversity, recipe="short"):
         return EnsembleSpec(
             dataset=self.dataset, model="cnn", width=width, members=members,
-            diversity=diversity, epochs=self.epochs, seed=self.seed,
+            diversity=diversity, epochs=self.epochs, seed=self.seed, recipe=recipe,
         )  # fmt: skip
 
 
@@ -317,9 +323,11 @@ class Setup(NamedTuple):
 @functools.cache
 def setup(config) -> Setup:
     """Train (or load from the model cache) the models of ``config``."""
-    server, _ = trained_ensemble(config.spec(config.server_width, 1, "init"))
+    server, _ = trained_ensemble(config.spec(config.server_width, 1, "init", config.server_recipe))
     ensemble, dataset = trained_ensemble(
-        config.spec(config.ensemble_width, config.ensemble_members, "bagging")
+        config.spec(
+            config.ensemble_width, config.ensemble_members, "bagging", config.ensemble_recipe
+        )
     )
     n = config.num_test or len(dataset.test_labels)
     return Setup(

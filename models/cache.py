@@ -135,6 +135,7 @@ def cached_train_ensemble(
             "ensemble": config.to_dict(),
             "train": train_config.key_fields(),
             "train_seconds": trained[1].train_seconds,
+            "epochs_run": trained[1].epochs_run,
         }
         save_ensemble(path, trained[0], metadata)
 

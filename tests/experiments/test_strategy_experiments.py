@@ -16,10 +16,11 @@ from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 from airinfer.strategies.local import LocalStrategy
 from airinfer.strategies.split_digital import SplitDigitalStrategy
 
-# Two compact members and a full CNN, one epoch each: cheap, yet far above chance.
+# Two compact members and a full CNN, three epochs each: cheap, yet far above chance.
 TINY = {
-    "dataset": "digits", "epochs": 3, "ensemble_members": 2, "ensemble_devices": 2,
-    "num_test": 150, "batch_size": 64, "channels": ("awgn",), "jscc_epochs": 1,
+    "dataset": "digits", "epochs": 3, "server_recipe": "short", "ensemble_members": 2,
+    "ensemble_devices": 2, "num_test": 150, "batch_size": 64, "channels": ("awgn",),
+    "jscc_epochs": 1,
 }  # fmt: skip
 
 
