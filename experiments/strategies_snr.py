@@ -460,7 +460,7 @@ STYLE = {
     "edge_ensemble": ("tab:green", "-"),
     "edge_ensemble_direct": ("tab:olive", "-"),
     "edge_ensemble_encoder": ("tab:cyan", "-"),
-    "hybrid": ("tab:green", "--"),
+    "hybrid": ("darkslategray", "--"),
 }
 
 
