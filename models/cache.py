@@ -47,7 +47,7 @@ def description_key(description: dict) -> str:
 def load_or_build(
     path,
     load: Callable[[pathlib.Path], Artefact],
-    build: Callable[[], Artefact],
+    build: Callable[[pathlib.Path], Artefact],
     save: Callable[[pathlib.Path, Artefact], object],
 ) -> tuple[Artefact, bool]:
     """The artefact stored at ``path``, or a new one built and stored there.
@@ -55,7 +55,10 @@ def load_or_build(
     Args:
         path: the entry's checkpoint folder.
         load: reads an existing entry.
-        build: makes the artefact (trains it) when there is no entry.
+        build: ``build(partial)`` makes the artefact (trains it) when there is
+            no entry. ``partial`` (``<entry>.partial``) is its folder for
+            checkpoints: a build that was cut resumes from them; it is removed
+            once the entry is stored.
         save: writes a built artefact to ``path`` (orbax: refuses an existing folder).
 
     Returns:
@@ -64,7 +67,8 @@ def load_or_build(
     path = pathlib.Path(path)
     if path.is_dir():
         return load(path), False
-    artefact = build()
+    partial = path.with_name(path.name + ".partial")
+    artefact = build(partial)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         save(path, artefact)
@@ -73,6 +77,7 @@ def load_or_build(
         # same artefact first, and theirs is as good
         if not path.is_dir():
             raise
+    shutil.rmtree(partial, ignore_errors=True)
     return artefact, True
 
 
@@ -119,10 +124,8 @@ def cached_train_ensemble(
     def load(path):
         return load_ensemble(path, config.member_configs())[0], None
 
-    # every member's run is saved here after each epoch: a cut training resumes
-    partial = path.with_name(path.name + ".partial")
-
-    def train():
+    def train(partial):
+        # every member's run is saved there after each epoch: a cut training resumes
         return train_ensemble(
             dataset, config, train_config, formulation=formulation, checkpoint=partial,
             on_step=on_step,
@@ -140,5 +143,4 @@ def cached_train_ensemble(
         save_ensemble(path, trained[0], metadata)
 
     (ensemble, report), _ = load_or_build(path, load, train, save)
-    shutil.rmtree(partial, ignore_errors=True)
     return ensemble, report, path

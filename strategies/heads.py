@@ -112,9 +112,13 @@ def train_heads(
     train_config: TrainConfig,
     diversity: str = "bagging",
     *,
+    checkpoint: pathlib.Path | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> list[Head]:
     """Train ``num_heads`` heads on the shared encoder's error-free features.
+
+    With ``checkpoint`` (a folder) head ``k``'s run is saved in ``head-<k>``
+    after every epoch and resumed from there: a cut training continues.
 
     Keys follow :func:`airinfer.models.train.train_ensemble`: ``root =
     key(train_config.seed)``; head ``k`` is initialised with
@@ -172,6 +176,7 @@ def train_heads(
             epochs=train_config.epochs,
             state=rest,
             on_step=on_step,
+            checkpoint=None if checkpoint is None else pathlib.Path(checkpoint) / f"head-{k}",
         )
         model = nnx.merge(graphdef, nnx.merge_state(fitted.params, fitted.state))
         model.eval()
@@ -218,7 +223,7 @@ def cached_train_heads(
         "encoder": _encoder_description(encoder),
         "config": config.to_dict(),
         "num_heads": num_heads,
-        "train": dataclasses.asdict(train_config),
+        "train": train_config.key_fields(),
         "diversity": diversity,
     }
     root = pathlib.Path(root) if root is not None else cache_root()
@@ -229,10 +234,11 @@ def cached_train_heads(
         restored = restore_state(path, {str(k): pure for k in range(num_heads)}, "heads")
         return [_merged(graphdef, abstract, restored[str(k)]) for k in range(num_heads)]
 
-    def build():
+    def build(partial):
         return train_heads(
-            encoder, dataset, config, num_heads, train_config, diversity, on_step=on_step
-        )
+            encoder, dataset, config, num_heads, train_config, diversity,
+            checkpoint=partial, on_step=on_step,
+        )  # fmt: skip
 
     def save(path, heads: Sequence[Head]):
         state = {str(k): nnx.to_pure_dict(nnx.state(h)) for k, h in enumerate(heads)}

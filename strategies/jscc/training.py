@@ -114,6 +114,7 @@ def train_jscc(
     dataset: Dataset,
     config: JSCCConfig,
     *,
+    checkpoint: pathlib.Path | None = None,
     on_step: Callable[[int], None] | None = None,
 ) -> tuple[JSCCCodec, SplitClassifier, JSCCTrainReport]:
     """Train a codec end to end through the channel on ``dataset``'s training split.
@@ -133,6 +134,8 @@ def train_jscc(
         classifier: a trained :class:`~airinfer.models.zoo.SplitClassifier` (not modified).
         dataset: the data (``train_images`` ``[N, H, W, C]``, ``train_labels``).
         config: the link and training settings.
+        checkpoint: a folder where the run is saved after every epoch, and
+            resumed from: a cut training continues where it stopped.
         on_step: called with 1 after every step (a progress bar).
 
     Returns:
@@ -166,6 +169,7 @@ def train_jscc(
         state=classifier_state,
         key=jax.random.fold_in(root, 2),
         on_step=on_step,
+        checkpoint=checkpoint,
     )
     trainable = fitted.params
     codec = nnx.merge(codec_def, trainable["codec"])
@@ -297,8 +301,8 @@ def cached_train_jscc(
         codec, trained, _, _ = load_jscc(path, classifier, config)
         return codec, trained, None
 
-    def train():
-        return train_jscc(classifier, dataset, config, on_step=on_step)
+    def train(partial):
+        return train_jscc(classifier, dataset, config, checkpoint=partial, on_step=on_step)
 
     def save(path, trained):
         codec, model, report = trained

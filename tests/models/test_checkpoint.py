@@ -141,8 +141,10 @@ def test_description_key_is_the_canonical_json_digest():
 def test_load_or_build_builds_once_then_loads(tmp_path):
     calls = []
 
-    def build():
+    def build(partial):
         calls.append("build")
+        assert partial == path.with_name(path.name + ".partial")
+        partial.mkdir(parents=True)  # a checkpoint of the build: removed once stored
         return {"x": np.arange(3, dtype=np.float32)}
 
     def save(path, artefact):
@@ -155,6 +157,7 @@ def test_load_or_build_builds_once_then_loads(tmp_path):
     first, built = cache.load_or_build(path, load, build, save)
     second, built_again = cache.load_or_build(path, load, build, save)
     assert (built, built_again, calls) == (True, False, ["build"])
+    assert not path.with_name("one.partial").exists()
     np.testing.assert_array_equal(first["x"], second["x"])
 
     # another process stored the entry between our check and our save: theirs stays
@@ -162,5 +165,6 @@ def test_load_or_build_builds_once_then_loads(tmp_path):
         save(path, artefact)
         save(path, artefact)  # refused: the folder exists
 
-    other, built = cache.load_or_build(tmp_path / "entries" / "two", load, build, save_late)
+    path = tmp_path / "entries" / "two"
+    other, built = cache.load_or_build(path, load, build, save_late)
     assert built and (tmp_path / "entries" / "two").is_dir()

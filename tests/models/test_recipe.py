@@ -1,6 +1,10 @@
 """Training recipes: augmentation, early stopping on the validation split, resumable runs."""
 
 import dataclasses
+import pathlib
+import signal
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -148,3 +152,52 @@ def test_a_resumed_run_that_early_stopping_ended_stays_ended(tmp_path):
                 checkpoint=tmp_path / "run")  # fmt: skip
     assert again.epochs == 3 and again.best_epoch == 1
     np.testing.assert_array_equal(again.params, first.params)
+
+
+KILLED_TRAINING = """
+import os, signal, sys
+from airinfer.models.cache import cached_train_ensemble
+from airinfer.models.datasets import load_dataset
+from tests.models.test_recipe import KILL_CONFIG, KILL_TRAINING
+
+taken = 0
+
+def on_step(n):
+    global taken
+    taken += n
+    if taken == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+cached_train_ensemble(load_dataset("digits", seed=0), 0, KILL_CONFIG, KILL_TRAINING,
+                      formulation="loop", on_step=on_step)
+"""
+KILL_CONFIG = EnsembleConfig(ModelConfig("mlp", (8, 8, 1), 10, 0.25), 2, "bagging")
+KILL_TRAINING = TrainConfig(epochs=3, batch_size=128, shift=1, patience=2)
+
+
+def test_a_training_killed_at_a_random_step_resumes_to_the_same_parameters(
+    digits, tmp_path, monkeypatch
+):
+    steps_per_member = KILL_TRAINING.epochs * (len(digits.train_labels) // 128)
+    # a step drawn at random (seeded: the same one every run) in either member's training
+    kill_at = int(np.random.default_rng(15).integers(1, 2 * steps_per_member))
+    monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path))
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_TRAINING, str(kill_at)],
+        cwd=pathlib.Path(__file__).parents[2], capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert list(tmp_path.glob("*.partial")), "the killed run left no checkpoint"
+    taken = []
+    resumed, _, _ = cache.cached_train_ensemble(
+        digits, 0, KILL_CONFIG, KILL_TRAINING, formulation="loop", on_step=taken.append
+    )
+    # the killed step's epoch was not saved; every epoch before it was
+    per_epoch = steps_per_member // KILL_TRAINING.epochs
+    saved = (kill_at - 1) // per_epoch * per_epoch
+    assert len(taken) == 2 * steps_per_member - saved
+    assert not list(tmp_path.glob("*.partial"))
+    whole, _ = train_ensemble(digits, KILL_CONFIG, KILL_TRAINING, formulation="loop")
+    states = (jax.tree.leaves(e.groups[0].state) for e in (whole, resumed))
+    for a, b in zip(*states, strict=True):
+        np.testing.assert_array_equal(a, b)
