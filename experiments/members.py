@@ -19,12 +19,8 @@ from airinfer.models.cache import cached_train_ensemble
 from airinfer.models.checkpoint import read_description
 from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig
-from airinfer.models.train import (
-    TrainConfig,
-    converged_recipe,
-    ensemble_logits,
-    planned_member_steps,
-)
+from airinfer.models.recipe import TrainConfig, converged_recipe
+from airinfer.models.train import ensemble_logits, planned_member_steps
 from airinfer.models.zoo import ModelConfig, count_params
 
 __all__ = [

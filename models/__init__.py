@@ -16,6 +16,8 @@ The public API, re-exported from the submodules:
   an optional member axis, validation with early stopping, progress, resumable
   checkpoints) that ensembles, the analog link's codec, the split bottleneck
   and the inversion attacker all train with; ``adamw_cosine``.
+* :mod:`airinfer.models.recipe`: ``TrainConfig`` (a run's settings: AdamW, augmentation,
+  early stopping) and ``converged_recipe``, the run to convergence.
 * :mod:`airinfer.models.train`: ``train_ensemble``, ``train_group`` with the loop/vmap
   formulations and ``choose_formulation``'s rule.
 * :mod:`airinfer.models.checkpoint` and :mod:`airinfer.models.cache`: orbax checkpoints (a JSON
@@ -62,9 +64,9 @@ from airinfer.models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
+from airinfer.models.recipe import TrainConfig, converged_recipe
 from airinfer.models.train import (
     FORMULATIONS,
-    TrainConfig,
     TrainReport,
     choose_formulation,
     ensemble_logits,
@@ -100,6 +102,7 @@ __all__ = [
     "ModelConfig",
     "SplitClassifier",
     "TrainConfig",
+    "converged_recipe",
     "TrainReport",
     "abstract_model",
     "bootstrap_indices",

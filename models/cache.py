@@ -27,7 +27,8 @@ from typing import TypeVar
 from airinfer.models.checkpoint import CHECKPOINT_FORMAT, load_ensemble, save_ensemble
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig
-from airinfer.models.train import TrainConfig, TrainReport, train_ensemble
+from airinfer.models.recipe import TrainConfig
+from airinfer.models.train import TrainReport, train_ensemble
 
 __all__ = ["cache_root", "description_key", "load_or_build", "cache_key", "cached_train_ensemble"]
 

@@ -35,7 +35,8 @@ from airinfer.models.checkpoint import (
 )
 from airinfer.models.datasets import Dataset, bootstrap_indices, epoch_batches
 from airinfer.models.fit import adamw_cosine, fit
-from airinfer.models.train import TrainConfig, classifier_loss
+from airinfer.models.recipe import TrainConfig
+from airinfer.models.train import classifier_loss
 from airinfer.models.zoo import (
     ModelConfig,
     SplitClassifier,

@@ -55,7 +55,7 @@ import jax
 
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble
-from airinfer.models.train import TrainConfig
+from airinfer.models.recipe import TrainConfig
 from airinfer.models.zoo import SplitClassifier, feature_shape
 from airinfer.phy.digital_payload import channel_uses_per_sample, digital_link_config
 from airinfer.phy.source_coding import PixelFormat

@@ -16,13 +16,8 @@ from scipy import stats
 from airinfer.models import cache
 from airinfer.models.ensemble import EnsembleConfig, init_group
 from airinfer.models.fit import fit
-from airinfer.models.train import (
-    Augmentation,
-    TrainConfig,
-    converged_recipe,
-    train_ensemble,
-    train_group,
-)
+from airinfer.models.recipe import Augmentation, TrainConfig, converged_recipe
+from airinfer.models.train import train_ensemble, train_group
 from airinfer.models.zoo import ModelConfig
 
 N = 2000  # images per statistical check
