@@ -26,7 +26,9 @@ def cheap_recipes(tmp_path, monkeypatch):
 
 
 def test_rows_compare_the_full_model_and_the_ensembles_per_recipe(cheap_recipes, tmp_path):
-    config = baseline.BaselineConfig(dataset="digits", epochs=2, member_counts=(1, 2))
+    config = baseline.BaselineConfig(
+        dataset="digits", epochs=2, member_counts=(1, 2), trained_members=2
+    )
     rows = runner.run(baseline.EXPERIMENT, config, tmp_path / "run", progress=False).rows
     assert [(r["recipe"], r["model"], r["members"]) for r in rows] == [
         (recipe, model, k)
@@ -60,7 +62,7 @@ def test_the_recipe_decides_the_training_settings():
 @pytest.mark.parametrize(
     "changes, field",
     [({"recipes": ("long",)}, "recipes"), ({"member_counts": (0,)}, "member_counts"),
-     ({"width": 0.0}, "width")],
+     ({"width": 0.0}, "width"), ({"member_counts": (4, 32)}, "trained_members")],
 )  # fmt: skip
 def test_bad_configs_are_named(changes, field):
     with pytest.raises(ConfigError, match=field):
