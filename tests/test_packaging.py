@@ -37,10 +37,11 @@ def test_wheel_has_airinfer_as_its_only_top_level_name(wheel_names):
     assert len(top - packages) == 1
 
 
-def test_wheel_holds_every_module_under_the_namespace(wheel_names):
+def test_wheel_holds_every_module_and_data_file_under_the_namespace(wheel_names):
     modules = {
         f"airinfer/{path.relative_to(REPO).as_posix()}"
         for folder in FOLDERS
-        for path in (REPO / folder).rglob("*.py")
+        for pattern in ("*.py", "*.json")  # the package data: BLER curves, LDPC base graphs
+        for path in (REPO / folder).rglob(pattern)
     }
     assert modules and modules <= wheel_names, sorted(modules - wheel_names)

@@ -1,0 +1,56 @@
+"""The JAX 5G LDPC encoder against Sionna's, and against its own parity checks."""
+
+import jax
+import numpy as np
+import pytest
+
+from airinfer.phy import ldpc
+from airinfer.phy.sionna_backend import sionna_phy, tensorflow
+
+# (k, n): the links' 512/1024, short BG2 blocks with fillers, BG1 at a high rate
+CODES = [(512, 1024), (100, 300), (1000, 1500), (2000, 2600)]
+
+
+@pytest.mark.parametrize("k, n", CODES)
+def test_codewords_are_sionnas_bit_for_bit(k, n):
+    bits = np.random.default_rng(k).integers(0, 2, (8, k)).astype(np.float32)
+    encoder = sionna_phy().fec.ldpc.LDPC5GEncoder(k, n)
+    code = ldpc.ldpc_code(k, n)
+    assert (code.base_graph, code.z) == (encoder._bg, encoder.z)
+    theirs = encoder(tensorflow().constant(bits)).numpy()
+    np.testing.assert_array_equal(np.asarray(ldpc.encode(bits, code)), theirs)
+
+
+@pytest.mark.parametrize("k, n", [(512, 1024), (100, 480), (4000, 5000)])
+def test_every_parity_check_the_sent_bits_close_is_satisfied(k, n):
+    code = ldpc.ldpc_code(k, n)
+    bits = np.random.default_rng(1).integers(0, 2, (3, k))
+    sent = np.asarray(ldpc.encode(bits, code))
+    # the lifted codeword: information bits (the 2Z punctured ones too), fillers 0,
+    # the parity bits sent, the rest unknown (0)
+    full = np.zeros((3, code.n_ldpc), np.int64)
+    full[:, :k] = bits
+    parity = sent[:, k - 2 * code.z :]
+    full[:, code.k_ldpc : code.k_ldpc + parity.shape[1]] = parity
+    # block row r closes on parity block r: the rows whose parity was sent in full
+    rows = parity.shape[1] // code.z * code.z
+    checks = ldpc.parity_check_matrix(code)[:rows].astype(np.float32)
+    assert rows >= 4 * code.z and not np.any((full.astype(np.float32) @ checks.T) % 2)
+
+
+def test_encoding_jits_and_vmaps():
+    code = ldpc.ldpc_code(100, 300)
+    bits = np.random.default_rng(2).integers(0, 2, (4, 100))
+    eager = np.asarray(ldpc.encode(bits, code))
+    np.testing.assert_array_equal(jax.jit(lambda b: ldpc.encode(b, code))(bits), eager)
+    np.testing.assert_array_equal(jax.vmap(lambda b: ldpc.encode(b, code))(bits), eager)
+
+
+@pytest.mark.parametrize(
+    "k, n, match",
+    [(0, 10, "k"), (512, 512, "n"), (9000, 9500, "k"), (100, 1000, "rate"),
+     (512, 2.5, "n"), (512, 10_000, "n")],
+)  # fmt: skip
+def test_bad_codes_are_named(k, n, match):
+    with pytest.raises(ValueError, match=match):
+        ldpc.ldpc_code(k, n)
