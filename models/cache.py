@@ -14,25 +14,93 @@ again gets the stored ones instead of retraining. The formulation (loop or
 vmap) is not part of the key: both give the same members up to float rounding.
 
 The root folder is ``$AIRINFER_CACHE`` if set, else ``~/.cache/airinfer/models``.
+
+Entries are verified when loaded: each carries a manifest with the SHA-256 of
+its files (:func:`airinfer.models.checkpoint.write_manifest`). An entry whose
+files differ from it, or that cannot be read, is named in one warning line,
+moved aside (``<entry>.bad-<time>``, kept for inspection) and built again;
+inside :func:`keep_bad_entries` it stops the run instead
+(:class:`BadCacheEntryError`). An entry written before manifests existed is
+loaded unverified and gets its manifest then.
 """
 
+import contextlib
+import contextvars
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import shutil
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from airinfer.models.checkpoint import CHECKPOINT_FORMAT, load_ensemble, save_ensemble
+from airinfer.models.checkpoint import (
+    CHECKPOINT_FORMAT,
+    MANIFEST_FILE,
+    load_ensemble,
+    save_ensemble,
+    verify_manifest,
+    write_manifest,
+)
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig
 from airinfer.models.recipe import TrainConfig
 from airinfer.models.train import TrainReport, train_ensemble
 
-__all__ = ["cache_root", "description_key", "load_or_build", "cache_key", "cached_train_ensemble"]
+__all__ = [
+    "BadCacheEntryError",
+    "cache_root",
+    "description_key",
+    "keep_bad_entries",
+    "load_or_build",
+    "cache_key",
+    "cached_train_ensemble",
+]
 
 Artefact = TypeVar("Artefact")
+
+_log = logging.getLogger(__name__)
+_REBUILD_BAD_ENTRIES = contextvars.ContextVar("rebuild_bad_cache_entries", default=True)
+
+
+class BadCacheEntryError(RuntimeError):
+    """A cache entry is corrupt or unreadable, and rebuilding it was not allowed."""
+
+
+@contextlib.contextmanager
+def keep_bad_entries() -> Iterator[None]:
+    """Inside this block a bad cache entry stops the run instead of being rebuilt.
+
+    :func:`load_or_build` then raises :class:`BadCacheEntryError` and leaves
+    the entry where it is.
+    """
+    token = _REBUILD_BAD_ENTRIES.set(False)
+    try:
+        yield
+    finally:
+        _REBUILD_BAD_ENTRIES.reset(token)
+
+
+def _load_verified(path: pathlib.Path, load: Callable[[pathlib.Path], Artefact]) -> Artefact:
+    """``load(path)`` after checking the entry's files against its manifest.
+
+    An entry without a manifest (written before manifests existed) is loaded
+    unverified and, once it loaded, gets its manifest.
+    """
+    verified = verify_manifest(path)
+    artefact = load(path)
+    if not verified:
+        with contextlib.suppress(OSError):  # a read-only cache stays unverified
+            write_manifest(path)
+    return artefact
+
+
+def _move_aside(path: pathlib.Path) -> pathlib.Path:
+    aside = path.with_name(f"{path.name}.bad-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(path, aside)
+    return aside
 
 
 def cache_root() -> pathlib.Path:
@@ -64,10 +132,27 @@ def load_or_build(
 
     Returns:
         ``(artefact, built)``: ``built`` is False when it was loaded.
+
+    Raises:
+        BadCacheEntryError: the entry is corrupt or unreadable, inside
+            :func:`keep_bad_entries` (elsewhere it is moved aside and rebuilt).
     """
     path = pathlib.Path(path)
     if path.is_dir():
-        return load(path), False
+        try:
+            return _load_verified(path, load), False
+        except Exception as error:  # any failure to read it makes it bad
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            if not _REBUILD_BAD_ENTRIES.get():
+                raise BadCacheEntryError(
+                    f"cache entry {path} is corrupt or unreadable ({reason}); "
+                    "move it away to retrain it"
+                ) from None
+            aside = _move_aside(path)
+            _log.warning(
+                "cache entry %s is corrupt or unreadable (%s); moved to %s and built again",
+                path, reason, aside.name,
+            )  # fmt: skip
     partial = path.with_name(path.name + ".partial")
     artefact = build(partial)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +163,8 @@ def load_or_build(
         # same artefact first, and theirs is as good
         if not path.is_dir():
             raise
+    if not (path / MANIFEST_FILE).exists():  # a save that wrote none
+        write_manifest(path)
     shutil.rmtree(partial, ignore_errors=True)
     return artefact, True
 

@@ -14,6 +14,11 @@ checkpoint. Loading first reads the description, checks it against what the
 caller expects and fails with :class:`CheckpointMismatchError` naming the
 differing fields, before any array is read.
 
+Every checkpoint carries a manifest (``manifest.json``): the SHA-256 of each
+of its files, written last and atomically once orbax has stored them
+(:func:`write_manifest`); :func:`verify_manifest` finds a file changed or
+missing since. Checkpoints written before manifests existed have none.
+
 An ensemble's checkpoint (:func:`save_ensemble`) describes itself as
 ``{"format": 1, "groups": [{"config": ModelConfig dict, "size": K_g}, ...],
 "metadata": {...}}`` and stores the stacked state of each group
@@ -22,7 +27,10 @@ An ensemble's checkpoint (:func:`save_ensemble`) describes itself as
 
 import dataclasses
 import hashlib
+import json
+import os
 import pathlib
+import secrets
 
 import jax
 import numpy as np
@@ -35,6 +43,10 @@ from airinfer.models.zoo import ModelConfig, abstract_model
 __all__ = [
     "CHECKPOINT_FORMAT",
     "CheckpointMismatchError",
+    "CorruptCheckpointError",
+    "MANIFEST_FILE",
+    "write_manifest",
+    "verify_manifest",
     "save_checkpoint",
     "read_description",
     "check_format",
@@ -46,10 +58,89 @@ __all__ = [
 ]
 
 CHECKPOINT_FORMAT = 1
+#: The file inside a checkpoint listing the SHA-256 of every other file.
+MANIFEST_FILE = "manifest.json"
+_MANIFEST_FORMAT = 1
 
 
 class CheckpointMismatchError(ValueError):
     """A checkpoint does not hold the models the caller asked for."""
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint's files differ from its manifest, or its manifest is unreadable."""
+
+
+def _file_digest(path: pathlib.Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _checkpoint_files(path: pathlib.Path) -> list[str]:
+    """The files of the checkpoint folder ``path``, relative, sorted (the manifest left out)."""
+    return sorted(
+        file.relative_to(path).as_posix()
+        for file in path.rglob("*")
+        if file.is_file() and file.relative_to(path).as_posix() != MANIFEST_FILE
+    )
+
+
+def write_manifest(path) -> pathlib.Path:
+    """Write the manifest of the checkpoint folder ``path``: the SHA-256 of each file.
+
+    Written under a temporary name, then renamed: a reader sees no manifest or
+    a whole one. Returns the manifest's path.
+    """
+    path = pathlib.Path(path)
+    manifest = {
+        "format": _MANIFEST_FORMAT,
+        "sha256": {name: _file_digest(path / name) for name in _checkpoint_files(path)},
+    }
+    target = path / MANIFEST_FILE
+    temporary = path / f".{MANIFEST_FILE}.{secrets.token_hex(4)}.tmp"
+    try:
+        with open(temporary, "w", encoding="utf-8") as file:
+            json.dump(manifest, file, indent=1, sort_keys=True)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return target
+
+
+def verify_manifest(path) -> bool:
+    """Check every file of the checkpoint folder ``path`` against its manifest.
+
+    Returns:
+        True when the manifest matches; False when there is no manifest (a
+        checkpoint written before manifests existed: unverified).
+
+    Raises:
+        CorruptCheckpointError: naming the first file that is missing or whose
+            SHA-256 differs, or the manifest itself when it is unreadable.
+    """
+    path = pathlib.Path(path)
+    manifest_path = path / MANIFEST_FILE
+    if not manifest_path.exists():
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        expected = manifest["sha256"]
+        if manifest.get("format") != _MANIFEST_FORMAT or not isinstance(expected, dict):
+            raise ValueError(f"format {manifest.get('format')!r}")
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise CorruptCheckpointError(f"{manifest_path} is unreadable ({error})") from None
+    for name, digest in sorted(expected.items()):
+        file = path / name
+        if not file.is_file():
+            raise CorruptCheckpointError(f"{file} is missing")
+        if _file_digest(file) != digest:
+            raise CorruptCheckpointError(f"{file} differs from its SHA-256 in the manifest")
+    return True
 
 
 def _checkpointer() -> ocp.Checkpointer:
@@ -77,6 +168,7 @@ def save_checkpoint(path, description: dict, state) -> pathlib.Path:
             description=ocp.args.JsonSave(description), state=ocp.args.StandardSave(state)
         ),
     )
+    write_manifest(path)
     return path
 
 

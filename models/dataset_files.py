@@ -16,6 +16,7 @@ are checked for structure (keys, dtype, shapes) only.
 import gzip
 import hashlib
 import io
+import logging
 import os
 import pathlib
 import pickle
@@ -37,6 +38,9 @@ __all__ = [
     "read_cifar10_batch",
     "load_raw",
 ]
+
+
+_log = logging.getLogger(__name__)
 
 
 class DatasetError(RuntimeError):
@@ -254,31 +258,56 @@ def _load_digits():
     return images, digits.target.astype(np.int32), None, None
 
 
-def _find_file(dirs, stem):
-    for folder in dirs:
-        for candidate in (folder / stem, folder / (stem + ".gz")):
-            if candidate.is_file():
-                return candidate
-    return None
+def _find_files(dirs, stem):
+    """Every ``stem`` or ``stem.gz`` in ``dirs``, in the search order."""
+    return [
+        candidate
+        for folder in dirs
+        for candidate in (folder / stem, folder / (stem + ".gz"))
+        if candidate.is_file()
+    ]
+
+
+def _skip_bad_file(error: DatasetError) -> None:
+    """Name a bad data file in one warning line; the next location is tried."""
+    _log.warning("%s; trying the next location", error)
+
+
+def _read_first_good_idx(dirs, stem: str, sha256: str | None):
+    """The array of the first good copy of ``stem`` in ``dirs``, or None if none is good.
+
+    Returns ``(array or None, the bad files' errors)``.
+    """
+    bad = []
+    for path in _find_files(dirs, stem):
+        try:
+            return read_idx(path, sha256), bad
+        except DatasetError as error:
+            _skip_bad_file(error)
+            bad.append(error)
+    return None, bad
 
 
 def _load_fashion_mnist(download: bool, verify: bool):
     dirs = data_search_dirs("fashion_mnist")
     arrays = {}
     for stem, (gz_md5, content_sha256) in _FASHION_MNIST_FILES.items():
-        path = _find_file(dirs, stem)
-        if path is None and download:
+        sha256 = content_sha256 if verify else None
+        array, bad = _read_first_good_idx(dirs, stem, sha256)
+        if array is None and download:
             path = download_file(
                 _FASHION_MNIST_URL + stem + ".gz", dirs[-1] / (stem + ".gz"), gz_md5
             )
-        if path is None:
+            array = read_idx(path, sha256)
+        if array is None:
+            found = f" (only bad copies, e.g. {bad[0]})" if bad else ""
             raise DatasetError(
-                f"Fashion-MNIST file {stem}[.gz] not found; looked in "
+                f"Fashion-MNIST file {stem}[.gz] not found{found}; looked in "
                 + ", ".join(str(d) for d in dirs)
                 + ". Install Debian's package dataset-fashion-mnist, put the four canonical IDX "
                 "files in a folder named by $AIRINFER_DATA, or allow the download."
             )
-        arrays[stem] = read_idx(path, content_sha256 if verify else None)
+        arrays[stem] = array
     train_images, train_labels = (
         arrays["train-images-idx3-ubyte"],
         arrays["train-labels-idx1-ubyte"],
@@ -333,17 +362,23 @@ def _read_cifar10_tarball(path: pathlib.Path, verify: bool):
 
 def _load_cifar10(download: bool, verify: bool):
     dirs = data_search_dirs("cifar10")
+    bad = []
     for folder in dirs:
-        for candidate in (folder / _CIFAR10_FOLDER, folder):
-            if (candidate / _CIFAR10_TEST_BATCH).is_file():
-                return _read_cifar10_folder(candidate)
-        if (folder / _CIFAR10_TARBALL).is_file():
-            return _read_cifar10_tarball(folder / _CIFAR10_TARBALL, verify)
+        try:
+            for candidate in (folder / _CIFAR10_FOLDER, folder):
+                if (candidate / _CIFAR10_TEST_BATCH).is_file():
+                    return _read_cifar10_folder(candidate)
+            if (folder / _CIFAR10_TARBALL).is_file():
+                return _read_cifar10_tarball(folder / _CIFAR10_TARBALL, verify)
+        except DatasetError as error:
+            _skip_bad_file(error)
+            bad.append(error)
     if download:
         path = download_file(_CIFAR10_URL, dirs[-1] / _CIFAR10_TARBALL, _CIFAR10_TARBALL_MD5)
         return _read_cifar10_tarball(path, verify=False)
+    found = f" (only bad copies, e.g. {bad[0]})" if bad else ""
     raise DatasetError(
-        "CIFAR-10 not found; looked for cifar-10-batches-py/ or cifar-10-python.tar.gz in "
+        f"CIFAR-10 not found{found}; looked for cifar-10-batches-py/ or cifar-10-python.tar.gz in "
         + ", ".join(str(d) for d in dirs)
         + ". Put the canonical python version in a folder named by $AIRINFER_DATA, "
         "or allow the download."
