@@ -13,12 +13,20 @@
 without importing them (:mod:`airinfer.experiments.registry`), and the runner
 is imported only by the commands that run or plot something. Bad input (an
 unknown experiment, a bad ``--set``, an output folder holding other results)
-ends with one line ``airinfer: error: ...`` on stderr and exit status 2.
+ends with one line ``airinfer: error: ...`` on stderr and exit status 2, as
+does a bad file or folder (a garbled or empty ``results.csv``, an ``--out``
+that is or lies below a file, a data set that is missing or corrupt, a bad
+cache entry with ``--no-retrain``). Any other failure ends with one line and
+exit status 1; ``--debug`` shows its traceback instead. Warnings (a bad cache
+entry moved aside and retrained, a bad data file skipped) are one line
+``airinfer: warning: ...`` each.
 """
 
 import argparse
+import contextlib
 import importlib.metadata
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -75,28 +83,43 @@ def _known_experiment(name: str) -> str:
     return name
 
 
+def _bad_input() -> tuple[type[Exception], ...]:
+    """The errors that mean a bad file or folder: one line and exit status 2."""
+    # Deferred: these modules import JAX, which list and --help must not.
+    from airinfer.experiments.folder import ResultsFileError
+    from airinfer.experiments.runner import OutputConflict
+    from airinfer.models.cache import BadCacheEntryError
+    from airinfer.models.datasets import DatasetError
+
+    return OutputConflict, ResultsFileError, DatasetError, BadCacheEntryError
+
+
+def _one_line(error: Exception) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return f"data: {text}" if type(error).__name__ == "DatasetError" else text
+
+
 def _run(args) -> int:
     """Run (or resume) a sweep and print where the results went."""
     # Deferred: the runner and the data loaders import JAX, which list and --help must not.
     from airinfer.experiments import runner
-    from airinfer.models.datasets import DatasetError
+    from airinfer.models.cache import keep_bad_entries
 
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
     overrides = args.set + (["save_logits=true"] if args.save_logits else [])
     try:
-        result = runner.run(
-            name,
-            out_dir=out_dir,
-            overrides=overrides,
-            quick=args.quick,
-            progress=args.progress,
-            overwrite=args.overwrite,
-        )
-    except runner.OutputConflict as error:
-        raise UsageError(str(error)) from None
-    except DatasetError as error:  # data that cannot be found or read: not a traceback
-        raise UsageError(f"data: {error}") from None
+        with keep_bad_entries() if not args.retrain else contextlib.nullcontext():
+            result = runner.run(
+                name,
+                out_dir=out_dir,
+                overrides=overrides,
+                quick=args.quick,
+                progress=args.progress,
+                overwrite=args.overwrite,
+            )
+    except _bad_input() as error:
+        raise UsageError(_one_line(error)) from None
     except KeyboardInterrupt:
         print(
             f"{PROG}: interrupted; finished points are saved in {out_dir}; "
@@ -145,8 +168,8 @@ def _plot(args) -> int:
     _known_experiment(name)
     try:
         path = runner.replot(args.dir)
-    except runner.OutputConflict as error:
-        raise UsageError(str(error)) from None
+    except _bad_input() as error:
+        raise UsageError(_one_line(error)) from None
     print(f"{PROG}: plot redrawn in {path}")
     return 0
 
@@ -164,6 +187,11 @@ def build_parser() -> argparse.ArgumentParser:
         "'airinfer run train ...' and 'airinfer run train_encoder ...'.",
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {_version()}")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show the traceback of an unexpected error (also accepted after the command)",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     listing = commands.add_parser("list", help="list the experiments")
@@ -199,6 +227,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", dest="progress", action="store_false", help="no progress bar"
     )
     running.add_argument(
+        "--no-retrain",
+        dest="retrain",
+        action="store_false",
+        help="stop (exit status 2) at a corrupt or unreadable cache entry instead of "
+        "moving it aside and training it again",
+    )
+    running.add_argument(
         "--save-logits",
         action="store_true",
         help="keep the members' test logits beside the results (the same as "
@@ -219,11 +254,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (tests replace it)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):
+        pass
+
+
+def _warnings_as_lines() -> None:
+    """The project's warnings (logged under ``airinfer``) as ``airinfer: warning: ...``."""
+    logger = logging.getLogger("airinfer")
+    if not any(isinstance(handler, _StderrHandler) for handler in logger.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.WARNING)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the ``airinfer`` command line; returns the exit status."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = "--debug" in argv
+    argv = [item for item in argv if item != "--debug"]
     if argv[:1] and argv[0] in ALIASES:
         argv = ["run", ALIASES[argv[0]], *argv[1:]]
+    _warnings_as_lines()
     try:
         args, unknown = build_parser().parse_known_args(argv)
         if unknown:
@@ -240,6 +301,16 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
+    except Exception as error:
+        if debug:
+            raise
+        text = " ".join(str(error).split())[:500] or "(no message)"
+        print(
+            f"{PROG}: error: {type(error).__name__}: {text} (run again with --debug for "
+            "the traceback)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

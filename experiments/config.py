@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import functools
 import json
+import math
 import numbers
 import types
 import typing
@@ -36,6 +37,7 @@ from collections.abc import Mapping, Sequence
 __all__ = [
     "ConfigError",
     "apply_overrides",
+    "check_config",
     "from_dict",
     "leaf_keys",
     "to_dict",
@@ -249,42 +251,75 @@ def _unknown_key(source: str, key: str, valid: list[str]) -> ConfigError:
     return ConfigError(f"{source}: unknown key {key!r}{hint}; valid keys: {', '.join(valid)}")
 
 
-def _replace(config, key: str, raw, from_text: bool, source: str, root_type: type, depth=0):
-    """A copy of ``config`` with the field at dotted ``key`` set to ``raw`` (checked).
+class _Changes(dict):
+    """Field name -> new value, or -> the :class:`_Changes` of a nested config."""
 
-    ``depth`` counts the parts of ``key`` already walked; ``root_type`` is the
-    outermost config type, whose keys an unknown-key message lists.
+
+def _record(config, changes: _Changes, key, raw, from_text: bool, source: str, root_type: type):
+    """Check the dotted ``key`` and its value against ``config``'s types; note it in ``changes``.
+
+    Only the field's type is checked here; the configs' own checks
+    (``__post_init__``) run once, on the final config (:func:`_build`).
     """
     parts = key.split(".")
-    name, here = parts[depth], ".".join(parts[: depth + 1])
-    field_types = _field_types(type(config))
-    if name not in field_types:
-        raise _unknown_key(source, key, leaf_keys(root_type))
-    tp = field_types[name]
-    if depth + 1 < len(parts):
-        if not _is_config_type(tp):
+    for depth, name in enumerate(parts):
+        here = ".".join(parts[: depth + 1])
+        field_types = _field_types(type(config))
+        if name not in field_types:
+            raise _unknown_key(source, key, leaf_keys(root_type))
+        tp = field_types[name]
+        if depth + 1 < len(parts):
+            if not _is_config_type(tp):
+                raise ConfigError(
+                    f"{source}: {here!r} has no sub-fields; valid keys: "
+                    f"{', '.join(leaf_keys(root_type))}"
+                )
+            config = getattr(config, name)
+            changes = changes.setdefault(name, _Changes())
+            continue
+        if _is_config_type(tp):
             raise ConfigError(
-                f"{source}: {here!r} has no sub-fields; valid keys: "
-                f"{', '.join(leaf_keys(root_type))}"
+                f"{source}: {key!r} is a group; set one of {', '.join(leaf_keys(tp, key + '.'))}"
             )
-        value = _replace(getattr(config, name), key, raw, from_text, source, root_type, depth + 1)
-    elif _is_config_type(tp):
-        raise ConfigError(
-            f"{source}: {key!r} is a group; set one of {', '.join(leaf_keys(tp, key + '.'))}"
-        )
-    else:
         try:
-            value = _parse_text(raw, tp) if from_text else _check_value(raw, tp)
+            changes[name] = _parse_text(raw, tp) if from_text else _check_value(raw, tp)
         except _Mismatch as mismatch:
             raise ConfigError(f"{source}: expected {mismatch.expected}, got {raw!r}") from None
-    try:
-        return dataclasses.replace(config, **{name: value})
-    except ValueError as error:  # the config's own checks (__post_init__) refused it
-        raise ConfigError(f"{source}: {error}") from None
 
 
-def apply_overrides(config, overrides: Sequence[str] | Mapping[str, object]):
+def _build(config, changes: _Changes):
+    """``config`` with ``changes`` made, each (nested) config constructed once."""
+    values = {
+        name: _build(getattr(config, name), change) if isinstance(change, _Changes) else change
+        for name, change in changes.items()
+    }
+    return dataclasses.replace(config, **values)
+
+
+def _items(overrides) -> list[tuple[str, str, object, bool]]:
+    """``(source, key, value, from_text)`` of each override item."""
+    if isinstance(overrides, Mapping):
+        return [
+            (f"override {key}={value!r}", key, value, False) for key, value in overrides.items()
+        ]
+    if isinstance(overrides, str):
+        raise TypeError("overrides must be a sequence of 'key=value' strings, not one string")
+    items = []
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item}: expected key=value, e.g. seed=1")
+        items.append((f"--set {item}", key.strip(), text, True))
+    return items
+
+
+def apply_overrides(config, overrides: Sequence[str] | Mapping[str, object], *more):
     """Return a copy of ``config`` with dotted fields replaced.
+
+    Every key and value is checked against the field's type as it is read; the
+    config's own checks (its ``__post_init__``, cross-field ones included) then
+    run once on the final config, after every item is applied, so that the
+    order of the items does not matter.
 
     Args:
         config: a frozen config dataclass instance.
@@ -293,6 +328,8 @@ def apply_overrides(config, overrides: Sequence[str] | Mapping[str, object]):
             ``{"dotted.key": value}`` whose values are Python values (checked,
             ints accepted for floats, lists for tuples) or text (parsed).
             Later items win.
+        *more: further groups of items of either kind, applied after ``overrides``
+            (e.g. ``--quick``'s mapping, then the ``--set`` items).
 
     Returns:
         The new config; ``config`` itself is unchanged.
@@ -301,22 +338,19 @@ def apply_overrides(config, overrides: Sequence[str] | Mapping[str, object]):
         ConfigError: one line naming the item, the key, the value and what is
             allowed, e.g. ``--set snr_db=abc: expected float, got 'abc'``.
     """
-    if isinstance(overrides, Mapping):
-        items = [
-            (f"override {key}={value!r}", key, value, False) for key, value in overrides.items()
-        ]
-    elif isinstance(overrides, str):
-        raise TypeError("overrides must be a sequence of 'key=value' strings, not one string")
-    else:
-        items = []
-        for item in overrides:
-            key, sep, text = item.partition("=")
-            if not sep or not key.strip():
-                raise ConfigError(f"--set {item}: expected key=value, e.g. seed=1")
-            items.append((f"--set {item}", key.strip(), text, True))
+    items = [item for group in (overrides, *more) for item in _items(group)]
+    changes = _Changes()
     for source, key, value, from_text in items:
-        config = _replace(config, key, value, from_text, source, type(config))
-    return config
+        _record(config, changes, key, value, from_text, source, type(config))
+    try:
+        return _build(config, changes)
+    except ValueError as error:  # the config's own checks (__post_init__) refused it
+        # blamed on the command-line items, which the user can change
+        blamed = [source for source, *_, from_text in items if from_text] or [
+            source for source, *_ in items
+        ]
+        prefix = f"{' '.join(blamed)}: " if blamed and len(blamed) <= 4 else ""
+        raise ConfigError(f"{prefix}{error}") from None
 
 
 # ------------------------------------------------------------------------------ JSON
@@ -363,3 +397,47 @@ def from_dict(config_type: type, data: Mapping, prefix: str = ""):
         return config_type(**values)
     except ValueError as error:  # the config's own checks (__post_init__) refused it
         raise ConfigError(f"{prefix.rstrip('.') or config_type.__name__}: {error}") from None
+
+
+# ---------------------------------------------------------------------- common checks
+
+#: Seeds lie in [0, SEED_LIMIT): what both NumPy's and JAX's generators take.
+SEED_LIMIT = 2**63
+#: Every integer field fits a signed 64-bit integer (what the arrays hold).
+INT_LIMIT = 2**63
+
+
+def _is_seed(name: str) -> bool:
+    return name == "seed" or name.endswith("_seed")
+
+
+def check_config(config, prefix: str = "") -> None:
+    """Checks every config passes, beside its own: seeds, 64-bit integers, finite floats.
+
+    A seed (a field named ``seed`` or ``*_seed``) lies in ``[0, 2**63)``; every
+    integer fits 64 bits; no float is NaN, and none is infinite unless the
+    config lists the field in its ``INFINITE_FIELDS`` (e.g. a privacy level
+    ε = ∞). Nested configs are checked with their dotted keys.
+
+    Raises:
+        ConfigError: one line naming the field, the value and what is allowed.
+    """
+    infinite_ok = getattr(type(config), "INFINITE_FIELDS", ())
+    for field in dataclasses.fields(config):
+        key, value = prefix + field.name, getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            check_config(value, key + ".")
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, bool):
+                continue
+            if isinstance(item, int):
+                if _is_seed(field.name) and not 0 <= item < SEED_LIMIT:
+                    raise ConfigError(f"{key}: {item} is not a seed in [0, 2**63)")
+                if not -INT_LIMIT <= item < INT_LIMIT:
+                    raise ConfigError(f"{key}: {item} does not fit a 64-bit integer")
+            elif isinstance(item, float):
+                if math.isnan(item):
+                    raise ConfigError(f"{key}: nan is not allowed (a finite number is)")
+                if math.isinf(item) and field.name not in infinite_ok:
+                    raise ConfigError(f"{key}: {item} is not allowed (a finite number is)")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 __all__ = [
     "RESULTS_FILE",
+    "ResultsFileError",
     "cell",
     "csv_text",
     "parse_cell",
@@ -136,12 +137,40 @@ def scalar(name: str, value):
     return item()
 
 
+class ResultsFileError(ValueError):
+    """A results file that cannot be read as what it should be (garbled, truncated, empty)."""
+
+
 def read_raw(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a CSV file, cells as text."""
-    with open(path, newline="", encoding="utf-8") as file:
-        reader = csv.DictReader(file)
-        rows = list(reader)
-        return list(reader.fieldnames or []), rows
+    """Header and rows of a CSV file, cells as text.
+
+    Raises:
+        ResultsFileError: the file is not UTF-8 CSV, has no header, or a row
+            whose cells do not match the header (a truncated or garbled file);
+            the message names the file and the line.
+    """
+    try:
+        with open(path, newline="", encoding="utf-8") as file:
+            reader = csv.DictReader(file)
+            rows = list(reader)
+            header = list(reader.fieldnames or [])
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ResultsFileError(f"{path} is not a readable CSV file ({error})") from None
+    if not header or not all(header):
+        raise ResultsFileError(f"{path} has no header line (an empty or garbled CSV file)")
+    if len(set(header)) != len(header):
+        raise ResultsFileError(f"{path}: its header names a column twice ({','.join(header)})")
+    for line, row in enumerate(rows, start=2):
+        if None in row or None in row.values():
+            if None in row:
+                cells = len(header) + len(row[None])
+            else:
+                cells = sum(value is not None for value in row.values())
+            raise ResultsFileError(
+                f"{path}: line {line} has {cells} cells where the header has {len(header)} "
+                "(a truncated or garbled file)"
+            )
+    return header, rows
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:

@@ -22,13 +22,14 @@ macro-F1 and accuracy beside the published macro-F1.
 import dataclasses
 import functools
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import jax
 import numpy as np
 from matplotlib.figure import Figure
 
 from airinfer.experiments import aggregation, ota_privacy
+from airinfer.experiments.checks import check_orthogonal_link
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import save_figure
@@ -105,6 +106,8 @@ class OacTable1Config:
     ensemble: EnsembleSpec = EnsembleSpec(
         dataset="fashion_mnist", model="cnn", width=0.5, members=20, diversity="shards", epochs=20
     )
+    #: ε = inf: no privacy noise
+    INFINITE_FIELDS: ClassVar[tuple[str, ...]] = ("epsilon",)
     epsilon: tuple[float, ...] = (math.inf, 1.0)
     delta: float = 1e-5
     snr_db: float = 0.0
@@ -136,6 +139,7 @@ class OacTable1Config:
             raise ConfigError(f"bits: {self.bits} is not in [1, 16]")
         if not 0 < self.code_rate < 1:
             raise ConfigError(f"code_rate: {self.code_rate} is not in (0, 1)")
+        check_orthogonal_link(self.bits, self.modulation, self.code_rate)
 
 
 QUICK = {"ensemble.dataset": "digits", "ensemble.epochs": 60, "draws": 10}

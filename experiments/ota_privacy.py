@@ -27,12 +27,13 @@ the power budget.
 import dataclasses
 import functools
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from airinfer.experiments import aggregation
+from airinfer.experiments.checks import check_orthogonal_link
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import save_figure
@@ -78,6 +79,8 @@ class OtaPrivacyConfig:
 
     seed: int = 0
     ensemble: EnsembleSpec = EnsembleSpec(dataset="fashion_mnist", width=0.5, members=20, epochs=2)
+    #: ε = inf: no privacy noise
+    INFINITE_FIELDS: ClassVar[tuple[str, ...]] = ("epsilon",)
     epsilon: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, math.inf)
     delta: float = 1e-5
     snr_db: float = 0.0
@@ -102,6 +105,7 @@ class OtaPrivacyConfig:
             raise ConfigError(f"draws: {self.draws} is not >= 1")
         if not math.isfinite(self.snr_db):
             raise ConfigError(f"snr_db: {self.snr_db} is not finite")
+        check_orthogonal_link(self.bits, self.modulation, self.code_rate)
 
 
 QUICK = {"ensemble.dataset": "digits", "ensemble.epochs": 10, "draws": 10}

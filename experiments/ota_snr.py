@@ -45,6 +45,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from airinfer.experiments import aggregation
+from airinfer.experiments.checks import check_orthogonal_link
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import save_figure
@@ -148,6 +149,7 @@ class OtaSnrConfig:
             raise ConfigError(f"code_rate: {self.code_rate} is not in (0, 1)")
         if any(not math.isfinite(s) for s in self.snr_db):
             raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
+        check_orthogonal_link(self.bits, self.modulation, self.code_rate)
 
     def _check_power_constraint(self):
         """``peak`` anywhere; ``average`` with truncated inversion, one antenna, awgn/rayleigh."""

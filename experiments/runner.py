@@ -34,9 +34,16 @@ import jax
 from tqdm import tqdm
 
 from airinfer.experiments import registry
-from airinfer.experiments.config import ConfigError, apply_overrides, from_dict, to_json_dict
+from airinfer.experiments.config import (
+    ConfigError,
+    apply_overrides,
+    check_config,
+    from_dict,
+    to_json_dict,
+)
 from airinfer.experiments.folder import (
     RESULTS_FILE,
+    ResultsFileError,
     cell,
     csv_text,
     read_raw,
@@ -93,9 +100,11 @@ class RunResult:
 def resolve_config(experiment: registry.Experiment, config=None, overrides=(), quick=False):
     """The config a run uses: ``config`` (or the default), ``--quick``'s fields, then ``--set``."""
     config = experiment.config() if config is None else config
-    if quick:
-        config = apply_overrides(config, experiment.quick)
-    return apply_overrides(config, list(overrides))
+    # one config built from every item, then checked whole: the order of the items
+    # does not matter, and nothing is written or trained before it passes
+    config = apply_overrides(config, experiment.quick if quick else {}, list(overrides))
+    check_config(config)
+    return config
 
 
 def _flatten(data, prefix="") -> dict[str, object]:
@@ -140,8 +149,7 @@ def _check_folder(
 
     Reads only, so that a refused run leaves every file as it was.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputConflict(f"{out_dir} is a file, not a folder; choose another --out")
+    _check_out_path(out_dir)
     config_path, results_path = out_dir / CONFIG_FILE, out_dir / RESULTS_FILE
     if not config_path.exists():
         if results_path.exists():
@@ -163,18 +171,20 @@ def _check_folder(
             f"{out_dir} holds results of experiment {stored_name!r}, not {name!r}; "
             "choose another --out or pass --overwrite"
         )
+    rows = read_raw(results_path)[1] if results_path.exists() else []
+    if not rows:
+        # a run that stopped before its first point (or was refused): nothing to keep
+        return {}
     differences = _config_differences(stored_config, config_json)
     if differences:
         raise OutputConflict(
             f"{out_dir} holds results of a different config ({'; '.join(differences)}); "
             "choose another --out or pass --overwrite"
         )
-    if not results_path.exists():
-        return {}
     columns = _point_columns(points)
     index_of = {_point_id(point, columns): index for index, point in enumerate(points)}
     done = {}
-    for row in read_raw(results_path)[1]:
+    for row in rows:
         row_id = tuple(row.get(name) or "" for name in columns)
         if row_id not in index_of:
             shown = ", ".join(f"{name}={cell}" for name, cell in zip(columns, row_id, strict=True))
@@ -184,6 +194,18 @@ def _check_folder(
             )
         done[index_of[row_id]] = row
     return done
+
+
+def _check_out_path(out_dir: Path) -> None:
+    """Refuse an output folder that is a file or lies below one (reads only)."""
+    for folder in (out_dir, *out_dir.parents):
+        if folder.exists() or folder.is_symlink():
+            if not folder.is_dir():
+                where = "is" if folder == out_dir else f"lies below {folder}, which is"
+                raise OutputConflict(
+                    f"{out_dir} {where} a file, not a folder; choose another --out"
+                )
+            return
 
 
 def _clear_folder(out_dir: Path, name: str) -> None:
@@ -392,6 +414,7 @@ def run(
     if not points:
         raise ConfigError(f"{experiment.name}: this config gives no points to run")
 
+    _check_out_path(out_dir)
     if overwrite:
         _clear_folder(out_dir, experiment.name)
     done = _check_folder(out_dir, experiment.name, config_json, points)
@@ -430,10 +453,26 @@ def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | N
         raise OutputConflict(
             f"{out_dir} holds no results ({CONFIG_FILE} and {RESULTS_FILE} needed)"
         )
-    stored = json.loads(config_path.read_text(encoding="utf-8"))
-    experiment = _as_experiment(stored["experiment"] if experiment is None else experiment)
-    config = from_dict(experiment.config, stored["config"])
-    rows = read_rows(out_dir / RESULTS_FILE)
+    try:
+        stored = json.loads(config_path.read_text(encoding="utf-8"))
+        name, stored_config = stored["experiment"], stored["config"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise OutputConflict(f"{config_path} is not a results config ({error})") from None
+    experiment = _as_experiment(name if experiment is None else experiment)
+    config = from_dict(experiment.config, stored_config)
+    results_path = out_dir / RESULTS_FILE
+    rows = read_rows(results_path)
+    if not rows:
+        raise ResultsFileError(
+            f"{results_path} holds no finished point; the plot is left as it was"
+        )
     path = out_dir / f"{experiment.name}.png"
-    write_with(path, lambda temporary: experiment.plot(rows, config, temporary))
+    try:
+        # drawn into a temporary file: a plot that fails leaves the old one in place
+        write_with(path, lambda temporary: experiment.plot(rows, config, temporary))
+    except (TypeError, ValueError, KeyError, IndexError) as error:
+        raise ResultsFileError(
+            f"{results_path} cannot be plotted ({type(error).__name__}: {error}); "
+            "is the file garbled?"
+        ) from None
     return path

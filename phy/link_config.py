@@ -46,6 +46,8 @@ _OFDM_FIELDS = (
 # Limits of Sionna's 5G NR LDPC code (38.212): info bits and mother code length.
 _LDPC_K_RANGE = (12, 8448)
 _LDPC_N_MAX = 316 * 384
+# the rates k/n that 5G LDPC (38.212) and Sionna's encoder take
+_LDPC_RATE_RANGE = (1 / 5, 0.95)
 # |h_est|^2 is floored here before dividing: a deep fade or a zero estimate gives
 # near-zero LLRs instead of inf/NaN.
 _MIN_CHANNEL_POWER = 1e-12
@@ -147,6 +149,12 @@ class LinkConfig:
             if not self.k < n <= _LDPC_N_MAX:
                 raise ValueError(
                     f"n must satisfy k={self.k} < n <= {_LDPC_N_MAX} for LDPC, got {n}"
+                )
+            low, high = _LDPC_RATE_RANGE
+            if not low <= self.k / n <= high:
+                raise ValueError(
+                    f"code rate k/n = {self.k}/{n} = {self.k / n:.4g} is outside "
+                    f"[{low:g}, {high:g}], the rates of 5G LDPC"
                 )
         if n % self.bits_per_symbol:
             raise ValueError(
