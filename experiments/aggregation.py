@@ -5,12 +5,19 @@ SNR points run through ``jax.lax.map`` (it works across the Sionna bridge,
 unlike ``vmap``) and, at each point, all channel draws of all test samples
 form one batch, so there is no Python loop over samples or draws.
 
+Non-finite values never decide: the members' outputs and the SNRs are refused
+when they hold NaN or inf (:func:`airinfer.ota.encoding.check_finite`), and
+inside the jitted sweep an estimate that is not finite gets no decision
+(:func:`airinfer.ota.encoding.decide`): it counts as wrong, and a warning line
+names the points where that happened.
+
 Over the air, a curve takes the path of the edge-ensemble strategy,
 :func:`airinfer.ota.ensemble.ensemble_over_the_air`, with the scheme names of
 :mod:`airinfer.ota.ensemble` (``ota_belief``, ``ota_vote``, ``ota_sign``).
 """
 
 import functools
+import logging
 import zlib
 
 import jax
@@ -19,7 +26,13 @@ import numpy as np
 
 from airinfer.ota.aircomp import over_the_air_average
 from airinfer.ota.connectivity import participation_mask
-from airinfer.ota.encoding import normalize, num_channel_uses
+from airinfer.ota.encoding import (
+    NO_DECISION,
+    check_finite,
+    decide,
+    normalize,
+    num_channel_uses,
+)
 from airinfer.ota.ensemble import SCHEME_PAYLOADS, ensemble_over_the_air
 from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
 from airinfer.ota.privacy import add_gaussian_noise, project_to_simplex
@@ -36,6 +49,32 @@ __all__ = [
     "best_single_member",
     "macro_f1",
 ]
+
+
+_log = logging.getLogger(__name__)
+
+
+def _checked(name, array, dtype=np.float32):
+    """``array`` as a host array of ``dtype``, refused if it holds NaN or inf."""
+    check_finite(name, array)
+    return np.asarray(array, dtype)
+
+
+def _report_undecided(what, undecided, points, inferences):
+    """One warning line per point where non-finite estimates got no decision."""
+    for point, count in zip(np.atleast_1d(points), np.atleast_1d(undecided), strict=True):
+        if count:
+            _log.warning(
+                "%s at %s: %d of %d estimates were not finite and got no decision "
+                "(counted as wrong)", what, point, int(count), inferences,
+            )  # fmt: skip
+
+
+def _correct_and_undecided(decisions, labels):
+    return (
+        jnp.sum(decisions == labels).astype(jnp.int32),
+        jnp.sum(decisions == NO_DECISION).astype(jnp.int32),
+    )
 
 
 def softmax(logits):
@@ -63,8 +102,7 @@ def _correct_counts(key, probs, labels, snr_db, connectivity, *, scheme, config,
         estimate = ensemble_over_the_air(
             key_link, key_join, probs, snr, config, SCHEME_PAYLOADS[scheme], p
         )
-        decisions = jnp.argmax(estimate.average, axis=-1)
-        return jnp.sum(decisions == labels).astype(jnp.int32)
+        return _correct_and_undecided(decide(estimate.average), labels)
 
     indices = jnp.arange(snr_db.shape[0])
     return jax.lax.map(one_point, (indices, snr_db, connectivity))
@@ -86,12 +124,13 @@ def ota_accuracy_curve(key, probs, labels, snr_db, *, scheme, config, draws, con
     Output:
         ``[S]`` float accuracies in [0, 1] over ``draws x N`` inferences.
     """
-    snr_db = np.atleast_1d(np.asarray(snr_db, np.float32))
-    connectivity = np.broadcast_to(np.asarray(connectivity, np.float32), snr_db.shape)
-    counts = _correct_counts(
-        key, jnp.asarray(probs), jnp.asarray(labels), snr_db, connectivity,
+    snr_db = np.atleast_1d(_checked("snr_db", snr_db))
+    connectivity = np.broadcast_to(_checked("connectivity", connectivity), snr_db.shape)
+    counts, undecided = _correct_counts(
+        key, jnp.asarray(_checked("probs", probs)), jnp.asarray(labels), snr_db, connectivity,
         scheme=scheme, config=config, draws=draws,
     )  # fmt: skip
+    _report_undecided(f"{scheme}: snr_db", undecided, snr_db, draws * len(labels))
     return np.asarray(counts) / (draws * len(labels))
 
 
@@ -104,7 +143,7 @@ def _orthogonal_correct_counts(key, probs, labels, snr_db, table, *, config, dra
         estimate = orthogonal_average(
             jax.random.fold_in(key, index), values, snr, config, bler_table=table
         )
-        return jnp.sum(jnp.argmax(estimate.average, axis=-1) == labels).astype(jnp.int32)
+        return _correct_and_undecided(decide(estimate.average), labels)
 
     return jax.lax.map(one_point, (jnp.arange(snr_db.shape[0]), snr_db))
 
@@ -117,11 +156,13 @@ def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws):
     block-error table of its link is measured once (and cached) before the
     jitted sweep.
     """
-    snr_db = np.atleast_1d(np.asarray(snr_db, np.float32))
+    snr_db = np.atleast_1d(_checked("snr_db", snr_db))
+    probs = _checked("probs", probs)
     table = measure_bler_table(config.link(probs.shape[-1]))
-    counts = _orthogonal_correct_counts(
+    counts, undecided = _orthogonal_correct_counts(
         key, jnp.asarray(probs), jnp.asarray(labels), snr_db, table, config=config, draws=draws
     )
+    _report_undecided("orthogonal: snr_db", undecided, snr_db, draws * len(labels))
     return np.asarray(counts) / (draws * len(labels))
 
 
@@ -135,7 +176,7 @@ def _ideal_correct_counts(key, probs, labels, connectivity, *, draws):
             jax.random.fold_in(key, index), values.shape[:2], values.shape[2], p
         )
         average = jnp.einsum("...k,...kc->...c", mask, values) / jnp.sum(mask, -1, keepdims=True)
-        return jnp.sum(jnp.argmax(average, axis=-1) == labels).astype(jnp.int32)
+        return _correct_and_undecided(decide(average), labels)
 
     return jax.lax.map(one_point, (jnp.arange(connectivity.shape[0]), connectivity))
 
@@ -146,10 +187,11 @@ def ideal_accuracy_curve(key, probs, labels, connectivity, *, draws):
     ``probs`` ``[N, K, C]``; device 0 always joins and the participants' softmax
     outputs are averaged exactly. ``connectivity`` ``[P]`` -> ``[P]`` accuracies.
     """
-    connectivity = np.atleast_1d(np.asarray(connectivity, np.float32))
-    counts = _ideal_correct_counts(
-        key, jnp.asarray(probs), jnp.asarray(labels), connectivity, draws=draws
+    connectivity = np.atleast_1d(_checked("connectivity", connectivity))
+    counts, undecided = _ideal_correct_counts(
+        key, jnp.asarray(_checked("probs", probs)), jnp.asarray(labels), connectivity, draws=draws
     )
+    _report_undecided("ideal: connectivity", undecided, connectivity, draws * len(labels))
     return np.asarray(counts) / (draws * len(labels))
 
 
@@ -213,7 +255,7 @@ def _private_decisions(key, values, snr_db, dp_std, low, high, table, *, config,
         average, over_budget = private_estimate(
             keys, values, snr_db, std, lo, hi, table, config=config, normalization=normalization
         )
-        return jnp.argmax(average, axis=-1).astype(jnp.int32), jnp.sum(over_budget)
+        return decide(average), jnp.sum(over_budget)
 
     indices = jnp.arange(dp_std.shape[0])
     return jax.lax.map(one_point, (indices, dp_std, low, high))
@@ -243,8 +285,8 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
     ranges = np.asarray(ranges, np.float32)
     decisions, over_budget = _private_decisions(
         key,
-        jnp.asarray(values),
-        np.float32(snr_db),
+        jnp.asarray(_checked("values", values)),
+        _checked("snr_db", np.float32(snr_db)),
         np.asarray(dp_std, np.float32),
         ranges[:, 0],
         ranges[:, 1],
@@ -255,6 +297,10 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
     )  # fmt: skip
     decisions = np.asarray(decisions)
     labels = np.asarray(labels)
+    _report_undecided(
+        "private: level", np.sum(decisions == NO_DECISION, axis=(1, 2)),
+        np.arange(len(decisions)), decisions[0].size,
+    )  # fmt: skip
     accuracy = np.mean(decisions == labels, axis=(1, 2))
     num_classes = values.shape[-1]
     f1 = [macro_f1(d, np.broadcast_to(labels, d.shape), num_classes) for d in decisions]
@@ -264,11 +310,13 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
 
 def noiseless_accuracy(probs, labels):
     """Accuracy of the ensemble with perfect aggregation: argmax of the averaged softmax."""
-    return float(np.mean(np.argmax(probs.mean(axis=-2), axis=-1) == labels))
+    return float(np.mean(np.argmax(_checked("probs", probs).mean(axis=-2), axis=-1) == labels))
 
 
 def best_single_member(val_logits, test_logits, test_labels, val_labels):
     """Test accuracy of the member with the best validation accuracy, and its index."""
+    val_logits = _checked("val_logits", val_logits)
+    test_logits = _checked("test_logits", test_logits)
     val_accuracy = np.mean(np.argmax(val_logits, axis=-1) == val_labels, axis=-1)
     best = int(np.argmax(val_accuracy))
     return float(np.mean(np.argmax(test_logits[best], axis=-1) == test_labels)), best

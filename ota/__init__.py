@@ -34,7 +34,9 @@ from airinfer.ota.aircomp import (
 from airinfer.ota.connectivity import participation_mask
 from airinfer.ota.cost import channel_uses, payload_bits
 from airinfer.ota.encoding import (
+    NO_DECISION,
     Normalization,
+    check_finite,
     decide,
     denormalize,
     normalize,
@@ -107,7 +109,7 @@ __all__ = [
     "noise_power", "over_the_air_average", "receiver_estimate",
     # what devices send
     "Normalization", "normalize", "denormalize", "num_channel_uses", "values_to_symbols",
-    "symbols_to_values", "one_hot_votes", "sign_votes", "decide",
+    "symbols_to_values", "one_hot_votes", "sign_votes", "decide", "NO_DECISION", "check_finite",
     # device pre-processing and receive combining
     "PRECODINGS", "POWER_CONSTRAINTS", "Precoding", "truncated_inversion_amplitude",
     "truncated_channel_inversion", "full_channel_inversion",

@@ -28,6 +28,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from airinfer.ota._checks import check_bool, check_positive, check_positive_int
 from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
@@ -42,6 +43,8 @@ __all__ = [
     "one_hot_votes",
     "sign_votes",
     "decide",
+    "NO_DECISION",
+    "check_finite",
 ]
 
 # Keeps the norm-shrinking factor's gradient finite for an all-offset vector.
@@ -182,6 +185,42 @@ def sign_votes(values, reference=None):
     return jnp.where(values >= reference, 1.0, -1.0).astype(jnp.float32)
 
 
+#: The decision where the estimate is not finite: no class (never counted as correct).
+NO_DECISION = -1
+
+
 def decide(average):
-    """The ensemble decision: argmax of the estimated average, ``[..., C]`` -> ``[...]`` int32."""
-    return jnp.argmax(average, axis=-1).astype(jnp.int32)
+    """The ensemble decision: argmax of the estimated average, finite estimates only.
+
+    ``jnp.argmax`` lets a NaN win (it returns the first NaN's index); here an
+    estimate with any NaN or infinite entry gets :data:`NO_DECISION` instead,
+    which is never a label. Jit-able: under ``jit`` this is the flag in the
+    outcome that nothing non-finite silently decided.
+
+    Input:
+        average: ``[..., C]`` the receiver's estimate.
+
+    Output:
+        ``[...]`` int32 classes, :data:`NO_DECISION` where ``average`` is not finite.
+    """
+    average = jnp.asarray(average)
+    finite = jnp.all(jnp.isfinite(average), axis=-1)
+    return jnp.where(finite, jnp.argmax(average, axis=-1), NO_DECISION).astype(jnp.int32)
+
+
+def check_finite(name: str, array) -> None:
+    """Refuse NaN or inf in ``array`` where it is concrete (a traced one passes: :func:`decide`).
+
+    Raises:
+        ValueError: naming ``name``, how many values are not finite and the first one's index.
+    """
+    if isinstance(array, jax.core.Tracer):
+        return
+    values = np.asarray(array)
+    finite = np.isfinite(values)
+    if not finite.all():
+        first = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(
+            f"{name}: {values.size - int(finite.sum())} of {values.size} values are NaN or "
+            f"infinite (the first at index {first}); non-finite values cannot decide"
+        )

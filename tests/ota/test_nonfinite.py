@@ -1,0 +1,87 @@
+"""Non-finite values never decide: NaN or inf in members' outputs or SNRs, eager and jitted."""
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from airinfer import ota
+from airinfer.experiments import aggregation
+from airinfer.ota.aircomp import AirCompConfig
+
+N, K, C = 40, 4, 5
+
+
+def _probs():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(N, K, C)).astype(np.float32)
+    return aggregation.softmax(logits), rng.integers(0, C, N)
+
+
+def test_a_nan_never_wins_the_decision_eager_or_jitted():
+    average = np.array([[0.1, np.nan, 0.2], [0.1, 0.7, 0.2], [np.inf, 0.0, 0.0]], np.float32)
+    assert int(jnp.argmax(average[0])) == 1  # what a plain argmax does: the NaN wins
+    expected = [ota.NO_DECISION, 1, ota.NO_DECISION]
+    np.testing.assert_array_equal(ota.decide(average), expected)
+    np.testing.assert_array_equal(jax.jit(ota.decide)(average), expected)
+
+
+def test_check_finite_names_the_array_and_passes_traced_ones():
+    with pytest.raises(ValueError, match=r"^probs: 1 of 6 values .*index \(1, 0\)"):
+        ota.check_finite("probs", np.array([[0.0, 1, 2], [np.nan, 1, 2]]))
+    ota.check_finite("probs", np.ones(3))
+    jax.jit(lambda x: ota.check_finite("x", x) or x)(jnp.ones(3))  # traced: no refusal
+
+
+def test_a_nan_in_one_members_output_is_refused_by_every_curve():
+    probs, labels = _probs()
+    probs[3, 2, 1] = np.nan
+    key = jax.random.key(0)
+    config = AirCompConfig(channel="awgn", backend="jax")
+    with pytest.raises(ValueError, match="probs: 1 of"):
+        aggregation.ota_accuracy_curve(
+            key, probs, labels, [0.0], scheme="ota_belief", config=config, draws=1
+        )
+    with pytest.raises(ValueError, match="probs"):
+        aggregation.ideal_accuracy_curve(key, probs, labels, [1.0], draws=1)
+    with pytest.raises(ValueError, match="probs"):
+        aggregation.noiseless_accuracy(probs, labels)
+
+
+@pytest.mark.parametrize("snr", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_snr_is_refused_before_the_jitted_sweep(snr):
+    probs, labels = _probs()
+    config = AirCompConfig(channel="awgn", backend="jax")
+    with pytest.raises(ValueError, match="snr_db"):
+        aggregation.ota_accuracy_curve(
+            jax.random.key(0), probs, labels, [0.0, snr], scheme="ota_belief", config=config,
+            draws=1,
+        )  # fmt: skip
+
+
+def test_non_finite_estimates_inside_the_jitted_sweep_count_as_wrong_and_are_reported(
+    monkeypatch, caplog
+):
+    """A NaN that appears inside the traced sweep (no eager check can see it) never wins."""
+    probs, labels = _probs()
+    labels = np.zeros(N, np.int64)  # a NaN at class 0 would win every plain argmax
+    config = AirCompConfig(channel="awgn", backend="jax")
+    real = aggregation.ensemble_over_the_air
+
+    def poisoned(key_air, key_join, probs, snr, config, payload, p):
+        estimate = real(key_air, key_join, probs, snr, config, payload, p)
+        # NaN at class 0 at the second SNR point only (snr is traced here)
+        nan_at_zero = jnp.where(snr > 5.0, jnp.nan, estimate.average[..., 0])
+        return estimate._replace(average=estimate.average.at[..., 0].set(nan_at_zero))
+
+    monkeypatch.setattr(aggregation, "ensemble_over_the_air", poisoned)
+    with caplog.at_level(logging.WARNING, logger="airinfer"):
+        accuracy = aggregation.ota_accuracy_curve(
+            jax.random.key(0), probs, labels, [0.0, 10.0], scheme="ota_belief", config=config,
+            draws=2,
+        )  # fmt: skip
+    assert accuracy[1] == 0.0  # no NaN decided; every inference counted wrong
+    [record] = caplog.records
+    assert "10.0" in record.getMessage() and f"{2 * N} of {2 * N}" in record.getMessage()
