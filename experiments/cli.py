@@ -94,6 +94,10 @@ def _bad_input() -> tuple[type[Exception], ...]:
     return OutputConflict, ResultsFileError, DatasetError, BadCacheEntryError
 
 
+def _escape_breaks(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def _one_line(error: Exception) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return f"data: {text}" if type(error).__name__ == "DatasetError" else text
@@ -298,7 +302,10 @@ def main(argv: list[str] | None = None) -> int:
             return exit_.code or 0
         print(exit_.code, file=sys.stderr)
         return 1
-    except (UsageError, ConfigError) as error:
+    except ConfigError as error:  # one line, even when a value holds a line break
+        print(f"{PROG}: error: {_escape_breaks(str(error))}", file=sys.stderr)
+        return USAGE_ERROR
+    except UsageError as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return USAGE_ERROR
     except Exception as error:

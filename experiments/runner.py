@@ -412,7 +412,9 @@ def run(
     config_json = to_json_dict(config)
     points = [dict(point) for point in experiment.points(config)]
     if not points:
-        raise ConfigError(f"{experiment.name}: this config gives no points to run")
+        empty = [key for key, value in _flatten(config_json).items() if value == []]
+        hint = f" (empty: {', '.join(empty)})" if empty else ""
+        raise ConfigError(f"{experiment.name}: this config gives no points to run{hint}")
 
     _check_out_path(out_dir)
     if overwrite:
