@@ -1,10 +1,10 @@
-"""The JAX 5G LDPC encoder against Sionna's, and against its own parity checks."""
+"""The JAX 5G LDPC encoder and decoder against Sionna's, and against the parity checks."""
 
 import jax
 import numpy as np
 import pytest
 
-from airinfer.phy import ldpc
+from airinfer.phy import ldpc, qam
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 # (k, n): the links' 512/1024, short BG2 blocks with fillers, BG1 at a high rate
@@ -54,3 +54,38 @@ def test_encoding_jits_and_vmaps():
 def test_bad_codes_are_named(k, n, match):
     with pytest.raises(ValueError, match=match):
         ldpc.ldpc_code(k, n)
+
+
+def _received_llrs(code, blocks, es_no_db, seed):
+    """``(bits, LLRs)`` of QPSK codewords over AWGN at ``es_no_db``, demapped with the twin."""
+    rng = np.random.default_rng(seed)
+    bits = rng.integers(0, 2, (blocks, code.k))
+    symbols = np.asarray(qam.map_bits(ldpc.encode(bits, code), 2))
+    no = 10 ** (-es_no_db / 10)
+    noise = rng.standard_normal((2, *symbols.shape)) * np.sqrt(no / 2)
+    return bits, np.asarray(qam.demap(symbols + noise[0] + 1j * noise[1], no, 2))
+
+
+@pytest.mark.parametrize(
+    "k, n, es_no_db",
+    [(512, 1024, 0.5), (100, 300, -1.0), pytest.param(2000, 2600, 4.3, marks=pytest.mark.slow)],
+)
+def test_decisions_are_sionnas_on_the_same_llrs(k, n, es_no_db):
+    # near each code's waterfall, where decoding succeeds for some blocks and not others
+    code = ldpc.ldpc_code(k, n)
+    bits, llrs = _received_llrs(code, 400, es_no_db, seed=k)
+    ours = np.asarray(jax.jit(lambda x: ldpc.decode(x, code))(llrs))
+    sionna = sionna_phy().fec.ldpc
+    decoder = sionna.LDPC5GDecoder(sionna.LDPC5GEncoder(k, n), hard_out=True, num_iter=20)
+    theirs = decoder(tensorflow().constant(llrs.astype(np.float32))).numpy().astype(np.int32)
+    block_errors = np.any(ours != bits, axis=1)
+    assert 0.02 < block_errors.mean() < 0.98  # a point where decisions are at stake
+    same = np.all(ours == theirs, axis=1)
+    assert same.mean() >= 0.995, f"{(~same).sum()} of {len(same)} blocks differ"
+
+
+def test_noiseless_llrs_decode_to_the_sent_bits_in_one_iteration():
+    code = ldpc.ldpc_code(512, 1024)
+    bits = np.random.default_rng(3).integers(0, 2, (4, 512))
+    llrs = 10.0 * (2 * np.asarray(ldpc.encode(bits, code)) - 1)  # logits: + for 1
+    np.testing.assert_array_equal(ldpc.decode(llrs, code, num_iter=1), bits)
