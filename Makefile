@@ -30,6 +30,7 @@ bench: setup
 	$(BIN)/python -m airinfer.benchmarks.train
 	$(BIN)/python -m airinfer.benchmarks.ota
 	$(BIN)/python -m airinfer.benchmarks.jscc
+	$(BIN)/python -m airinfer.benchmarks.ldpc
 
 lint: setup
 	$(BIN)/ruff check .

@@ -59,7 +59,7 @@ def median_ms(steps, num_steps, settle_s=0.005):
     return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
-def result_line(benchmark, workload, ms, *, digits=2, extra=None):
+def result_line(benchmark, workload, ms, *, digits=2, extra=None, targets=None):
     """The dict a benchmark prints as its one JSON line.
 
     Parameters:
@@ -69,6 +69,8 @@ def result_line(benchmark, workload, ms, *, digits=2, extra=None):
             variants ``"bridge"``, ``"jax"`` and ``"tf"`` timed.
         digits: decimals the medians are rounded to.
         extra: keys that go after ``targets`` (such as the number of steps).
+        targets: the benchmark's own targets (default: those of the
+            bridge/jax/tf ratios).
 
     Returns:
         ``benchmark``, ``workload``, ``<variant>_ms`` of each variant, the
@@ -86,7 +88,7 @@ def result_line(benchmark, workload, ms, *, digits=2, extra=None):
     if {"bridge", "tf"} <= ms.keys():
         result["tf_over_bridge"] = round(ms["tf"] / ms["bridge"], 3)
     return result | {
-        "targets": dict(TARGETS),
+        "targets": dict(TARGETS if targets is None else targets),
         **(extra or {}),
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
