@@ -29,6 +29,7 @@ from airinfer.experiments.members import RECIPES, EnsembleSpec, member_outputs, 
 from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota.encoding import decide
 
 __all__ = ["BaselineConfig", "EXPERIMENT"]
 
@@ -118,7 +119,7 @@ def run_point(key, config, point):
     """Test accuracy of the model or the first K members' average softmax."""
     probs, labels, params = _probabilities(config, point["recipe"], point["model"])
     k = point["members"]
-    correct = int(np.sum(np.argmax(probs[:k].mean(axis=0), -1) == labels))
+    correct = int(np.sum(np.asarray(decide(probs[:k].mean(axis=0))) == labels))
     low, high = wilson_interval(correct, len(labels))
     record = training_record(config.spec(point["recipe"], point["model"]))
     epochs_run = record.get("epochs_run") or [np.nan] * k

@@ -32,6 +32,7 @@ from airinfer.experiments.config import ConfigError
 from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota.encoding import decide as ota_decide
 from airinfer.strategies.base import Link
 
 __all__ = ["HybridSnrConfig", "SCHEMES", "EXPERIMENT"]
@@ -92,9 +93,9 @@ def _decide(hybrid):
     def decide(key, images, link):
         branches = hybrid.branches(key, images, link)
         decisions = (
-            jnp.argmax(hybrid.fuse(branches), -1),
-            jnp.argmax(branches.ensemble.logits, -1),
-            jnp.argmax(branches.server.logits, -1),
+            ota_decide(hybrid.fuse(branches)),  # NaN never decides
+            ota_decide(branches.ensemble.logits),
+            ota_decide(branches.server.logits),
         )
         return decisions, branches.server_ok
 

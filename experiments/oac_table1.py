@@ -35,6 +35,7 @@ from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota.encoding import decide
 from airinfer.ota.privacy import (
     SOFTMAX_SENSITIVITY,
     add_gaussian_noise,
@@ -190,7 +191,7 @@ def _best_single(config):
             noisy = add_gaussian_noise(
                 jax.random.fold_in(key, index), np.broadcast_to(votes, shape), sigma**2
             )
-            decisions = np.argmax(np.asarray(noisy), -1)
+            decisions = np.asarray(decide(noisy))  # NaN never decides
         columns[epsilon] = {
             "accuracy": float(np.mean(decisions == labels)),
             "macro_f1": aggregation.macro_f1(

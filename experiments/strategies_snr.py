@@ -73,6 +73,7 @@ from airinfer.experiments.stats import wilson_interval
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble
 from airinfer.models.zoo import SplitClassifier
+from airinfer.ota.encoding import decide
 from airinfer.phy.digital_payload import LinkSettings
 from airinfer.strategies import registry as strategy_registry
 from airinfer.strategies.adaptation import ADAPTIVE_CHANNELS, adapt_mcs, digital_links
@@ -422,7 +423,7 @@ def evaluate(strategy, key, images, labels, link, batch_size):
         if size < batch_size:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - size, axis=0)])
         outcome = run(jax.random.fold_in(key, i), batch, link)
-        decisions = np.asarray(outcome.logits).argmax(-1)[:size]
+        decisions = np.asarray(decide(outcome.logits))[:size]  # NaN never decides
         correct += int(np.sum(decisions == labels[start : start + size]))
         for name in COST_COLUMNS:
             totals[name] += size * float(np.mean(getattr(outcome.cost, name)))

@@ -190,22 +190,26 @@ NO_DECISION = -1
 
 
 def decide(average):
-    """The ensemble decision: argmax of the estimated average, finite estimates only.
+    """The ensemble decision: argmax of the estimated average, where it is well defined.
 
-    ``jnp.argmax`` lets a NaN win (it returns the first NaN's index); here an
-    estimate with any NaN or infinite entry gets :data:`NO_DECISION` instead,
-    which is never a label. Jit-able: under ``jit`` this is the flag in the
-    outcome that nothing non-finite silently decided.
+    ``jnp.argmax`` lets a NaN win (it returns the first NaN's index). Here an
+    estimate holding NaN or +inf, or with no entry above -inf, gets
+    :data:`NO_DECISION` instead, which is never a label; -inf entries beside
+    finite ones (the log of a zero probability) are kept and simply lose.
+    Jit-able: under ``jit`` this is the flag in the outcome that nothing
+    non-finite silently decided.
 
     Input:
-        average: ``[..., C]`` the receiver's estimate.
+        average: ``[..., C]`` the receiver's estimate (or log-probabilities).
 
     Output:
-        ``[...]`` int32 classes, :data:`NO_DECISION` where ``average`` is not finite.
+        ``[...]`` int32 classes, :data:`NO_DECISION` where the estimate is not usable.
     """
     average = jnp.asarray(average)
-    finite = jnp.all(jnp.isfinite(average), axis=-1)
-    return jnp.where(finite, jnp.argmax(average, axis=-1), NO_DECISION).astype(jnp.int32)
+    usable = ~jnp.any(jnp.isnan(average) | (average == jnp.inf), axis=-1) & jnp.any(
+        average > -jnp.inf, axis=-1
+    )
+    return jnp.where(usable, jnp.argmax(average, axis=-1), NO_DECISION).astype(jnp.int32)
 
 
 def check_finite(name: str, array) -> None:

@@ -21,9 +21,14 @@ def _probs():
 
 
 def test_a_nan_never_wins_the_decision_eager_or_jitted():
-    average = np.array([[0.1, np.nan, 0.2], [0.1, 0.7, 0.2], [np.inf, 0.0, 0.0]], np.float32)
+    average = np.array(
+        [[0.1, np.nan, 0.2], [0.1, 0.7, 0.2], [np.inf, 0.0, 0.0], [-np.inf, -1.0, -np.inf],
+         [-np.inf, -np.inf, -np.inf]],
+        np.float32,
+    )  # fmt: skip
     assert int(jnp.argmax(average[0])) == 1  # what a plain argmax does: the NaN wins
-    expected = [ota.NO_DECISION, 1, ota.NO_DECISION]
+    # log-probabilities may hold -inf beside finite entries: those still decide
+    expected = [ota.NO_DECISION, 1, ota.NO_DECISION, 1, ota.NO_DECISION]
     np.testing.assert_array_equal(ota.decide(average), expected)
     np.testing.assert_array_equal(jax.jit(ota.decide)(average), expected)
 
