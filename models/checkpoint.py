@@ -72,11 +72,8 @@ class CorruptCheckpointError(ValueError):
 
 
 def _file_digest(path: pathlib.Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(file, "sha256").hexdigest()
 
 
 def _checkpoint_files(path: pathlib.Path) -> list[str]:

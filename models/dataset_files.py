@@ -108,11 +108,8 @@ def data_search_dirs(name: str) -> list[pathlib.Path]:
 
 
 def _md5(path: pathlib.Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "md5").hexdigest()
 
 
 def download_file(url: str, destination: pathlib.Path, md5: str) -> pathlib.Path:
