@@ -25,8 +25,9 @@ import jax
 import numpy as np
 
 from airinfer.models.ensemble import init_group
+from airinfer.models.inference import choose_formulation
 from airinfer.models.recipe import TrainConfig
-from airinfer.models.train import choose_formulation, train_group
+from airinfer.models.train import train_group
 from airinfer.models.zoo import ModelConfig
 
 # kind -> (width, image shape); MobileNetV2 only on request (slow to compile on a CPU)

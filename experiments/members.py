@@ -19,8 +19,9 @@ from airinfer.models.cache import cached_train_ensemble
 from airinfer.models.checkpoint import read_description
 from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import EnsembleConfig
+from airinfer.models.inference import ensemble_logits
 from airinfer.models.recipe import TrainConfig, converged_recipe
-from airinfer.models.train import ensemble_logits, planned_member_steps
+from airinfer.models.train import planned_member_steps
 from airinfer.models.zoo import ModelConfig, count_params
 
 __all__ = [

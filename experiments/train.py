@@ -42,14 +42,9 @@ from airinfer.models.cache import cached_train_ensemble
 from airinfer.models.checkpoint import save_ensemble
 from airinfer.models.datasets import DATASETS, Dataset, load_dataset
 from airinfer.models.ensemble import DIVERSITY_KINDS, Ensemble, EnsembleConfig, ensemble_metrics
+from airinfer.models.inference import FORMULATIONS, ensemble_logits
 from airinfer.models.recipe import TrainConfig
-from airinfer.models.train import (
-    FORMULATIONS,
-    TrainReport,
-    ensemble_logits,
-    planned_member_steps,
-    train_ensemble,
-)
+from airinfer.models.train import TrainReport, planned_member_steps, train_ensemble
 from airinfer.models.zoo import MODEL_KINDS, ModelConfig, count_params, flops
 
 __all__ = ["TrainEnsembleConfig", "EXPERIMENT", "Trained", "trained"]

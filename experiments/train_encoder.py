@@ -44,7 +44,7 @@ from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.models.datasets import DATASETS, Dataset, load_dataset
-from airinfer.models.train import ensemble_logits
+from airinfer.models.inference import ensemble_logits
 from airinfer.models.zoo import MODEL_KINDS, ModelConfig, SplitClassifier, abstract_model
 from airinfer.strategies.jscc import (
     JSCCCodec,

@@ -18,8 +18,10 @@ The public API, re-exported from the submodules:
   and the inversion attacker all train with; ``adamw_cosine``.
 * :mod:`airinfer.models.recipe`: ``TrainConfig`` (a run's settings: AdamW, augmentation,
   early stopping) and ``converged_recipe``, the run to convergence.
-* :mod:`airinfer.models.train`: ``train_ensemble``, ``train_group`` with the loop/vmap
-  formulations and ``choose_formulation``'s rule.
+* :mod:`airinfer.models.train`: ``train_ensemble``, ``train_group`` in the loop or vmap
+  formulation.
+* :mod:`airinfer.models.inference`: ``choose_formulation``'s rule (loop or vmap, by
+  backend and model) and the members' logits, ``group_logits``, ``ensemble_logits``.
 * :mod:`airinfer.models.checkpoint` and :mod:`airinfer.models.cache`: orbax checkpoints (a JSON
   description beside the arrays) that check the architecture on load, and a
   cache of trained artefacts keyed by a description of what trained them
@@ -64,13 +66,15 @@ from airinfer.models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
-from airinfer.models.recipe import TrainConfig, converged_recipe
-from airinfer.models.train import (
+from airinfer.models.inference import (
     FORMULATIONS,
-    TrainReport,
     choose_formulation,
     ensemble_logits,
     group_logits,
+)
+from airinfer.models.recipe import TrainConfig, converged_recipe
+from airinfer.models.train import (
+    TrainReport,
     planned_member_steps,
     train_ensemble,
     train_group,

@@ -135,6 +135,8 @@ def fit(
     step = jitted_step(loss, optimizer, members=members, scan=scan)
     # member-steps per step: K with a member axis
     width = jax.tree.leaves(params)[0].shape[0] if members else 1
+    if on_step and run.step:  # a resumed run's bar starts where it stopped
+        on_step(run.step * width)
     compile_seconds = math.nan
 
     # a resumed run that early stopping had ended stays ended

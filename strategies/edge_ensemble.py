@@ -57,7 +57,7 @@ from flax import nnx
 
 from airinfer import ota
 from airinfer.models.ensemble import Ensemble, MemberGroup
-from airinfer.models.train import choose_formulation
+from airinfer.models.inference import choose_formulation
 from airinfer.models.zoo import SplitClassifier, flops
 from airinfer.strategies.base import Link, Outcome
 from airinfer.strategies.cost import Hardware, make_cost
@@ -127,7 +127,7 @@ def _group_logits(group, inputs, per_member=False):
     if group.vmapped:
         return jax.vmap(apply, in_axes=(0, 0 if per_member else None))(group.state, inputs)
     # One member after the other: on a CPU, XLA runs vmapped convolutions as
-    # slow grouped convolutions (models.train.choose_formulation).
+    # slow grouped convolutions (models.inference.choose_formulation).
     return jnp.stack(
         [
             apply(

@@ -19,7 +19,8 @@ from airinfer.models.checkpoint import (
     state_fingerprint,
 )
 from airinfer.models.ensemble import Ensemble, EnsembleConfig, init_group
-from airinfer.models.train import TrainConfig, ensemble_logits
+from airinfer.models.inference import ensemble_logits
+from airinfer.models.train import TrainConfig
 from airinfer.models.zoo import ModelConfig
 
 

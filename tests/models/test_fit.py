@@ -81,8 +81,12 @@ def test_a_cut_run_resumes_from_its_checkpoint(tmp_path):
     common = (noisy_loss, {"w": 0.0, "b": 0.0}, optax.adam(0.05), (X, 2 * X), lambda e: ROWS)
     whole = fit(*common, epochs=6, key=jax.random.key(3))
     fit(*common, epochs=2, key=jax.random.key(3), checkpoint=tmp_path / "run")
-    resumed = fit(*common, epochs=6, key=jax.random.key(3), checkpoint=tmp_path / "run")
+    ticks = []
+    resumed = fit(*common, epochs=6, key=jax.random.key(3), checkpoint=tmp_path / "run",
+                  on_step=ticks.append)  # fmt: skip
     assert resumed.epochs == 6
+    # the progress bar starts at the steps already taken: 2 epochs of 4 steps
+    assert ticks[0] == 8 and sum(ticks) == 6 * 4
     np.testing.assert_array_equal(resumed.losses, whole.losses)
     np.testing.assert_array_equal(resumed.params["w"], whole.params["w"])
     # a finished run resumes into nothing more to do

@@ -17,12 +17,10 @@ from airinfer.models.ensemble import (
     stack_models,
     stochastic_quantize,
 )
+from airinfer.models.inference import choose_formulation, ensemble_logits, group_logits
 from airinfer.models.train import (
     TrainConfig,
-    choose_formulation,
     classifier_loss,
-    ensemble_logits,
-    group_logits,
     planned_member_steps,
     train_ensemble,
     train_group,

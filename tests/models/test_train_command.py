@@ -9,7 +9,7 @@ from airinfer.experiments import cli, runner
 from airinfer.experiments import train as train_experiment
 from airinfer.models.checkpoint import load_ensemble
 from airinfer.models.datasets import load_dataset
-from airinfer.models.train import ensemble_logits
+from airinfer.models.inference import ensemble_logits
 
 # three MLPs of width 1/4 on digits, two epochs each (the experiment's --quick)
 MLP_PARAMS = 64 * 64 + 64 + 64 * 64 + 64 + 64 * 10 + 10
