@@ -14,6 +14,17 @@ names the points where that happened.
 Over the air, a curve takes the path of the edge-ensemble strategy,
 :func:`airinfer.ota.ensemble.ensemble_over_the_air`, with the scheme names of
 :mod:`airinfer.ota.ensemble` (``ota_belief``, ``ota_vote``, ``ota_sign``).
+
+Sharding. A curve whose channel draws are all JAX (``backend="jax"`` on a flat
+channel, and the ideal curve) runs its Monte-Carlo axis, SNR points x draws,
+through :func:`airinfer.experiments.sharding.map_indices` over ``devices``
+devices: draw ``d`` of point ``s`` is global index ``s * draws + d`` with key
+``fold_in(key, index)`` and decides every test sample; the correct decisions are
+counted after gathering, so the accuracies are the same for any number of
+devices. A curve that draws through Sionna (``backend="sionna"``, or an OFDM
+channel, which only Sionna models) cannot cross JAX devices: it runs on one
+device as before, point ``s`` drawing all its draws at once with
+``fold_in(key, s)``, and ``devices`` does not change it.
 """
 
 import functools
@@ -24,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from airinfer.experiments import sharding
 from airinfer.ota.aircomp import over_the_air_average
 from airinfer.ota.connectivity import participation_mask
 from airinfer.ota.encoding import (
@@ -36,6 +48,7 @@ from airinfer.ota.encoding import (
 from airinfer.ota.ensemble import SCHEME_PAYLOADS, ensemble_over_the_air
 from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
 from airinfer.ota.privacy import add_gaussian_noise, project_to_simplex
+from airinfer.phy.channels import OFDM_MODELS
 
 __all__ = [
     "softmax",
@@ -90,6 +103,44 @@ def curve_key(seed, *parts):
     return jax.random.fold_in(jax.random.key(seed), tag)
 
 
+def _runs_on_jax(config) -> bool:
+    """Whether a link's draws are all JAX (then its curve can be sharded over devices)."""
+    return config.backend == "jax" and config.channel not in OFDM_MODELS
+
+
+def _sharded_counts(unit, key, num_points, draws, devices, *args):
+    """``(correct [S], undecided [S])`` int of ``unit`` over S points x ``draws``, sharded.
+
+    ``unit(key, index, *args)`` decides one draw of every test sample (index
+    ``s * draws + d``) and returns its two counts; they are summed per point
+    after gathering, exactly.
+    """
+    correct, undecided = sharding.map_indices(
+        unit, key, num_points * draws, *args, devices=devices, chunk=draws
+    )
+    return (
+        correct.reshape(num_points, draws).sum(axis=1),
+        undecided.reshape(num_points, draws).sum(axis=1),
+    )
+
+
+def _ota_unit(key, index, probs, labels, snr_db, connectivity, *, scheme, config, draws):
+    """One draw over the air of every test sample: its correct and undecided counts."""
+    point = index // draws
+    key_link, key_join = jax.random.split(key)
+    estimate = ensemble_over_the_air(
+        key_link, key_join, probs, snr_db[point], config, SCHEME_PAYLOADS[scheme],
+        connectivity[point],
+    )  # fmt: skip
+    return _correct_and_undecided(decide(estimate.average), labels)
+
+
+@functools.cache
+def _ota_unit_of(scheme, config, draws):
+    # one function object per curve kind, so the sharded program compiles once
+    return functools.partial(_ota_unit, scheme=scheme, config=config, draws=draws)
+
+
 @functools.partial(jax.jit, static_argnames=("scheme", "config", "draws"))
 def _correct_counts(key, probs, labels, snr_db, connectivity, *, scheme, config, draws):
     """Correct decisions at each SNR point: ``[S]`` int32 counts over ``draws x N`` inferences."""
@@ -108,11 +159,15 @@ def _correct_counts(key, probs, labels, snr_db, connectivity, *, scheme, config,
     return jax.lax.map(one_point, (indices, snr_db, connectivity))
 
 
-def ota_accuracy_curve(key, probs, labels, snr_db, *, scheme, config, draws, connectivity=1.0):
+def ota_accuracy_curve(
+    key, probs, labels, snr_db, *, scheme, config, draws, connectivity=1.0, devices=None
+):
     """Accuracy of over-the-air aggregation at each point of a sweep.
 
     Input:
-        key: JAX PRNG key of the curve (point i uses ``fold_in(key, i)``).
+        key: JAX PRNG key of the curve: on the JAX channels draw d of point s
+            uses ``fold_in(key, s * draws + d)``, sharded over ``devices``; through
+            Sionna point s uses ``fold_in(key, s)`` on one device (see the module).
         probs: ``[N, K, C]`` the members' softmax outputs on N test samples.
         labels: ``[N]`` int.
         snr_db: ``[S]`` Es/N0 per complex symbol in dB (see :mod:`airinfer.ota.aircomp`).
@@ -120,16 +175,24 @@ def ota_accuracy_curve(key, probs, labels, snr_db, *, scheme, config, draws, con
         config: :class:`airinfer.ota.aircomp.AirCompConfig`.
         draws: channel draws per test sample.
         connectivity: ``[S]`` or scalar, the probability that each neighbour joins.
+        devices: how many devices share the draws (None: all; JAX channels only).
 
     Output:
         ``[S]`` float accuracies in [0, 1] over ``draws x N`` inferences.
     """
     snr_db = np.atleast_1d(_checked("snr_db", snr_db))
     connectivity = np.broadcast_to(_checked("connectivity", connectivity), snr_db.shape)
-    counts, undecided = _correct_counts(
-        key, jnp.asarray(_checked("probs", probs)), jnp.asarray(labels), snr_db, connectivity,
-        scheme=scheme, config=config, draws=draws,
-    )  # fmt: skip
+    probs = jnp.asarray(_checked("probs", probs))
+    if _runs_on_jax(config):
+        counts, undecided = _sharded_counts(
+            _ota_unit_of(scheme, config, draws), key, len(snr_db), draws, devices,
+            probs, jnp.asarray(labels), snr_db, np.ascontiguousarray(connectivity),
+        )  # fmt: skip
+    else:
+        counts, undecided = _correct_counts(
+            key, probs, jnp.asarray(labels), snr_db, connectivity,
+            scheme=scheme, config=config, draws=draws,
+        )  # fmt: skip
     _report_undecided(f"{scheme}: snr_db", undecided, snr_db, draws * len(labels))
     return np.asarray(counts) / (draws * len(labels))
 
@@ -148,49 +211,69 @@ def _orthogonal_correct_counts(key, probs, labels, snr_db, table, *, config, dra
     return jax.lax.map(one_point, (jnp.arange(snr_db.shape[0]), snr_db))
 
 
-def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws):
+def _orthogonal_unit(key, index, probs, labels, snr_db, table, *, config, draws):
+    """One draw of the orthogonal baseline for every test sample: its two counts."""
+    estimate = orthogonal_average(key, probs, snr_db[index // draws], config, bler_table=table)
+    return _correct_and_undecided(decide(estimate.average), labels)
+
+
+@functools.cache
+def _orthogonal_unit_of(config, draws):
+    return functools.partial(_orthogonal_unit, config=config, draws=draws)
+
+
+def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws, devices=None):
     """Accuracy of the digital orthogonal baseline (softmax outputs quantised and coded).
 
     As :func:`ota_accuracy_curve`, with ``config`` an
     :class:`airinfer.ota.orthogonal.OrthogonalConfig` in ``"abstraction"`` mode: the
     block-error table of its link is measured once (and cached) before the
-    jitted sweep.
+    jitted sweep (through Sionna's decoder, on one device); the sweep itself,
+    table look-ups on JAX channel draws, is sharded over ``devices`` when the
+    channel runs on JAX.
     """
     snr_db = np.atleast_1d(_checked("snr_db", snr_db))
     probs = _checked("probs", probs)
     table = measure_bler_table(config.link(probs.shape[-1]))
-    counts, undecided = _orthogonal_correct_counts(
-        key, jnp.asarray(probs), jnp.asarray(labels), snr_db, table, config=config, draws=draws
-    )
+    if _runs_on_jax(config) and config.mode == "abstraction":
+        counts, undecided = _sharded_counts(
+            _orthogonal_unit_of(config, draws), key, len(snr_db), draws, devices,
+            jnp.asarray(probs), jnp.asarray(labels), snr_db, table,
+        )  # fmt: skip
+    else:
+        counts, undecided = _orthogonal_correct_counts(
+            key, jnp.asarray(probs), jnp.asarray(labels), snr_db, table, config=config,
+            draws=draws,
+        )  # fmt: skip
     _report_undecided("orthogonal: snr_db", undecided, snr_db, draws * len(labels))
     return np.asarray(counts) / (draws * len(labels))
 
 
-@functools.partial(jax.jit, static_argnames=("draws",))
-def _ideal_correct_counts(key, probs, labels, connectivity, *, draws):
-    values = jnp.broadcast_to(probs, (draws, *probs.shape))  # [draws, N, K, C]
-
-    def one_point(args):
-        index, p = args
-        mask = participation_mask(
-            jax.random.fold_in(key, index), values.shape[:2], values.shape[2], p
-        )
-        average = jnp.einsum("...k,...kc->...c", mask, values) / jnp.sum(mask, -1, keepdims=True)
-        return _correct_and_undecided(decide(average), labels)
-
-    return jax.lax.map(one_point, (jnp.arange(connectivity.shape[0]), connectivity))
+def _ideal_unit(key, index, probs, labels, connectivity, *, draws):
+    """One draw of who joins, for every test sample: its two counts."""
+    mask = participation_mask(key, probs.shape[:1], probs.shape[1], connectivity[index // draws])
+    average = jnp.einsum("...k,...kc->...c", mask, probs) / jnp.sum(mask, -1, keepdims=True)
+    return _correct_and_undecided(decide(average), labels)
 
 
-def ideal_accuracy_curve(key, probs, labels, connectivity, *, draws):
+@functools.cache
+def _ideal_unit_of(draws):
+    return functools.partial(_ideal_unit, draws=draws)
+
+
+def ideal_accuracy_curve(key, probs, labels, connectivity, *, draws, devices=None):
     """Accuracy of perfect aggregation when each neighbour joins with probability ``p``.
 
     ``probs`` ``[N, K, C]``; device 0 always joins and the participants' softmax
     outputs are averaged exactly. ``connectivity`` ``[P]`` -> ``[P]`` accuracies.
+    All JAX: draw d of point p uses ``fold_in(key, p * draws + d)``, sharded over
+    ``devices`` (None: all).
     """
     connectivity = np.atleast_1d(_checked("connectivity", connectivity))
-    counts, undecided = _ideal_correct_counts(
-        key, jnp.asarray(_checked("probs", probs)), jnp.asarray(labels), connectivity, draws=draws
-    )
+    counts, undecided = _sharded_counts(
+        _ideal_unit_of(draws), key, len(connectivity), draws, devices,
+        jnp.asarray(_checked("probs", probs)), jnp.asarray(labels), connectivity,
+    )  # fmt: skip
     _report_undecided("ideal: connectivity", undecided, connectivity, draws * len(labels))
     return np.asarray(counts) / (draws * len(labels))
 

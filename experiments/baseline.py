@@ -62,6 +62,8 @@ class BaselineConfig:
     trained_members: int = 20
     diversity: Literal["init", "bagging", "shards"] = "bagging"
     epochs: int = 2
+    #: accepted by every experiment (airinfer.experiments.sharding); this one draws nothing
+    devices: int | None = None
 
     def __post_init__(self):
         if not self.recipes or any(r not in RECIPES for r in self.recipes):

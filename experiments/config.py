@@ -414,8 +414,10 @@ def _is_seed(name: str) -> bool:
 def check_config(config, prefix: str = "") -> None:
     """Checks every config passes, beside its own: seeds, 64-bit integers, finite floats.
 
-    A seed (a field named ``seed`` or ``*_seed``) lies in ``[0, 2**63)``; every
-    integer fits 64 bits; no float is NaN, and none is infinite unless the
+    A seed (a field named ``seed`` or ``*_seed``) lies in ``[0, 2**63)``; the
+    ``devices`` setting (:mod:`airinfer.experiments.sharding`) is none or
+    ``>= 1`` (whether this machine has that many is checked when a run
+    starts); every integer fits 64 bits; no float is NaN, and none is infinite unless the
     config lists the field in its ``INFINITE_FIELDS`` (e.g. a privacy level
     ε = ∞). Nested configs are checked with their dotted keys.
 
@@ -428,6 +430,8 @@ def check_config(config, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             check_config(value, key + ".")
             continue
+        if field.name == "devices" and isinstance(value, int) and value < 1:
+            raise ConfigError(f"{key}: {value} is not >= 1 (or none: all devices)")
         for item in value if isinstance(value, tuple) else (value,):
             if isinstance(item, bool):
                 continue

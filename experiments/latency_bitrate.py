@@ -142,6 +142,8 @@ class LatencyBitrateConfig:
     input_bits: float = 8.0
     feature_bits: int = 8
     bottleneck: float = 1.0
+    #: accepted by every experiment (airinfer.experiments.sharding); a closed form, no draws
+    devices: int | None = None
 
     def __post_init__(self):
         if self.dataset not in INPUT_SHAPES:

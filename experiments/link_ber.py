@@ -75,6 +75,8 @@ class LinkBerConfig:
     min_block_errors: int = 100
     max_bits: int = 1_000_000
     blocks_per_batch: int = 200
+    #: accepted by every experiment (airinfer.experiments.sharding); Sionna's link: one device
+    devices: int | None = None
 
     def __post_init__(self):
         for name in (

@@ -79,6 +79,8 @@ class OtaConnectivityConfig:
     threshold: float = 0.1
     draws: int = 5
     backend: Literal["sionna", "jax"] = "sionna"
+    #: devices sharing the draws of the ideal curve and, on JAX channels, the ota one (None: all)
+    devices: int | None = None
 
     def __post_init__(self):
         if any(not 0.0 <= p <= 1.0 for p in self.connectivity):
@@ -132,7 +134,7 @@ def _curve(config, width, aggregation_kind):
     key = aggregation.curve_key(config.seed, width, aggregation_kind)
     if aggregation_kind == "ideal":
         accuracy = aggregation.ideal_accuracy_curve(
-            key, probs, outputs.test_labels, p, draws=config.draws
+            key, probs, outputs.test_labels, p, draws=config.draws, devices=config.devices
         )
     else:
         air = AirCompConfig(
@@ -142,6 +144,7 @@ def _curve(config, width, aggregation_kind):
         accuracy = aggregation.ota_accuracy_curve(
             key, probs, outputs.test_labels, np.full_like(p, config.snr_db),
             scheme="ota_belief", config=air, draws=config.draws, connectivity=p,
+            devices=config.devices,
         )  # fmt: skip
     curve = {q: float(a) for q, a in zip(config.connectivity, accuracy, strict=True)}
     return curve, len(outputs.test_labels)

@@ -91,6 +91,8 @@ class OtaPrivacyConfig:
     code_rate: float = 0.5
     backend: Literal["sionna", "jax"] = "sionna"
     power_excess_probability: float = 1e-3
+    #: accepted by every experiment (airinfer.experiments.sharding); not sharded yet: one device
+    devices: int | None = None
 
     def __post_init__(self):
         if not 0 < self.power_excess_probability < 1:

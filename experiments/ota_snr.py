@@ -32,7 +32,11 @@ the same K. ``snr_db`` is the received Es/N0 per complex symbol of one device
 at full power through a unit-average-gain channel.
 
 Each (scheme, channel, K) curve is one jitted call over every SNR point, draw
-and test sample; the points of a curve are then saved one by one.
+and test sample; the points of a curve are then saved one by one. With
+``backend="jax"`` the draws of the AWGN and Rayleigh curves (over the air and
+orthogonal) are sharded over ``devices`` devices
+(:mod:`airinfer.experiments.sharding`), with the same results for any number;
+the Sionna backend and the TDL-A channel (Sionna's OFDM) run on one device.
 """
 
 import dataclasses
@@ -51,15 +55,11 @@ from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota import COMBINERS
 from airinfer.ota.aircomp import AirCompConfig
 from airinfer.ota.cost import channel_uses
 from airinfer.ota.orthogonal import OrthogonalConfig
-from airinfer.ota.precoding import (
-    COMBINERS,
-    POWER_CONSTRAINTS,
-    PRECODINGS,
-    check_power_constraint,
-)
+from airinfer.ota.precoding import POWER_CONSTRAINTS, PRECODINGS, check_power_constraint
 
 __all__ = ["OtaSnrConfig", "EXPERIMENT"]
 
@@ -97,6 +97,7 @@ class OtaSnrConfig:
             orthogonal scheme's channel uses.
         backend: ``sionna`` (Sionna's channels via the bridge) or ``jax`` (twins).
         save_logits: keep the members' test logits (``member_logits.npz``).
+        devices: devices sharing the draws of the JAX curves (None: all).
     """
 
     seed: int = 0
@@ -117,6 +118,7 @@ class OtaSnrConfig:
     equal_channel_uses: bool = True
     backend: Literal["sionna", "jax"] = "sionna"
     save_logits: bool = False
+    devices: int | None = None
 
     def __post_init__(self):
         if any(k < 1 or k > self.ensemble.members for k in self.num_devices):
@@ -256,14 +258,15 @@ def _curve(config, num_devices, channel, scheme):
     if scheme == "orthogonal":
         accuracy = aggregation.orthogonal_accuracy_curve(
             key, device_major, labels, snr, config=_orthogonal_config(config, channel),
-            draws=config.draws,
+            draws=config.draws, devices=config.devices,
         )  # fmt: skip
         uses = orthogonal_uses
     else:
         air = _air_config(config, channel, repetitions)
         accuracy = aggregation.ota_accuracy_curve(
-            key, device_major, labels, snr, scheme=scheme, config=air, draws=config.draws
-        )
+            key, device_major, labels, snr, scheme=scheme, config=air, draws=config.draws,
+            devices=config.devices,
+        )  # fmt: skip
         uses = repetitions * math.ceil(num_classes / 2)
     return {s: (float(a), uses) for s, a in zip(config.snr_db, accuracy, strict=True)}
 

@@ -8,12 +8,17 @@ half-written file behind:
   ``--set`` overrides and the ``--quick`` flag;
 - ``results.csv``: one row per finished point, the point's identifying columns
   first, then the measured ones; rewritten after every point;
-- ``meta.json``: versions, devices, seed, git revision, timings;
+- ``meta.json``: versions, devices (and how many shared the sweep), seed, git
+  revision, timings;
 - ``NAME.png``: the experiment's plot, drawn from the rows read back from the CSV.
 
 Running again into the same folder with the same resolved config computes only
 the points missing from ``results.csv``. A folder holding results of another
-config is refused (:class:`OutputConflict`) before any file is touched.
+config is refused (:class:`OutputConflict`) before any file is touched; the
+``devices`` setting does not count, since results do not depend on it
+(:mod:`airinfer.experiments.sharding`), so a run may resume on other devices.
+Over several hosts the runner first joins the processes
+(:func:`~airinfer.experiments.sharding.initialize_distributed`).
 An experiment's extra files (its ``artifacts``: a table, a checkpoint) are
 written after the sweep.
 """
@@ -33,7 +38,7 @@ from pathlib import Path
 import jax
 from tqdm import tqdm
 
-from airinfer.experiments import registry
+from airinfer.experiments import registry, sharding
 from airinfer.experiments.config import (
     ConfigError,
     apply_overrides,
@@ -66,6 +71,9 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
+
+#: Config fields that do not change results: ignored when a run resumes.
+RESULT_NEUTRAL = ("devices",)
 
 # Distributions whose versions meta.json records (looked up, never imported).
 _VERSIONED = ("jax", "jaxlib", "flax", "tensorflow", "sionna-no-rt", "numpy")
@@ -119,8 +127,12 @@ def _flatten(data, prefix="") -> dict[str, object]:
 
 
 def _config_differences(stored: Mapping, current: Mapping) -> list[str]:
-    """``"key: stored -> current"`` for every field that differs (JSON forms compared)."""
-    old, new = _flatten(stored), _flatten(current)
+    """``"key: stored -> current"`` for every field that differs (JSON forms compared),
+    the :data:`RESULT_NEUTRAL` ones aside."""
+    old, new = (
+        {key: value for key, value in _flatten(config).items() if key not in RESULT_NEUTRAL}
+        for config in (stored, current)
+    )
     missing = "(absent)"
     return [
         f"{key}: {json.dumps(old.get(key, missing))} -> {json.dumps(new.get(key, missing))}"
@@ -263,6 +275,7 @@ def _meta(
     first_point_s: float | None,
     computed: int,
     resumed: int,
+    sharded_devices: int,
 ) -> dict:
     return {
         "versions": {
@@ -271,6 +284,9 @@ def _meta(
         },
         "jax_backend": jax.default_backend(),
         "jax_devices": [str(device) for device in jax.devices()],
+        # how many of them shared the sweeps' JAX Monte-Carlo loops, over how many processes
+        "sharded_devices": sharded_devices,
+        "process_count": jax.process_count(),
         "seed": seed,
         "git": git_revision(Path(__file__).resolve().parent),
         "started_utc": _utc(started),
@@ -398,16 +414,18 @@ def run(
         A :class:`RunResult`.
 
     Raises:
-        ConfigError: a bad override.
+        ConfigError: a bad override, or ``devices`` more than this process sees.
         OutputConflict: ``out_dir`` holds results of another experiment or config
             (and ``overwrite`` is false); no file was touched.
     """
     started = time.time()
+    sharding.initialize_distributed()  # before anything starts JAX's backends
     experiment = _as_experiment(experiment)
     overrides = list(overrides)
     config = resolve_config(experiment, config, overrides, quick)
     if not hasattr(config, "seed"):
         raise TypeError(f"{experiment.name}: its config has no 'seed' field")
+    sharded_devices = sharding.check_devices(getattr(config, "devices", None))
     out_dir = Path("results", experiment.name) if out_dir is None else Path(out_dir)
     config_json = to_json_dict(config)
     points = [dict(point) for point in experiment.points(config)]
@@ -439,7 +457,8 @@ def run(
         _write_artifacts(experiment.artifacts(config, rows), out_dir, computed)
     finished = time.time()
     write_json(
-        out_dir / META_FILE, _meta(config.seed, started, finished, first_point_s, computed, resumed)
+        out_dir / META_FILE,
+        _meta(config.seed, started, finished, first_point_s, computed, resumed, sharded_devices),
     )
     return RunResult(out_dir, rows, computed, resumed, plot_path)
 

@@ -65,6 +65,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
+from airinfer.experiments import strategy_batches
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
 from airinfer.experiments.plotting import save_figure
@@ -147,6 +148,11 @@ class StrategiesSnrConfig:
             ``split_digital_b{2,4,8}``.
         hybrid_trust: weight in [0, 1] of the server's softmax in the hybrid's fusion.
         server_connectivity: probability that the hybrid's server is reachable.
+        devices: devices sharing the test batches of the strategies whose
+            draws are all JAX (``backend="jax"``, a flat channel, no digital
+            link: ``local``, ``split_analog``, ``edge_ensemble``); None: all.
+            The others run through Sionna's TensorFlow bridge on one device,
+            batch after batch.
     """
 
     seed: int = 0
@@ -191,6 +197,7 @@ class StrategiesSnrConfig:
     hybrid_server: str = "cloud_digital"
     hybrid_trust: float = 0.5
     server_connectivity: float = 1.0
+    devices: int | None = None
 
     def __post_init__(self):
         if not 1 <= self.ensemble_devices <= self.ensemble_members:
@@ -442,7 +449,12 @@ def run_point(key, config, point):
         snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend,
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
-    correct, cost = evaluate(built, key, images, labels, link, config.batch_size)
+    if strategy_batches.runs_on_jax(built, link, images.shape[1:]):
+        correct, cost = strategy_batches.evaluate_sharded(
+            built, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices
+        )
+    else:  # through Sionna's TensorFlow bridge: one device, batch after batch
+        correct, cost = evaluate(built, key, images, labels, link, config.batch_size)
     low, high = wilson_interval(correct, len(labels))
     accuracy = {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2}
     return {**accuracy, **cost, **dict(zip(MCS_COLUMNS, (mcs, fallback), strict=True))}

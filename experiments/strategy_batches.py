@@ -1,0 +1,85 @@
+"""A strategy's test batches evaluated on several devices (the JAX-only strategies).
+
+:func:`airinfer.experiments.strategies_snr.evaluate` runs a strategy batch
+after batch, batch i with the key ``fold_in(key, i)``. When every draw of the
+strategy is JAX (:func:`runs_on_jax`), :func:`evaluate_sharded` computes the
+same batches with the same keys through
+:func:`airinfer.experiments.sharding.map_indices`, the batches shared among
+devices, and counts the correct decisions after gathering them: the same
+result for any number of devices. A strategy with a digital link (Sionna's
+LDPC code, through TensorFlow) or on an OFDM channel (Sionna's) cannot cross
+JAX devices and keeps the batch-after-batch loop.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from airinfer.experiments import sharding
+from airinfer.ota.encoding import decide
+from airinfer.phy.channels import OFDM_MODELS
+from airinfer.strategies.adaptation import digital_links
+
+__all__ = ["evaluate_sharded", "runs_on_jax"]
+
+
+def runs_on_jax(strategy, link, image_shape) -> bool:
+    """Whether every draw of ``strategy`` over ``link`` is JAX: the JAX channel twins
+    (``link.backend == "jax"``) on a flat channel, and no digital link."""
+    return (
+        link.backend == "jax"
+        and link.channel not in OFDM_MODELS
+        and not digital_links(strategy, image_shape)
+    )
+
+
+def _batch_outcome(key, index, images, link, *, strategy, batch_size):
+    """Batch ``index`` of ``images`` (padded to whole batches): its decisions and cost."""
+    batch = jax.lax.dynamic_slice_in_dim(images, index * batch_size, batch_size)
+    outcome = strategy(key, batch, link)
+    return decide(outcome.logits), outcome.cost
+
+
+@functools.cache
+def _batch_outcome_of(strategy, batch_size):
+    # one function object per strategy, so that its sharded program compiles once
+    return functools.partial(_batch_outcome, strategy=strategy, batch_size=batch_size)
+
+
+def evaluate_sharded(strategy, key, images, labels, link, batch_size, columns, devices=None):
+    """Correct decisions and the mean cost of ``strategy`` over ``images``, batches sharded.
+
+    Input:
+        strategy: a strategy (``strategy(key, images, link) -> Outcome``) that
+            :func:`runs_on_jax`.
+        key: JAX PRNG key; batch i uses ``fold_in(key, i)``.
+        images: ``[N, H, W, C]`` float32, host array.
+        labels: ``[N]`` int.
+        link: :class:`airinfer.strategies.base.Link`.
+        batch_size: images per batch; the last batch is padded by repeating the
+            last image, the padding not counted.
+        columns: the cost fields to average (names of
+            :class:`airinfer.strategies.cost.Cost`).
+        devices: how many devices share the batches (None: all).
+
+    Output:
+        ``(correct, cost)``: an int, and ``{column: mean over the images}``; as
+        the batch-after-batch loop gives them, for any ``devices``.
+    """
+    num_batches = -(-len(labels) // batch_size)
+    padding = num_batches * batch_size - len(labels)
+    padded = np.concatenate([images, np.repeat(images[-1:], padding, axis=0)])
+    decisions, cost = sharding.map_indices(
+        _batch_outcome_of(strategy, batch_size), key, num_batches, jnp.asarray(padded), link,
+        devices=devices,
+    )  # fmt: skip
+    correct = int(np.sum(decisions.reshape(-1)[: len(labels)] == labels))
+    sizes = [min(batch_size, len(labels) - start) for start in range(0, len(labels), batch_size)]
+    means = {
+        name: sum(size * float(np.mean(per_batch)) for size, per_batch in zip(
+            sizes, getattr(cost, name), strict=True))
+        for name in columns
+    }  # fmt: skip
+    return correct, {name: total / len(labels) for name, total in means.items()}

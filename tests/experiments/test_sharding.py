@@ -1,0 +1,198 @@
+"""Monte-Carlo loops sharded over devices: the same results on 1 and on 4 devices.
+
+JAX fixes its device count when its backend starts, so the checks on four fake
+CPU devices run in one child process started with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (:func:`four_devices`):
+the ``ota_snr`` command twice (``devices=1``, ``devices=4``) on synthetic
+members, and the module's own functions. The rest runs here, on one device.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from airinfer.experiments import ota_snr, runner, sharding
+from airinfer.experiments.config import ConfigError, apply_overrides
+
+# The child: synthetic members (no training), then the CLI twice and the module's
+# functions on 1..4 devices; it writes what the tests check as JSON.
+CHILD = textwrap.dedent(
+    """
+    import json, sys
+    import jax, jax.numpy as jnp, numpy as np
+    from airinfer.experiments import cli, ota_snr, sharding
+    from airinfer.experiments.members import MemberOutputs
+
+    def member_outputs(spec, progress=True):
+        rng = np.random.default_rng(0)
+        def split(n):
+            labels = rng.integers(0, 10, n).astype(np.int32)
+            logits = rng.normal(size=(spec.members, n, 10)).astype(np.float32)
+            logits[:, np.arange(n), labels] += 1.6
+            return logits, labels
+        return MemberOutputs(*split(200), *split(100), (1,) * spec.members)
+
+    ota_snr.member_outputs = member_outputs
+    out = sys.argv[1]
+    status = {}
+    for devices in (1, 4):
+        args = ["run", "ota_snr", "--quick", "--no-progress", "--out", f"{out}/devices{devices}"]
+        for item in (*sys.argv[2:], f"devices={devices}"):
+            args += ["--set", item]
+        status[devices] = cli.main(args)
+
+    def index_bits(key, index):
+        return jax.random.bits(key, (2,), jnp.uint32), index
+
+    key = jax.random.key(7)
+    mapped = {
+        devices: [a.tolist() for a in sharding.map_indices(
+            index_bits, key, 7, devices=devices, chunk=chunk)]
+        for devices in (1, 2, 3, 4) for chunk in (1, 2)
+    }
+    json.dump({
+        "status": status,
+        "visible": len(jax.devices()),
+        "mapped": mapped,
+        "direct": [jax.random.bits(jax.random.fold_in(key, i), (2,), jnp.uint32).tolist()
+                   for i in range(7)],
+    }, open(f"{out}/child.json", "w"))
+    """
+)
+# A quick ota_snr: one fading curve, 3 SNR points x 3 draws = 9 indices, which
+# four devices share as 12 (padding dropped).
+SETTINGS = (
+    "backend=jax", "channels=rayleigh", "schemes=ota_belief", "num_devices=3",
+    "snr_db=-10,0,10", "draws=3",
+)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory):
+    """The child's outputs folder, after one run on four fake CPU devices."""
+    out = tmp_path_factory.mktemp("sharding")
+    script = out / "child.py"
+    script.write_text(CHILD, encoding="utf-8")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
+    for name in sharding.ENVIRONMENT:  # one process, whatever the caller's shell says
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, str(script), str(out), *SETTINGS],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return out
+
+
+def test_ota_snr_results_are_byte_identical_on_1_and_4_devices(four_devices):
+    child = json.loads((four_devices / "child.json").read_text())
+    assert child["status"] == {"1": 0, "4": 0} and child["visible"] == 4
+    one, four = four_devices / "devices1", four_devices / "devices4"
+    # the two runs did shard differently: 1 device, then 4
+    assert json.loads((one / "meta.json").read_text())["sharded_devices"] == 1
+    assert json.loads((four / "meta.json").read_text())["sharded_devices"] == 4
+    csv = (one / "results.csv").read_bytes()
+    assert csv == (four / "results.csv").read_bytes()
+    rows = runner.read_rows(one / "results.csv")
+    assert len(rows) == 3 and all(0 < row["accuracy"] <= 1 for row in rows)
+    # the fading curve rises with SNR: the draws are real draws, not one repeated
+    accuracies = [row["accuracy"] for row in rows]
+    assert accuracies[0] < accuracies[-1]
+
+
+def test_keys_depend_only_on_the_global_index(four_devices):
+    """7 indices on 1-4 devices in chunks of 1 and 2 (padded to 8 or 12): the same bits,
+    those of ``fold_in(key, i)``, in index order, the padding dropped."""
+    child = json.loads((four_devices / "child.json").read_text())
+    assert len(child["mapped"]) == 4
+    for bits, indices in child["mapped"].values():
+        assert indices == list(range(7))
+        assert bits == child["direct"]
+
+
+# ----------------------------------------------------------------- one device, here
+
+
+def _index_bits(key, index):
+    return jax.random.bits(key, (3,), jnp.uint32), index * 2
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_map_indices_pads_and_drops(chunk):
+    key = jax.random.key(3)
+    bits, doubled = sharding.map_indices(_index_bits, key, 5, chunk=chunk)
+    expected = [jax.random.bits(jax.random.fold_in(key, i), (3,), jnp.uint32) for i in range(5)]
+    np.testing.assert_array_equal(bits, np.stack(expected))
+    np.testing.assert_array_equal(doubled, 2 * np.arange(5))
+
+
+def test_padded_count():
+    assert sharding.padded_count(9, 4, 3) == 12
+    assert sharding.padded_count(7, 4) == 8
+    assert sharding.padded_count(8, 4) == 8
+    assert sharding.padded_count(1, 3, 2) == 6
+
+
+def test_refusals():
+    visible = len(jax.devices())
+    with pytest.raises(ConfigError, match=r"^devices: 0 is not >= 1"):
+        sharding.check_devices(0)
+    with pytest.raises(
+        ConfigError, match=rf"^devices={visible + 7}, but this process sees {visible} "
+    ):
+        sharding.check_devices(visible + 7)
+    assert sharding.check_devices(None) == visible
+    with pytest.raises(ValueError, match="count"):
+        sharding.map_indices(_index_bits, jax.random.key(0), 0)
+    with pytest.raises(ValueError, match="chunk"):
+        sharding.map_indices(_index_bits, jax.random.key(0), 3, chunk=0)
+
+
+def test_devices_is_checked_with_the_config():
+    with pytest.raises(ConfigError, match=r"^devices: 0 is not >= 1"):
+        runner.resolve_config(ota_snr.EXPERIMENT, overrides=["devices=0"])
+    assert apply_overrides(ota_snr.OtaSnrConfig(), ["devices=none"]).devices is None
+
+
+def test_a_run_resumes_on_another_number_of_devices():
+    """Results do not depend on ``devices``: a folder written with 1 is no conflict for 4."""
+    stored = {"seed": 0, "devices": 1, "draws": 3}
+    assert runner._config_differences(stored, {**stored, "devices": 4}) == []
+    assert runner._config_differences({"seed": 0}, {"seed": 0, "devices": None}) == []
+    assert runner._config_differences(stored, {**stored, "draws": 4}) == ["draws: 3 -> 4"]
+
+
+@pytest.mark.parametrize(
+    "environ, message",
+    [
+        ({"AIRINFER_NUM_PROCESSES": "2"}, "^AIRINFER_COORDINATOR: not set"),
+        ({"AIRINFER_COORDINATOR": "h:1"}, "^AIRINFER_NUM_PROCESSES: not set"),
+        (
+            {"AIRINFER_COORDINATOR": "h:1", "AIRINFER_NUM_PROCESSES": "two"},
+            "^AIRINFER_NUM_PROCESSES: 'two' is not an integer",
+        ),
+        (
+            {
+                "AIRINFER_COORDINATOR": "h:1",
+                "AIRINFER_NUM_PROCESSES": "2",
+                "AIRINFER_PROCESS_ID": "2",
+            },
+            r"^AIRINFER_PROCESS_ID: 2 is not in \[0, 1\]",
+        ),  # fmt: skip
+        ({"AIRINFER_DISTRIBUTED": "yes"}, "^AIRINFER_DISTRIBUTED: 'yes' is not 'auto'"),
+    ],
+)
+def test_distributed_settings_are_refused_in_one_line(environ, message):
+    with pytest.raises(ConfigError, match=message):
+        sharding.initialize_distributed(environ)
+
+
+def test_no_distributed_settings_means_one_process():
+    assert sharding.initialize_distributed({}) is False
