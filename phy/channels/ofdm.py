@@ -1,37 +1,33 @@
-"""A multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna only).
+"""A multiple-access channel over OFDM with 3GPP TDL or CDL fading.
 
-Conventions as in :mod:`airinfer.phy.channels`. There is no JAX twin: the 3GPP models
-exist only as Sionna blocks, run through the bridge.
+Conventions and backends as in :mod:`airinfer.phy.channels`: ``backend="sionna"`` runs
+Sionna's TDL/CDL blocks through the bridge; ``backend="jax"`` draws the responses with
+the pure-JAX twin of :mod:`airinfer.phy.channels.tr38901` (no TensorFlow import).
 """
 
 import functools
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from airinfer.phy.bridge import bridge
+from airinfer.phy.channels import tr38901
 from airinfer.phy.channels.base import (
+    Backend,
     ChannelOutput,
     as_symbols,
     batch_noise,
+    check_backend,
     check_noise,
+    complex_normal,
     imperfect_csi,
 )
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 __all__ = ["OFDM_MODELS", "ofdm_mac", "tr38901_model"]
 
-OFDM_MODELS = (
-    "tdl-a",
-    "tdl-b",
-    "tdl-c",
-    "tdl-d",
-    "tdl-e",
-    "cdl-a",
-    "cdl-b",
-    "cdl-c",
-    "cdl-d",
-    "cdl-e",
-)
+OFDM_MODELS = tr38901.MODELS
 
 
 def tr38901_model(model, num_rx_ant, delay_spread, carrier_frequency, speed):
@@ -89,6 +85,23 @@ def _sionna_ofdm(
     return bridge(draw_and_apply)
 
 
+def _jax_ofdm(key, x, no, model, num_rx_ant, subcarrier_spacing, delay_spread,
+              carrier_frequency, speed):  # fmt: skip
+    """The twin's draws and the superposition: ``(y [B, M, S, F], h [B, M, K, S, F])``."""
+    batch, num_devices, num_ofdm_symbols, fft_size = x.shape
+    key_h, key_noise = jax.random.split(key)
+    h = tr38901.ofdm_response(
+        key_h, (batch, num_devices), model, num_rx_ant=num_rx_ant,
+        num_ofdm_symbols=num_ofdm_symbols, fft_size=fft_size,
+        subcarrier_spacing=subcarrier_spacing, delay_spread=delay_spread,
+        carrier_frequency=carrier_frequency, speed=speed,
+    )  # fmt: skip
+    h = jnp.moveaxis(h, 2, 1)  # [B, M, K, S, F]
+    noise = complex_normal(key_noise, (batch, num_rx_ant, num_ofdm_symbols, fft_size))
+    y = jnp.sum(h * x[:, None], axis=2) + jnp.sqrt(no)[:, None, None, None] * noise
+    return y, h
+
+
 def ofdm_mac(
     key,
     x,
@@ -101,8 +114,9 @@ def ofdm_mac(
     carrier_frequency=3.5e9,
     speed=0.0,
     receiver_csi_error_var=0.0,
+    backend: Backend = "sionna",
 ):
-    """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading (Sionna).
+    """A K-device multiple-access channel over OFDM with 3GPP TDL or CDL fading.
 
     Each device sees its own independent link drawn from the 3GPP model
     (TR 38.901 TDL or CDL, uplink, single-antenna devices), of unit average
@@ -121,12 +135,17 @@ def ofdm_mac(
         subcarrier_spacing: Hz. delay_spread: s. carrier_frequency: Hz.
         speed: device speed in m/s (Doppler over the OFDM symbols).
         receiver_csi_error_var: variance of the receiver's channel-estimation error.
+        backend: ``"sionna"`` (Sionna's TDL/CDL blocks through the bridge) or
+            ``"jax"`` (the twin of :mod:`airinfer.phy.channels.tr38901`: the same
+            distributions, TDL taps at speed 0 Gaussian instead of Sionna's sum
+            of 20 sinusoids; ``vmap``-able, no TensorFlow).
 
     Output:
         :class:`ChannelOutput`: ``y`` ``[batch, num_rx_ant, num_ofdm_symbols,
         fft_size]``; ``h`` and ``h_est`` ``[batch, num_rx_ant, num_devices,
         num_ofdm_symbols, fft_size]``, complex64.
     """
+    check_backend(backend)
     check_noise(no)
     if model not in OFDM_MODELS:
         raise ValueError(f"model must be one of {OFDM_MODELS}, got {model!r}")
@@ -146,7 +165,15 @@ def ofdm_mac(
             raise ValueError(f"{name} must be > 0, got {value}")
     if not speed >= 0:
         raise ValueError(f"speed must be >= 0, got {speed}")
+    if not (isinstance(num_rx_ant, (int, np.integer)) and num_rx_ant >= 1):
+        raise ValueError(f"num_rx_ant must be an integer >= 1, got {num_rx_ant!r}")
     key_channel, key_csi = jax.random.split(key)
+    if backend == "jax":
+        y, h = _jax_ofdm(
+            key_channel, x, batch_noise(no, (batch,)), model, num_rx_ant,
+            float(subcarrier_spacing), float(delay_spread), float(carrier_frequency), float(speed),
+        )  # fmt: skip
+        return ChannelOutput(y, h, imperfect_csi(key_csi, h, receiver_csi_error_var))
     channel = _sionna_ofdm(
         model, num_devices, num_rx_ant, num_ofdm_symbols, fft_size,
         float(subcarrier_spacing), float(delay_spread), float(carrier_frequency), float(speed),
