@@ -18,8 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from airinfer.experiments import ota_snr, runner, sharding
+from airinfer.experiments import ota_snr, runner, sharding, strategies_snr, strategy_batches
 from airinfer.experiments.config import ConfigError, apply_overrides
+from airinfer.strategies.base import Link
+from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 
 # The child: synthetic members (no training), then the CLI twice and the module's
 # functions on 1..4 devices; it writes what the tests check as JSON.
@@ -196,3 +198,23 @@ def test_distributed_settings_are_refused_in_one_line(environ, message):
 
 def test_no_distributed_settings_means_one_process():
     assert sharding.initialize_distributed({}) is False
+
+
+def test_strategy_batches_sharded_equal_the_loop(digits, digits_ensemble):
+    """An edge ensemble over the air on the JAX twins: batch i keeps ``fold_in(key, i)``
+    and its padding, so the counts and costs are those of strategies_snr.evaluate."""
+    ensemble, _ = digits_ensemble
+    strategy = EdgeEnsembleStrategy(ensemble)
+    images, labels = digits.test_images[:150], digits.test_labels[:150]
+    link = Link(snr_db=jnp.float32(-5.0), channel="rayleigh", backend="jax")
+    assert strategy_batches.runs_on_jax(strategy, link, images.shape[1:])
+    assert not strategy_batches.runs_on_jax(strategy, link.replace(backend="sionna"), (8, 8, 1))
+    key = jax.random.key(4)
+    loop = strategies_snr.evaluate(strategy, key, images, labels, link, 64)
+    sharded = strategy_batches.evaluate_sharded(
+        strategy, key, images, labels, link, 64, strategies_snr.COST_COLUMNS
+    )
+    assert sharded == loop
+    # at -5 dB under fading the channel costs accuracy: the draws matter
+    clean = strategies_snr.evaluate(strategy, key, images, labels, link.replace(snr_db=40.0), 64)
+    assert loop[0] < clean[0]
