@@ -147,7 +147,7 @@ class AirCompConfig:
             every device meets); only with ``lmmse_denoising``.
         local_device: device 0 is the receiver (its values never cross the channel).
         backend: ``"sionna"`` (Sionna's channels through the bridge) or ``"jax"``
-            (the JAX twins; OFDM models always run in Sionna).
+            (the JAX twins, OFDM models included).
         num_ofdm_symbols, fft_size: the OFDM grid; ``fft_size=None`` takes the
             fewest subcarriers that hold the block. Values fill resource
             elements in order (OFDM symbol-major); the rest of the grid is empty.
@@ -434,7 +434,7 @@ def _ofdm_block(key, reals, transmit, batch_shape, no, config):
         key_channel, silent, jnp.broadcast_to(no, batch_shape).reshape(-1),
         model=config.channel, num_rx_ant=config.num_rx_ant,
         subcarrier_spacing=config.subcarrier_spacing, delay_spread=config.delay_spread,
-        carrier_frequency=config.carrier_frequency, speed=config.speed,
+        carrier_frequency=config.carrier_frequency, speed=config.speed, backend=config.backend,
     )  # fmt: skip
     num_rx_ant = config.num_rx_ant
     h = out.h.reshape(batch, num_rx_ant, num_devices, -1)[..., :n]  # [B, M, K, n]

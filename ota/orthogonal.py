@@ -89,7 +89,7 @@ class OrthogonalConfig:
         k_factor: Rician K-factor (linear), > 0 on ``"rician"``, 0 elsewhere.
         mode: ``"abstraction"`` or ``"simulate"``.
         local_device: device 0 is the receiver: counted exactly, never sent.
-        backend: channel draws with ``"sionna"`` or the ``"jax"`` twin (OFDM: Sionna).
+        backend: channel draws with ``"sionna"`` or the ``"jax"`` twin (OFDM models included).
         subcarrier_spacing, delay_spread, carrier_frequency, speed: OFDM channel
             parameters (Hz, s, Hz, m/s), as in ``phy.channels.ofdm_mac``; only
             on OFDM channels.
@@ -266,6 +266,7 @@ def ofdm_slot_gains(key, batch, num_devices, num_symbols, config):
             delay_spread=config.delay_spread,
             carrier_frequency=config.carrier_frequency,
             speed=config.speed,
+            backend=config.backend,
         ).h  # [blocks, M, K, 1, N]
         return jnp.sum(jnp.real(h) ** 2 + jnp.imag(h) ** 2, axis=1)[:, :, 0]
 

@@ -267,6 +267,30 @@ def test_jax_path_imports_no_tensorflow():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+class _Drawn(Exception):
+    """Raised by the spy once it has seen the call (nothing needs to compile)."""
+
+
+@pytest.mark.parametrize("backend", ["sionna", "jax"])
+def test_ota_schemes_pass_their_backend_to_ofdm_mac(monkeypatch, backend):
+    from airinfer import ota
+
+    seen = []
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("backend", "sionna"))
+        raise _Drawn
+
+    monkeypatch.setattr(channels, "ofdm_mac", spy)
+    air = ota.AirCompConfig(channel="tdl-a", precoding="full", backend=backend)
+    with pytest.raises(_Drawn):
+        ota.over_the_air_average(jax.random.key(1), jnp.ones((2, 3, 4)), 10.0, air, None)
+    digital = ota.OrthogonalConfig(channel="tdl-a", bits=4, backend=backend)
+    with pytest.raises(_Drawn):
+        ota.effective_snr_db(jax.random.key(2), jnp.full((2,), 10.0), 3, 4, digital)
+    assert seen == [backend, backend]
+
+
 @pytest.mark.parametrize(
     ("change", "field"),
     [
