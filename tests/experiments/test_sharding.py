@@ -9,6 +9,7 @@ members, and the module's own functions. The rest runs here, on one device.
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -117,6 +118,63 @@ def test_keys_depend_only_on_the_global_index(four_devices):
     for bits, indices in child["mapped"].values():
         assert indices == list(range(7))
         assert bits == child["direct"]
+
+
+# Each of two processes runs the command once on its two fake devices, joined by
+# the AIRINFER_* variables: four devices in all, each process with its own --out.
+CHILD_OF_TWO = textwrap.dedent(
+    """
+    import sys
+    from airinfer.experiments import cli, ota_snr
+    from child import member_outputs
+
+    ota_snr.member_outputs = member_outputs
+    args = ["run", "ota_snr", "--quick", "--no-progress", "--out", sys.argv[1]]
+    for item in sys.argv[2:]:
+        args += ["--set", item]
+    sys.exit(cli.main(args))
+    """
+)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("localhost", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_results_of_one(four_devices):
+    """jax.distributed over two processes of two CPU devices each (gloo collectives)."""
+    (four_devices / "child_of_two.py").write_text(CHILD_OF_TWO, encoding="utf-8")
+    # the child module defines member_outputs; importing it must not run its body
+    (four_devices / "child.py").write_text(
+        CHILD.split("ota_snr.member_outputs = member_outputs")[0], encoding="utf-8"
+    )
+    port = _free_port()
+    processes = []
+    for rank in range(2):
+        env = {
+            **os.environ,
+            "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+            "AIRINFER_COORDINATOR": f"localhost:{port}",
+            "AIRINFER_NUM_PROCESSES": "2",
+            "AIRINFER_PROCESS_ID": str(rank),
+            "PYTHONPATH": str(four_devices),
+        }
+        out = four_devices / f"process{rank}"
+        processes.append(subprocess.Popen(
+            [sys.executable, str(four_devices / "child_of_two.py"), str(out), *SETTINGS],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))  # fmt: skip
+    for process in processes:
+        _, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err[-3000:]
+    single = (four_devices / "devices1" / "results.csv").read_bytes()
+    for rank in range(2):
+        meta = json.loads((four_devices / f"process{rank}" / "meta.json").read_text())
+        assert (meta["process_count"], meta["sharded_devices"]) == (2, 4)
+        assert (four_devices / f"process{rank}" / "results.csv").read_bytes() == single
 
 
 # ----------------------------------------------------------------- one device, here
