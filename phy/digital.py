@@ -1,4 +1,4 @@
-"""A digital link made of Sionna blocks, run inside jit-compiled JAX programs.
+"""A digital link made of Sionna blocks (or their JAX twins), run inside jit-compiled JAX programs.
 
 Transmitter, channel and receiver of one point-to-point link (one antenna on
 each side)::
@@ -42,11 +42,17 @@ either CSI mode, so that both cost the same resources:
 :attr:`LinkConfig.resource_elements_per_block` counts pilots and empty elements,
 while the channel uses of a block stay ``n / m`` (:attr:`LinkConfig.num_symbols`).
 
-Two bridged functions serve each configuration, both compiled to XLA inside
-the JAX program: the front end (encoder to demapper) and the belief-propagation
-decoder (kept apart so that callers can inspect or perturb the LLRs). Sionna
-blocks are built once per configuration, eagerly, outside the traced
-functions, and cached together with the bridged functions.
+``LinkConfig(backend="jax")`` runs the flat channels on the JAX twins instead
+(:mod:`airinfer.phy.digital_jax`: :mod:`~airinfer.phy.ldpc` and :mod:`~airinfer.phy.qam`,
+the same symbols, the same signal model, JAX's random draws): no TensorFlow is
+imported, and the link ``vmap``s; ``early_stop=True`` lets its decoder stop a
+block at a zero syndrome. OFDM channels need ``backend="sionna"`` for now.
+
+With ``backend="sionna"``, two bridged functions serve each configuration, both
+compiled to XLA inside the JAX program: the front end (encoder to demapper) and
+the belief-propagation decoder (kept apart so that callers can inspect or
+perturb the LLRs). Sionna blocks are built once per configuration, eagerly,
+outside the traced functions, and cached together with the bridged functions.
 """
 
 import functools
@@ -56,12 +62,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from airinfer.phy import theory
+from airinfer.phy import digital_jax
 from airinfer.phy.bridge import bridge
 from airinfer.phy.channels.ofdm import tr38901_model
 from airinfer.phy.link_config import (  # the link's vocabulary, re-exported
     _MIN_CHANNEL_POWER,
     _MIN_NOISE_POWER,
+    BACKENDS,
     CHANNELS,
     CODINGS,
     CSI_MODES,
@@ -72,9 +79,11 @@ from airinfer.phy.link_config import (  # the link's vocabulary, re-exported
     LinkConfig,
     _is_int,
 )
+from airinfer.phy.link_rates import achievable_rate, goodput, nominal_rate
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 __all__ = [
+    "BACKENDS",
     "MODULATIONS",
     "FLAT_CHANNELS",
     "OFDM_CHANNELS",
@@ -319,12 +328,18 @@ def channel_llrs(key, bits, no, config):
     bits = _check_bits(bits, config)
     _check_no(no)
     no = _per_block("no", no, bits.shape[0])
+    if config.backend == "jax":
+        return digital_jax.channel_llrs(key, bits, no, config)
     front, _ = _bridged(config)
     return front(key, bits, no)
 
 
 def decode(llr, config):
     """Info-bit decisions from LLRs: LDPC belief propagation, or their signs uncoded.
+
+    Belief propagation runs ``config.num_iter`` iterations (Sionna's decoder, or
+    the JAX twin with ``backend="jax"``, which with ``early_stop`` freezes a
+    block at its first zero syndrome).
 
     Parameters:
         llr: ``[batch, n]`` float32 LLRs ``log(p(b=1)/p(b=0))``.
@@ -337,6 +352,8 @@ def decode(llr, config):
     if jnp.ndim(llr) != 2 or jnp.shape(llr)[1] != n:
         raise ValueError(f"llr must have shape [batch, n={n}], got {tuple(jnp.shape(llr))}")
     llr = jnp.asarray(llr, jnp.float32)
+    if config.backend == "jax":
+        return digital_jax.decode(llr, config)
     _, back = _bridged(config)
     if back is None:
         return (llr > 0).astype(jnp.float32)
@@ -466,44 +483,3 @@ def simulate_ber(
         batch += 1
         if bit_errors >= min_bit_errors or bits >= max_bits:
             return ErrorCounts(bit_errors, bits, block_errors, blocks)
-
-
-# ---------------------------------------------------------------------------
-# Rates for latency models
-
-
-def achievable_rate(bandwidth_hz, snr_db, channel="awgn"):
-    """Shannon rate of a link in bit/s: ``bandwidth * capacity(snr)``.
-
-    Parameters:
-        bandwidth_hz: float or array, > 0 (one complex symbol per second per Hz).
-        snr_db: float or array, Es/N0 per complex symbol in dB (average for Rayleigh).
-        channel: ``"awgn"`` (``log2(1 + snr)``) or ``"rayleigh"`` (ergodic capacity).
-
-    Output:
-        float64 array (broadcast of the inputs), bit/s.
-    """
-    bandwidth_hz = np.asarray(bandwidth_hz, dtype=np.float64)
-    if np.any(np.isnan(bandwidth_hz)) or np.any(bandwidth_hz <= 0):
-        raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz}")
-    return bandwidth_hz * theory.capacity(snr_db, channel)
-
-
-def nominal_rate(config, bandwidth_hz):
-    """Info bit rate of ``config`` at one symbol per second per Hz: ``B m k / n`` bit/s."""
-    bandwidth_hz = np.asarray(bandwidth_hz, dtype=np.float64)
-    if np.any(np.isnan(bandwidth_hz)) or np.any(bandwidth_hz <= 0):
-        raise ValueError(f"bandwidth_hz must be > 0, got {bandwidth_hz}")
-    return bandwidth_hz * config.bits_per_symbol * config.code_rate
-
-
-def goodput(config, bandwidth_hz, bler):
-    """Rate of correctly received info bits, ``nominal_rate * (1 - bler)``, bit/s.
-
-    ``bler`` is the block error rate in ``[0, 1]`` (measured, e.g. by
-    :func:`simulate_ber`, at the SNR of interest).
-    """
-    bler = np.asarray(bler, dtype=np.float64)
-    if np.any(np.isnan(bler)) or np.any((bler < 0) | (bler > 1)):
-        raise ValueError(f"bler must be in [0, 1], got {bler}")
-    return nominal_rate(config, bandwidth_hz) * (1.0 - bler)

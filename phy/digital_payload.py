@@ -11,9 +11,10 @@ link of a strategy's settings (channel, modulation, code rate, block size);
 what every digital strategy holds: a fixed modulation and code rate, or a
 fixed MCS index of a 38.214 table, turned into the link of a block size.
 
-:mod:`airinfer.phy.digital` exists only as Sionna blocks (5G LDPC has no JAX twin), so
-the digital strategies run Sionna whatever ``Link.backend`` says, and they
-need TensorFlow. It models AWGN and Rayleigh fading i.i.d. per symbol, and the
+:func:`send_bits` runs the link on the backend its ``backend`` argument names
+(the digital strategies pass ``Link.backend``): ``"sionna"`` (Sionna's blocks,
+TensorFlow) or ``"jax"`` (:mod:`airinfer.phy.digital_jax`, no TensorFlow; flat
+channels only for now). The link models AWGN and Rayleigh fading i.i.d. per symbol, and the
 3GPP TDL/CDL models over OFDM (``"tdl-a"`` … ``"cdl-e"``: a resource grid per
 slot, perfect or LS-estimated CSI). A block's channel uses count its data
 symbols; with its pilots and the empty rest of its last slot it occupies
@@ -263,7 +264,7 @@ def channel_uses_per_sample(payload_bits, config):
     return num_blocks(payload_bits, config.k) * config.num_symbols
 
 
-def send_bits(key, bits, snr_db, config):
+def send_bits(key, bits, snr_db, config, *, backend=None):
     """Send a payload of bits per sample over the digital link and decide it.
 
     Parameters:
@@ -272,12 +273,17 @@ def send_bits(key, bits, snr_db, config):
         snr_db: scalar, Es/N0 per complex symbol in dB (average for Rayleigh);
             noise CN(0, no), ``no = 10**(-snr_db/10)``.
         config: :class:`airinfer.phy.digital.LinkConfig` (see :func:`digital_link_config`).
+        backend: ``"sionna"`` or ``"jax"`` (a strategy's ``Link.backend``): replaces
+            ``config.backend``; None keeps it. ``"jax"`` refuses OFDM channels
+            for now (ValueError).
 
     Output:
         ``[B, L]`` float32 of 0/1, the decided bits. Each sample's payload
         fills ``ceil(L / k)`` blocks, the last zero-padded; the padding is
         sent and dropped.
     """
+    if backend is not None and backend != config.backend:
+        config = dataclasses.replace(config, backend=backend)
     batch, length = bits.shape
     blocks = num_blocks(length, config.k)
     padded = jnp.pad(jnp.asarray(bits, jnp.float32), ((0, 0), (0, blocks * config.k - length)))

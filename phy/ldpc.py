@@ -57,6 +57,9 @@ LIFTING_SETS = (
 #: systematic columns of each base graph (k_ldpc = columns · Z)
 SYSTEMATIC_COLUMNS = {"bg1": 22, "bg2": 10}
 CORE_ROWS = 4  # the double-diagonal core of both base graphs, 4 block rows
+#: blocks that iterate together with early stopping on a CPU: a chunk stops with its
+#: slowest block
+EARLY_STOP_CHUNK = 4
 
 
 @functools.cache
@@ -225,15 +228,34 @@ def _phi(x):
     return jnp.log(jnp.exp(x) + 1) - jnp.log(jnp.exp(x) - 1)
 
 
-def decode(llrs, code: LdpcCode, num_iter: int = 20, llr_max: float = 20.0) -> jax.Array:
+def decode(
+    llrs,
+    code: LdpcCode,
+    num_iter: int = 20,
+    llr_max: float = 20.0,
+    early_stop: bool = False,
+    return_iterations: bool = False,
+):
     """Hard decisions ``[..., k]`` int32 on the information bits of received LLRs ``[..., n]``.
 
     Args:
         llrs: float ``log P(b=1) / P(b=0)`` of each sent bit (Sionna's logit
             convention, as :func:`airinfer.phy.qam.demap` gives them).
         code: the code of :func:`ldpc_code`.
-        num_iter: belief-propagation iterations.
+        num_iter: belief-propagation iterations (the most, with ``early_stop``).
         llr_max: the clipping of channel LLRs and messages.
+        early_stop: freeze a block once, after an iteration, its hard decisions
+            on every node of the pruned graph satisfy every parity check (zero
+            syndrome). Blocks iterate in chunks of :data:`EARLY_STOP_CHUNK`; a
+            chunk stops once every block in it is frozen or after ``num_iter``
+            iterations. A frozen block keeps the decisions of the iteration that
+            converged. ``jit``- and ``vmap``-able.
+        return_iterations: also return ``[...]`` int32, the iterations each
+            block ran (``num_iter`` without ``early_stop``, or where it never
+            converged).
+
+    Output:
+        ``[..., k]`` int32 of 0/1 (and the iterations with ``return_iterations``).
     """
     llrs = jnp.asarray(llrs, jnp.float32)
     if llrs.shape[-1] != code.n:
@@ -251,6 +273,42 @@ def decode(llrs, code: LdpcCode, num_iter: int = 20, llr_max: float = 20.0) -> j
     )  # fmt: skip
     full = jnp.pad(full, ((0, 0), (0, graph.num_variables - full.shape[1])))
     channel = -full.T  # [V, B] LLRs log P(0) / P(1), the decoder's own convention
+    if not early_stop:
+        posterior = _belief_propagation(channel, graph, num_iter, llr_max, False)
+        iterations = jnp.full((rows,), num_iter, jnp.int32)
+    else:
+        # A batch iterates until its slowest block converges: in chunks, most
+        # chunks stop well before the slowest block of the whole batch would. The
+        # padding is the all-zero codeword, sure (+llr_max): it converges at once.
+        size = _early_stop_chunk(rows)
+        chunks = -(-rows // size)
+        padded = jnp.pad(channel, ((0, 0), (0, chunks * size - rows)), constant_values=llr_max)
+        posterior, iterations = jax.lax.map(
+            lambda part: _belief_propagation(part, graph, num_iter, llr_max, True),
+            padded.reshape(-1, chunks, size).transpose(1, 0, 2),
+        )
+        posterior = posterior.transpose(1, 0, 2).reshape(-1, chunks * size)[:, :rows]
+        iterations = iterations.reshape(-1)[:rows]
+    decided = (posterior[: code.k] <= 0).astype(jnp.int32).T.reshape(*batch, code.k)
+    if return_iterations:
+        return decided, iterations.reshape(batch)
+    return decided
+
+
+def _early_stop_chunk(rows: int) -> int:
+    """Blocks per early-stopping chunk: small on a CPU (measured fastest at 4 of
+    300 blocks), the whole batch where parallel width is cheap."""
+    return min(rows, EARLY_STOP_CHUNK if jax.default_backend() == "cpu" else rows)
+
+
+def _belief_propagation(channel, graph: _Graph, num_iter, llr_max, early_stop):
+    """The clipped posteriors ``[V, B]`` after BP on channel LLRs ``[V, B]`` (log P(0)/P(1)),
+    and with ``early_stop`` the iterations ``[B]`` int32 each block ran.
+
+    With ``early_stop``, a block freezes (messages and posteriors) after the first
+    iteration whose hard decisions on every node close every check (zero
+    syndrome); the loop ends when every block is frozen or after ``num_iter``.
+    """
     check, variable = jnp.asarray(graph.check), jnp.asarray(graph.variable)
 
     def check_update(v2c):
@@ -261,15 +319,35 @@ def decode(llrs, code: LdpcCode, num_iter: int = 20, llr_max: float = 20.0) -> j
         c2v = sign * node_sign[check] * _phi(total[check] - magnitude)
         return jnp.clip(c2v, -llr_max, llr_max)
 
-    def variable_update(c2v):
+    def iteration(v2c):
+        c2v = check_update(v2c)
         total = jax.ops.segment_sum(c2v, variable, graph.num_variables) + channel
         extrinsic = jnp.clip(total[variable] - c2v, -llr_max, llr_max)
         return extrinsic, jnp.clip(total, -llr_max, llr_max)
 
-    def iteration(_, state):
-        v2c, _ = state
-        return variable_update(check_update(v2c))
+    start = (channel[variable], channel)
+    if not early_stop:
+        _, posterior = jax.lax.fori_loop(0, num_iter, lambda _, state: iteration(state[0]), start)
+        return posterior
 
-    _, posterior = jax.lax.fori_loop(0, num_iter, iteration, (channel[variable], channel))
-    decided = (posterior[: code.k] <= 0).astype(jnp.int32).T
-    return decided.reshape(*batch, code.k)
+    def satisfied(posterior):
+        hard = (posterior <= 0).astype(jnp.int32)  # the decisions decode returns
+        ones = jax.ops.segment_sum(hard[variable], check, graph.num_checks)
+        return jnp.all(ones % 2 == 0, axis=0)
+
+    def step(state):
+        i, v2c, posterior, done, ran = state
+        new_v2c, new_posterior = iteration(v2c)
+        v2c = jnp.where(done, v2c, new_v2c)
+        posterior = jnp.where(done, posterior, new_posterior)
+        ran = ran + (~done).astype(jnp.int32)
+        return i + 1, v2c, posterior, done | satisfied(posterior), ran
+
+    def unfinished(state):
+        i, _, _, done, _ = state
+        return (i < num_iter) & ~jnp.all(done)
+
+    done = jnp.zeros(channel.shape[1], bool)
+    ran = jnp.zeros(channel.shape[1], jnp.int32)
+    _, _, posterior, _, ran = jax.lax.while_loop(unfinished, step, (0, *start, done, ran))
+    return posterior, ran

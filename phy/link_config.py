@@ -15,6 +15,7 @@ from airinfer.phy import theory
 from airinfer.phy.channels.ofdm import OFDM_MODELS
 
 __all__ = [
+    "BACKENDS",
     "MODULATIONS",
     "FLAT_CHANNELS",
     "OFDM_CHANNELS",
@@ -37,6 +38,9 @@ CODINGS = ("uncoded", "ldpc")
 CSI_MODES = ("perfect", "ls")
 #: Interpolation of the LS estimates over the grid (Sionna's LSChannelEstimator).
 LS_INTERPOLATIONS = ("nn", "lin", "lin_time_avg")
+#: Where the link runs: Sionna's blocks through the bridge, or the JAX twins
+#: (:mod:`airinfer.phy.digital_jax`: flat channels only, no TensorFlow).
+BACKENDS = ("sionna", "jax")
 # Fields that only mean something on OFDM channels (refused elsewhere unless at default).
 _OFDM_FIELDS = (
     "csi", "ls_interpolation", "num_ofdm_symbols", "fft_size", "pilot_ofdm_symbol_indices",
@@ -103,6 +107,12 @@ class LinkConfig:
             subcarrier (stored sorted, as a tuple); ``()`` only with perfect CSI.
         subcarrier_spacing: Hz. delay_spread: RMS delay spread, s.
         carrier_frequency: Hz. speed: device speed in m/s (Doppler within a slot).
+        backend: ``"sionna"`` (Sionna's blocks through the bridge) | ``"jax"`` (the JAX
+            twins :mod:`airinfer.phy.qam` and :mod:`airinfer.phy.ldpc`: no TensorFlow,
+            ``vmap``-able; flat channels only for now).
+        early_stop: stop a block's LDPC iterations once its hard decisions satisfy
+            every parity check (``backend="jax"`` and LDPC only: Sionna 1.2's
+            decoder always runs ``num_iter`` iterations).
     """
 
     modulation: str = "qpsk"
@@ -121,6 +131,8 @@ class LinkConfig:
     delay_spread: float = 100e-9
     carrier_frequency: float = 3.5e9
     speed: float = 0.0
+    backend: str = "sionna"
+    early_stop: bool = False
 
     def __post_init__(self):
         if self.modulation not in MODULATIONS:
@@ -174,6 +186,28 @@ class LinkConfig:
             raise ValueError(f"num_iter must be an int >= 1, got {self.num_iter!r}")
         self._check_ofdm_fields()
         self._refuse_fields_without_effect()
+        self._check_backend()
+
+    def _check_backend(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
+        if self.backend == "jax" and self.is_ofdm:
+            raise ValueError(
+                f"backend='jax' is not available yet on OFDM channels (channel="
+                f"{self.channel!r}): the JAX twin of the 3GPP OFDM channel is still to "
+                "come; use backend='sionna'"
+            )
+        if not isinstance(self.early_stop, bool | np.bool_):
+            raise ValueError(f"early_stop must be a bool, got {self.early_stop!r}")
+        object.__setattr__(self, "early_stop", bool(self.early_stop))
+        if self.early_stop and self.coding != "ldpc":
+            raise ValueError("early_stop=True: only the LDPC decoder stops early, not coding="
+                             f"{self.coding!r}")  # fmt: skip
+        if self.early_stop and self.backend == "sionna":
+            raise ValueError(
+                "early_stop=True needs backend='jax': Sionna 1.2's LDPC5GDecoder always "
+                "runs num_iter iterations"
+            )
 
     def _check_ofdm_fields(self):
         if self.csi not in CSI_MODES:

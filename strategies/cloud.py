@@ -17,8 +17,8 @@ errors and all. Two sources:
   image; the number of blocks of each is side information assumed to arrive
   intact (a few bits of control signalling, not counted).
 
-The digital link exists only as Sionna blocks: ``Link.backend`` is not
-consulted (``"jax"`` runs the same Sionna link), and ``Link.channel`` is
+The digital link runs on ``Link.backend``: Sionna's blocks, or their JAX twins
+(``"jax"``, no TensorFlow; not yet on ``"tdl-a"``), and ``Link.channel`` is
 ``"awgn"``, ``"rayleigh"`` (i.i.d. per-symbol fading, perfect CSI) or
 ``"tdl-a"`` (OFDM, a channel draw per codeword's slot, perfect CSI).
 
@@ -202,7 +202,7 @@ class ImageLink:
             blocks = num_blocks(payload, config.k)
             intact = message_intact(key, link.snr_db, config, blocks, (batch,))
         else:
-            decided = send_bits(key, bits, link.snr_db, config)
+            decided = send_bits(key, bits, link.snr_db, config, backend=link.backend)
             sent = jnp.arange(bits.shape[1]) < payload[:, None]
             intact = jnp.all((decided == bits) | ~sent, axis=-1)
         if self.source == "pixels":

@@ -21,8 +21,8 @@ target rate replace ``modulation`` and ``code_rate`` (same rule for ``n``;
 SNR is Es/N0 per complex symbol in dB; symbols have unit energy and the noise
 is CN(0, no), ``no = 10**(-snr_db/10)``. ``rayleigh`` is ``phy.digital``'s
 fading, i.i.d. CN(0, 1) per symbol with perfect CSI at the receiver. The link
-always runs Sionna's blocks through the bridge (there is no JAX twin of the
-LDPC decoder).
+runs on the backend :func:`send` is given: Sionna's blocks through the bridge,
+or their JAX twins (``"jax"``, no TensorFlow).
 
 Example::
 
@@ -236,7 +236,7 @@ def reconstruct(values, hop):
     return middle + quantize.dequantize(codes, hop.bits, clip)
 
 
-def send(key, values, snr_db, hop, channel):
+def send(key, values, snr_db, hop, channel, *, backend="sionna"):
     """Send every message of ``values`` over its own digital link and rebuild it.
 
     Input:
@@ -248,6 +248,7 @@ def send(key, values, snr_db, hop, channel):
             average Es/N0 for ``rayleigh``). Traced values do not recompile.
         hop: :class:`DigitalHop` (static).
         channel: ``"awgn"`` or ``"rayleigh"`` (static).
+        backend: ``"sionna"`` or ``"jax"`` (static; a strategy's ``Link.backend``).
 
     Output:
         ``[..., V]`` float32: the dequantised values of the decided bits. Where
@@ -263,7 +264,7 @@ def send(key, values, snr_db, hop, channel):
         raise ValueError(f"values must have shape [..., V] with V >= 1, got {values.shape}")
     leading, num_values = values.shape[:-1], values.shape[-1]
     messages = math.prod(leading)
-    link = hop.link(num_values, channel)
+    link = dataclasses.replace(hop.link(num_values, channel), backend=backend)
     blocks = hop.num_blocks(num_values)
     payload = num_values * hop.bits
     middle, clip = hop._quantizer()

@@ -28,8 +28,8 @@ digital multicast over AWGN or Rayleigh can skip the decoder
 (:mod:`airinfer.phy.abstraction`), which is what makes a multicast to 15
 neighbours affordable in full sweeps (over OFDM channels, whose blocks share
 a slot's channel draw, copies are simulated all the same); ``mode="simulate"``
-(the default) sends every copy through Sionna's link. The digital links run Sionna's blocks
-whatever ``Link.backend`` says, over ``awgn`` or ``rayleigh`` (i.i.d. fading
+(the default) sends every copy through the digital link. The digital links run on
+``Link.backend`` (Sionna's blocks or their JAX twins), over ``awgn`` or ``rayleigh`` (i.i.d. fading
 per symbol) with a scalar ``snr_db``; the analog one over any channel of
 :func:`~airinfer.strategies.jscc.link.analog_link` (one flat gain per copy under
 ``rayleigh``), on ``Link.backend``. SNR is Es/N0 per complex symbol in dB
@@ -435,7 +435,7 @@ class SharedEncoder:
             intact = message_intact(key, link.snr_db, config, blocks, flat.shape[:1])
             decided = flat
         else:
-            decided = send_bits(key, flat, link.snr_db, config)
+            decided = send_bits(key, flat, link.snr_db, config, backend=link.backend)
             intact = jnp.all(decided == flat, axis=-1)
         received = self.quantizer.to_values(decided.reshape(-1, *bits.shape[1:]))
         return received, intact if self.crc else jnp.ones_like(intact)

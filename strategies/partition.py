@@ -20,7 +20,7 @@ Both take the link's SNR (Es/N0 per complex symbol in dB, noise CN(0, no),
 ``no = 10**(-snr_db/10)``) for every hop, on ``awgn``, ``rayleigh`` (the
 fading of ``phy.digital``, i.i.d. per symbol) or ``tdl-a`` (OFDM, one channel
 draw per codeword's slot, perfect CSI). The hops
-always run Sionna's LDPC and QAM, whatever ``link.backend`` says, at their
+run LDPC and QAM on ``link.backend`` (Sionna's blocks or the JAX twins) at their
 ``modulation`` and ``code_rate`` or at a 5G NR MCS (``DigitalHop.mcs``; give
 ``mcs=`` to ``calibrated``, or let :func:`airinfer.strategies.adaptation.adapt_mcs`
 choose one per hop for an SNR). With
@@ -281,8 +281,9 @@ class LayerPartitionStrategy:
             if not self.ideal:
                 flat = x.reshape(x.shape[0], -1)
                 flat = digital_hop.send(
-                    jax.random.fold_in(key, i), flat, link.snr_db, self.hops[i], link.channel
-                )
+                    jax.random.fold_in(key, i), flat, link.snr_db, self.hops[i], link.channel,
+                    backend=link.backend,
+                )  # fmt: skip
                 x = flat.reshape(x.shape)
         return Outcome(x, self.cost(jnp.shape(images)[1:]))
 
@@ -477,8 +478,9 @@ class HorizontalPartitionStrategy:
             stacked = jnp.stack([parts[d] for d in members], axis=1)  # [B, D_w, ..., width]
             flat = stacked.reshape(stacked.shape[0], len(members), -1)
             flat = digital_hop.send(
-                jax.random.fold_in(key, group), flat, snr_db, self.hop, link.channel
-            )
+                jax.random.fold_in(key, group), flat, snr_db, self.hop, link.channel,
+                backend=link.backend,
+            )  # fmt: skip
             stacked = flat.reshape(stacked.shape)
             for j, d in enumerate(members):
                 received[d] = stacked[:, j]

@@ -33,8 +33,9 @@ An optional learned :class:`Bottleneck` shrinks the features' last axis
 straight-through gradient (:func:`airinfer.phy.quantize.fake_quantize`), front and back
 frozen.
 
-The digital link exists only as Sionna blocks: ``Link.backend`` is not
-consulted, and ``Link.channel`` is one of the digital link's channels. It runs
+The digital link runs on ``Link.backend`` (Sionna's blocks, or their JAX twins
+without TensorFlow, flat channels only), and ``Link.channel`` is one of the
+digital link's channels. It runs
 ``modulation`` at LDPC rate ``code_rate``, or a 5G NR MCS (``mcs``, an index of
 38.214 table ``mcs_table``); :func:`airinfer.strategies.adaptation.adapt_mcs`
 sets ``mcs`` for an SNR.
@@ -409,7 +410,7 @@ class SplitDigitalStrategy:
         batch = sent.shape[0]
         bits = self.quantize_to_bits(sent)
         flat = bits.reshape(batch, -1)
-        decided = send_bits(key, flat, link.snr_db, config)
+        decided = send_bits(key, flat, link.snr_db, config, backend=link.backend)
         received = self.bits_to_values(decided.reshape(bits.shape))
         return SplitReception(sent, received, jnp.all(decided == flat, axis=-1))
 

@@ -1,4 +1,7 @@
-"""The Sionna digital link in JAX: BER against closed forms, LDPC, determinism, checks."""
+"""The Sionna digital link in JAX: BER against closed forms, LDPC, determinism, checks.
+
+The JAX backend (``LinkConfig(backend="jax")``) against this link: tests/phy/test_digital_jax.py.
+"""
 
 import math
 
@@ -44,9 +47,11 @@ def _bits(seed):
     return jnp.asarray(np.random.default_rng(seed).integers(0, 2, (BLOCKS, K)), jnp.float32)
 
 
+@pytest.mark.xla_optimized
+@pytest.mark.parametrize("backend", ["sionna", "jax"])
 @pytest.mark.parametrize(("modulation", "channel"), list(UNCODED_POINTS))
-def test_uncoded_ber_matches_the_closed_form(modulation, channel):
-    config = LinkConfig(modulation, channel, "uncoded", k=K)
+def test_uncoded_ber_matches_the_closed_form(modulation, channel, backend):
+    config = LinkConfig(modulation, channel, "uncoded", k=K, backend=backend)
     for i, snr_db in enumerate(UNCODED_POINTS[modulation, channel]):
         # min_bit_errors above what can happen: exactly UNCODED_BITS are sent.
         counts = digital.simulate_ber(
@@ -65,6 +70,7 @@ def test_uncoded_ber_matches_the_closed_form(modulation, channel):
         assert 0 <= counts.block_errors <= counts.blocks
 
 
+@pytest.mark.xla_optimized
 def test_ldpc_corrects_every_error_at_high_snr():
     snr_db = 5.0  # Es/N0; QPSK uncoded BER ≈ 0.038 here
     uncoded = digital.error_counts(
@@ -194,6 +200,8 @@ def test_config_properties_and_defaults():
         ({"receiver_csi_error_var": -0.1}, "receiver_csi_error_var"),
         ({"receiver_csi_error_var": float("nan")}, "receiver_csi_error_var"),
         ({"num_iter": 0}, "num_iter"),
+        ({"backend": "tf"}, "backend"),
+        ({"early_stop": True}, "early_stop"),
     ],
 )
 def test_bad_config_raises_naming_the_field(kwargs, name):
