@@ -18,9 +18,12 @@ What is drawn, against what Sionna 1.2 draws (``sionna.phy.channel.tr38901``):
 * TDL at speed 0: tap ``l`` is ``sqrt(p_l) g``, ``g ~ CN(0, 1)``, independent
   across taps and receive antennas: the Rayleigh law that Sionna's sum of 20
   sinusoids with random phases approximates (its fourth moment is 1.95 instead
-  of 2), for a tenth of the random numbers. TDL-D/E add the specular
-  component ``sqrt(p_los) exp(j phi_0)`` to the first tap, ``phi_0`` uniform and
-  shared by the receive antennas, as Sionna does.
+  of 2), for a tenth of the random numbers. On F < L subcarriers ``H`` is drawn
+  from that same law, ``CN(0, R)`` with ``R`` the profile's frequency covariance,
+  from F complex normals instead of L (so a subset of the grid is drawn anew,
+  not cut out of the full grid's draw). TDL-D/E add the specular component
+  ``sqrt(p_los) exp(j phi_0)`` to the first tap, ``phi_0`` uniform and shared by
+  the receive antennas, as Sionna does.
 * TDL at speed > 0: Sionna's sum of sinusoids (20 per tap; angles
   ``2 pi n / 20 + theta_n``, ``theta_n`` uniform in ``(-pi/20, pi/20)`` shared by
   the antennas, phases per antenna; maximum Doppler ``2 pi v f_c / c``; the
@@ -175,29 +178,46 @@ def _cdl_receive_angles(model):
     return rays_az, rays_ze, los
 
 
+def _tdl_block_fading(key, batch_shape, profile, num_rx_ant, kernel):
+    """TDL at speed 0: ``H`` ``[*batch, M, 1, F]`` from its Gaussian law on the F subcarriers.
+
+    With Gaussian taps ``H = kernel diag(sqrt(p)) g``, ``g ~ CN(0, I_L)``; on fewer
+    subcarriers than taps the same law ``CN(0, R)``, ``R = kernel diag(p) kernel^H``,
+    comes from F draws through a square root of ``R``: fewer random numbers, which is
+    what such a draw costs.
+    """
+    mix = kernel * np.sqrt(profile.powers)  # [F, L]
+    if mix.shape[0] < mix.shape[1]:
+        eigenvalues, vectors = np.linalg.eigh(mix @ mix.conj().T)
+        mix = vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))  # [F, F]
+    key_taps, key_los = jax.random.split(key)
+    g = complex_normal(key_taps, (*batch_shape, num_rx_ant, 1, mix.shape[1]))
+    h = g @ jnp.asarray(mix.T, jnp.complex64)
+    if profile.los_power > 0:  # the specular tap's phase is shared by the antennas
+        phi0 = jax.random.uniform(key_los, (*batch_shape, 1, 1, 1), minval=-math.pi, maxval=math.pi)
+        specular = math.sqrt(profile.los_power) * kernel[:, profile.los_tap]  # [F]
+        h = h + jnp.exp(1j * phi0) * jnp.asarray(specular, jnp.complex64)
+    return h.astype(jnp.complex64)
+
+
 def _tdl_taps(key, batch_shape, profile, num_rx_ant, times, max_doppler):
-    """Tap amplitudes ``[*batch, M, S, L]`` (``S = 1`` at speed 0)."""
+    """TDL when moving: Sionna's sum of sinusoids, tap amplitudes ``[*batch, M, S, L]``."""
     num_taps = len(profile.delays)
     amplitude = jnp.asarray(np.sqrt(profile.powers), jnp.float32)
     key_taps, key_angles, key_los = jax.random.split(key, 3)
-    if max_doppler == 0:
-        taps = amplitude * complex_normal(key_taps, (*batch_shape, num_rx_ant, 1, num_taps))
-        los_phase = jnp.zeros((*batch_shape, 1, 1), jnp.float32)
-    else:
-        n = NUM_SINUSOIDS
-        theta = jax.random.uniform(
-            key_angles, (*batch_shape, 1, num_taps, n), minval=-math.pi / n, maxval=math.pi / n
-        )
-        alpha = 2 * math.pi / n * jnp.arange(1, n + 1, dtype=jnp.float32) + theta
-        phi = jax.random.uniform(
-            key_taps, (*batch_shape, num_rx_ant, num_taps, n), minval=-math.pi, maxval=math.pi
-        )
-        t = jnp.asarray(times, jnp.float32)[:, None, None]  # [S, 1, 1]
-        arg = max_doppler * t * jnp.cos(alpha)[..., None, :, :] + phi[..., None, :, :]
-        taps = amplitude / math.sqrt(n) * jnp.sum(jnp.exp(1j * arg), axis=-1)  # [..., M, S, L]
-        los_phase = max_doppler * math.cos(TDL_LOS_ANGLE) * jnp.asarray(times, jnp.float32)
-        los_phase = jnp.broadcast_to(los_phase, (*batch_shape, 1, len(times)))
+    n = NUM_SINUSOIDS
+    theta = jax.random.uniform(
+        key_angles, (*batch_shape, 1, num_taps, n), minval=-math.pi / n, maxval=math.pi / n
+    )
+    alpha = 2 * math.pi / n * jnp.arange(1, n + 1, dtype=jnp.float32) + theta
+    phi = jax.random.uniform(
+        key_taps, (*batch_shape, num_rx_ant, num_taps, n), minval=-math.pi, maxval=math.pi
+    )
+    t = jnp.asarray(times, jnp.float32)[:, None, None]  # [S, 1, 1]
+    arg = max_doppler * t * jnp.cos(alpha)[..., None, :, :] + phi[..., None, :, :]
+    taps = amplitude / math.sqrt(n) * jnp.sum(jnp.exp(1j * arg), axis=-1)  # [..., M, S, L]
     if profile.los_power > 0:
+        los_phase = max_doppler * math.cos(TDL_LOS_ANGLE) * jnp.asarray(times, jnp.float32)
         phi0 = jax.random.uniform(key_los, (*batch_shape, 1, 1), minval=-math.pi, maxval=math.pi)
         specular = math.sqrt(profile.los_power) * jnp.exp(1j * (los_phase + phi0))  # [..., 1, S]
         taps = taps.at[..., profile.los_tap].add(specular)
@@ -303,12 +323,17 @@ def ofdm_response(
     max_doppler = 2 * math.pi * speed * carrier_frequency / SPEED_OF_LIGHT
     if speed == 0:
         times = times[:1]  # block fading: one draw for the whole slot
-    if model.startswith("tdl"):
-        taps = _tdl_taps(key, batch_shape, profile, num_rx_ant, times, max_doppler)
-    else:
-        wavelength = SPEED_OF_LIGHT / carrier_frequency
-        taps = _cdl_clusters(key, batch_shape, model, profile, num_rx_ant, times, speed, wavelength)
     # The delay terms in float64 on the host: f * tau reaches hundreds of turns.
-    kernel = np.exp(-2j * np.pi * profile.delays[:, None] * frequencies[None, :])  # [L, F]
-    h = taps @ jnp.asarray(kernel, jnp.complex64)  # [..., M, S or 1, F]
+    kernel = np.exp(-2j * np.pi * frequencies[:, None] * profile.delays[None, :])  # [F, L]
+    if model.startswith("tdl") and speed == 0:
+        h = _tdl_block_fading(key, batch_shape, profile, num_rx_ant, kernel)
+    else:
+        if model.startswith("tdl"):
+            taps = _tdl_taps(key, batch_shape, profile, num_rx_ant, times, max_doppler)
+        else:
+            wavelength = SPEED_OF_LIGHT / carrier_frequency
+            taps = _cdl_clusters(
+                key, batch_shape, model, profile, num_rx_ant, times, speed, wavelength
+            )
+        h = taps @ jnp.asarray(kernel.T, jnp.complex64)  # [..., M, S or 1, F]
     return jnp.broadcast_to(h, (*batch_shape, num_rx_ant, num_ofdm_symbols, len(frequencies)))

@@ -137,6 +137,22 @@ def test_frequency_correlation_closed_form(model):
     assert abs(expected[-1] - 1) > 0.05
 
 
+@pytest.mark.parametrize("model", ["tdl-a", "tdl-d"])
+def test_narrow_band_tdl_draw_has_the_profile_covariance(model):
+    # On 8 < 23 subcarriers the speed-0 TDL response comes from its covariance's square
+    # root: every pair of subcarriers, and the mean (0: the LoS phase is uniform), as the
+    # closed form says.
+    links, fft_size = 10_000, 8
+    h = _twin(12, links, model, fft_size=fft_size, delay_spread=1e-6)[:, 0, 0]
+    offsets = np.arange(fft_size) * SPACING
+    expected = tr38901.frequency_correlation(model, 1e-6, offsets)
+    for offset in range(fft_size):
+        estimate, error = _correlation(h, offset, 0)
+        assert abs(estimate - expected[offset]) < SIGMAS * error, (offset, estimate)
+    np.testing.assert_allclose(h.mean(0), 0, atol=SIGMAS / math.sqrt(links))
+    assert abs(expected[-1] - 1) > 0.05
+
+
 def test_time_correlation_is_jakes():
     # Sum of sinusoids with one random angle per sector of 2 pi / 20: E[a(t) a*(0)] = J0(w t)
     # exactly, so E[H(t) H*(0)] = J0(w_d t) on every subcarrier (TDL-A has no LoS).
