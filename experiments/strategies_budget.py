@@ -218,7 +218,7 @@ def _measured(config, setting, channel: str, snr_db: float):
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
     key = _cell_key(config, channel, snr_db)
-    correct, cost = strategies_snr.evaluate(built, key, images, labels, link, config.batch_size)
+    correct, cost = strategies_snr.evaluate_on_devices(built, key, images, labels, link, config)
     return correct, cost, strategies_snr.mcs_cell(built, dataset.image_shape)
 
 

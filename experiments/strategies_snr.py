@@ -152,7 +152,8 @@ class StrategiesSnrConfig:
             draws are all JAX (``backend="jax"``, a flat channel, no digital
             link: ``local``, ``split_analog``, ``edge_ensemble``); None: all.
             The others run through Sionna's TensorFlow bridge on one device,
-            batch after batch.
+            batch after batch (as do ``hybrid_snr``'s and ``inversion_snr``'s
+            own loops).
     """
 
     seed: int = 0
@@ -437,6 +438,18 @@ def evaluate(strategy, key, images, labels, link, batch_size):
     return correct, {name: total / len(labels) for name, total in totals.items()}
 
 
+def evaluate_on_devices(strategy, key, images, labels, link, config):
+    """:func:`evaluate` with ``config.batch_size``, its batches sharded over
+    ``config.devices`` when every draw of ``strategy`` is JAX (the same results,
+    :mod:`airinfer.experiments.strategy_batches`); through Sionna's TensorFlow
+    bridge, on one device, batch after batch."""
+    if strategy_batches.runs_on_jax(strategy, link, images.shape[1:]):
+        return strategy_batches.evaluate_sharded(
+            strategy, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices
+        )
+    return evaluate(strategy, key, images, labels, link, config.batch_size)
+
+
 def run_point(key, config, point):
     """Accuracy (95 % Wilson half-width), cost and MCS of one strategy at one SNR."""
     _, _, _, images, labels = setup(config)
@@ -449,12 +462,7 @@ def run_point(key, config, point):
         snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend,
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
-    if strategy_batches.runs_on_jax(built, link, images.shape[1:]):
-        correct, cost = strategy_batches.evaluate_sharded(
-            built, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices
-        )
-    else:  # through Sionna's TensorFlow bridge: one device, batch after batch
-        correct, cost = evaluate(built, key, images, labels, link, config.batch_size)
+    correct, cost = evaluate_on_devices(built, key, images, labels, link, config)
     low, high = wilson_interval(correct, len(labels))
     accuracy = {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2}
     return {**accuracy, **cost, **dict(zip(MCS_COLUMNS, (mcs, fallback), strict=True))}

@@ -151,7 +151,7 @@ def run_point(key, config, point):
             channel=config.channel, backend=config.backend,
             server_connectivity=jnp.float32(server_connectivity),
         )  # fmt: skip
-        return strategies_snr.evaluate(strategy, key_link, images, labels, link, config.batch_size)
+        return strategies_snr.evaluate_on_devices(strategy, key_link, images, labels, link, config)
 
     correct, cost = accuracy(config.connectivity, config.server_connectivity)
     low, high = wilson_interval(correct, len(labels))
