@@ -3,12 +3,16 @@
 The workload is a batch of ``--blocks`` codewords of the links' code (k = 512,
 n = 1024, QPSK, AWGN), demapped once, then decoded with 20 iterations of
 belief propagation by :func:`airinfer.phy.ldpc.decode` (jitted) and by
-Sionna's ``LDPC5GDecoder`` (graph mode), each at Es/N0 of 1 and 2 dB, the
-two decoders taking turns (:func:`~airinfer.benchmarks.timing.median_ms`).
-Prints one JSON line per SNR with the information bits decoded per second of
-each (``jax_bits_per_s``, ``sionna_bits_per_s``), their ratio ``speedup``
-(target >= 2 on a CPU) and ``agreement``, the share of blocks both decode to
-the same bits (target >= 0.999).
+Sionna's ``LDPC5GDecoder`` (graph mode), and by the JAX decoder with early
+stopping (``early_stop=True``: a block freezes at its first zero syndrome, at
+most 20 iterations), each at Es/N0 of 1, 2 and 3 dB, the decoders taking turns
+(:func:`~airinfer.benchmarks.timing.median_ms`). Prints one JSON line per SNR
+with the information bits decoded per second of each (``jax_bits_per_s``,
+``sionna_bits_per_s``, ``jax_early_stop_bits_per_s``), the ratio ``speedup``
+of JAX over Sionna (target >= 2 on a CPU), ``early_stop_speedup`` (early
+stopping over the full 20 iterations), the mean iterations early stopping ran,
+and ``agreement`` / ``early_stop_agreement``, the share of blocks the JAX
+decoder without / with early stopping decodes to Sionna's bits (target >= 0.999).
 
 Run: ``python -m airinfer.benchmarks.ldpc [--blocks 500] [--steps 5]``.
 """
@@ -24,7 +28,7 @@ from airinfer.phy import ldpc, qam
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 K, N, BITS_PER_SYMBOL, ITERATIONS = 512, 1024, 2, 20
-TARGETS = {"speedup": ">= 2", "agreement": ">= 0.999"}
+TARGETS = {"speedup": ">= 2", "agreement": ">= 0.999", "early_stop_agreement": ">= 0.999"}
 
 
 def _llrs(code, blocks, es_no_db, seed=0):
@@ -44,25 +48,38 @@ def main(argv=None):
     args = parser.parse_args(argv)
     code = ldpc.ldpc_code(K, N)
     ours = jax.jit(lambda llrs: ldpc.decode(llrs, code, num_iter=ITERATIONS))
+    early = jax.jit(
+        lambda llrs: ldpc.decode(
+            llrs, code, num_iter=ITERATIONS, early_stop=True, return_iterations=True
+        )
+    )
     fec = sionna_phy().fec.ldpc
     decoder = fec.LDPC5GDecoder(fec.LDPC5GEncoder(K, N), hard_out=True, num_iter=ITERATIONS)
     theirs = tensorflow().function(decoder)
-    for es_no_db in (1.0, 2.0):
+    for es_no_db in (1.0, 2.0, 3.0):
         llrs = _llrs(code, args.blocks, es_no_db)
         constant = tensorflow().constant(llrs)
         ms = median_ms(
             {"jax": lambda i, llrs=llrs: ours(llrs).block_until_ready(),
-             "sionna": lambda i, constant=constant: theirs(constant).numpy()},
+             "sionna": lambda i, constant=constant: theirs(constant).numpy(),
+             "jax_early_stop": lambda i, llrs=llrs: early(llrs)[0].block_until_ready()},
             args.steps,
         )  # fmt: skip
-        same = np.all(np.asarray(ours(llrs)) == theirs(constant).numpy().astype(np.int32), axis=1)
+        reference = theirs(constant).numpy().astype(np.int32)
+        same = np.all(np.asarray(ours(llrs)) == reference, axis=1)
+        decided, iterations = early(llrs)
+        same_early = np.all(np.asarray(decided) == reference, axis=1)
         bits = args.blocks * K
         extra = {
             "es_no_db": es_no_db,
             "jax_bits_per_s": round(bits / ms["jax"] * 1e3),
             "sionna_bits_per_s": round(bits / ms["sionna"] * 1e3),
+            "jax_early_stop_bits_per_s": round(bits / ms["jax_early_stop"] * 1e3),
             "speedup": round(ms["sionna"] / ms["jax"], 2),
+            "early_stop_speedup": round(ms["jax"] / ms["jax_early_stop"], 2),
+            "early_stop_mean_iterations": round(float(np.mean(iterations)), 2),
             "agreement": round(float(same.mean()), 4),
+            "early_stop_agreement": round(float(same_early.mean()), 4),
             "blocks": args.blocks,
             "steps": args.steps,
         }
