@@ -90,6 +90,8 @@ class TrainEnsembleConfig:
     bits: int = 4
     formulation: Literal[FORMULATIONS] = "auto"
     cache: bool = False
+    #: accepted by every experiment (airinfer.experiments.sharding); training: one device
+    devices: int | None = None
 
     def __post_init__(self):
         for name in ("members", "epochs", "batch_size"):

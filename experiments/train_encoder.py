@@ -115,6 +115,8 @@ class TrainEncoderConfig:
     ofdm_subcarriers: int = 64
     snr_db: tuple[float, ...] = (-10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
     cache: bool = True
+    #: accepted by every experiment (airinfer.experiments.sharding); training: one device
+    devices: int | None = None
 
     def __post_init__(self):
         if self.channel == "tdl-a" and self.backend == "jax":
