@@ -19,8 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from airinfer.experiments import ota_snr, runner, sharding, strategies_snr, strategy_batches
-from airinfer.experiments.config import ConfigError, apply_overrides
+from airinfer.experiments import (
+    ota_snr,
+    registry,
+    runner,
+    sharding,
+    strategies_snr,
+    strategy_batches,
+)
+from airinfer.experiments.config import ConfigError, apply_overrides, leaf_keys
 from airinfer.strategies.base import Link
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 
@@ -276,3 +283,10 @@ def test_strategy_batches_sharded_equal_the_loop(digits, digits_ensemble):
     # at -5 dB under fading the channel costs accuracy: the draws matter
     clean = strategies_snr.evaluate(strategy, key, images, labels, link.replace(snr_db=40.0), 64)
     assert loop[0] < clean[0]
+
+
+@pytest.mark.parametrize("name", sorted(registry.builtin()))
+def test_every_experiment_has_the_devices_setting(name):
+    config_type = registry.load(name).config
+    assert "devices" in leaf_keys(config_type)
+    assert apply_overrides(config_type(), ["devices=2"]).devices == 2
