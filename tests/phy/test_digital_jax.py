@@ -230,6 +230,7 @@ _WITHOUT_TENSORFLOW = textwrap.dedent(
     from airinfer.phy.source_coding import PixelFormat
     from airinfer.strategies.base import Link
     from airinfer.strategies.cloud import CloudStrategy
+    from airinfer.strategies.digital_hop import DigitalHop, reconstruct, send
 
     bits = jnp.asarray(np.random.default_rng(0).integers(0, 2, (4, 512)), jnp.float32)
     # LDPC over AWGN here, over Rayleigh in the cloud strategy below
@@ -243,6 +244,11 @@ _WITHOUT_TENSORFLOW = textwrap.dedent(
     link = Link(snr_db=40.0, channel="rayleigh", backend="jax")
     outcome = strategy(jax.random.key(2), images, link)
     assert outcome.logits.shape == (3, 10) and bool(jnp.all(jnp.isfinite(outcome.logits)))
+    # the partitioning strategies' hop
+    hop = DigitalHop(bits=6, low=-2.0, high=2.0, max_block_bits=300)
+    values = jax.random.normal(jax.random.key(3), (2, 50))
+    received = send(jax.random.key(4), values, 40.0, hop, "rayleigh", backend="jax")
+    assert bool(jnp.all(received == reconstruct(values, hop)))
     assert not any(m.partition(".")[0] in ("tensorflow", "sionna") for m in sys.modules)
     """
 )
@@ -250,6 +256,7 @@ _WITHOUT_TENSORFLOW = textwrap.dedent(
 
 @pytest.mark.xla_optimized
 def test_jax_backend_runs_without_tensorflow_or_sionna():
+    # the link on both flat channels, a cloud_digital call and a partitioning hop
     # a compile-bound child: LLVM's cheap settings cut its CPU time by a fifth
     flags = "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true"
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
