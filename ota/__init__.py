@@ -31,6 +31,13 @@ from airinfer.ota.aircomp import (
     over_the_air_average,
     receiver_estimate,
 )
+from airinfer.ota.combining import (
+    COMBINERS,
+    effective_channel,
+    eigen_combiner,
+    lmmse_combiner,
+    receive_combiner,
+)
 from airinfer.ota.connectivity import participation_mask
 from airinfer.ota.cost import channel_uses, payload_bits
 from airinfer.ota.encoding import (
@@ -69,20 +76,15 @@ from airinfer.ota.orthogonal import (
     orthogonal_average,
 )
 from airinfer.ota.precoding import (
-    COMBINERS,
     POWER_CONSTRAINTS,
     PRECODINGS,
     Precoding,
     aggregation_mse,
-    effective_channel,
-    eigen_combiner,
     full_channel_inversion,
-    lmmse_combiner,
     optimal_denoising_factor,
     optimal_power_control,
     phase_compensation,
     precode,
-    receive_combiner,
     truncated_channel_inversion,
     truncated_inversion_amplitude,
 )

@@ -53,15 +53,13 @@ from airinfer.ota._checks import (
     check_positive_int,
     refuse_changed,
 )
+from airinfer.ota.combining import COMBINERS, effective_channel, receive_combiner
 from airinfer.ota.encoding import Normalization, denormalize, normalize, num_channel_uses
 from airinfer.ota.precoding import (
-    COMBINERS,
     POWER_CONSTRAINTS,
     PRECODINGS,
     check_power_constraint,
-    effective_channel,
     precode,
-    receive_combiner,
     truncated_inversion_amplitude,
 )
 from airinfer.phy import channels
@@ -128,9 +126,9 @@ class AirCompConfig:
         num_rx_ant: receive antennas M >= 1.
         combiner: how the receiver combines its M antennas into one stream
             (unit norm): ``"eigen"`` (dominant eigenvector of ``sum_k h_k h_k^H``,
-            :func:`~airinfer.ota.precoding.eigen_combiner`) or ``"lmmse"`` (the
+            :func:`~airinfer.ota.combining.eigen_combiner`) or ``"lmmse"`` (the
             beamformer of least aggregation MSE with the devices' optimal
-            scalars set against it, :func:`~airinfer.ota.precoding.lmmse_combiner`;
+            scalars set against it, :func:`~airinfer.ota.combining.lmmse_combiner`;
             pair it with ``precoding="optimal"``). Needs M >= 2.
         k_factor: Rician K-factor (linear), > 0 on ``"rician"`` (0 would be
             Rayleigh fading), 0 on every other channel.
