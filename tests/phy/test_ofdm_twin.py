@@ -155,15 +155,16 @@ def test_narrow_band_tdl_draw_has_the_profile_covariance(model):
 
 def test_time_correlation_is_jakes():
     # Sum of sinusoids with one random angle per sector of 2 pi / 20: E[a(t) a*(0)] = J0(w t)
-    # exactly, so E[H(t) H*(0)] = J0(w_d t) on every subcarrier (TDL-A has no LoS).
-    symbols = 14
-    h = _twin(5, 4000, "tdl-a", num_ofdm_symbols=symbols, speed=SPEED, fft_size=1)[:, 0, :, 0]
-    doppler = 2 * math.pi * SPEED * 3.5e9 / tr38901.SPEED_OF_LIGHT
-    for s in (3, symbols - 1):
+    # exactly, so E[H(t) H*(0)] = J0(w_d t) on every subcarrier (TDL-A has no LoS). A fast
+    # device (400 m/s: w_d = 29.3 krad/s) moves the channel within 4 OFDM symbols.
+    symbols, speed = 4, 400.0
+    h = _twin(5, 4000, "tdl-a", num_ofdm_symbols=symbols, speed=speed, fft_size=1)[:, 0, :, 0]
+    doppler = 2 * math.pi * speed * 3.5e9 / tr38901.SPEED_OF_LIGHT
+    for s in range(1, symbols):
         estimate, error = _correlation(h, s, 0)
         closed = special.j0(doppler * s / SPACING)
         assert abs(estimate - closed) < SIGMAS * error, (s, estimate, closed)
-    assert special.j0(doppler * (symbols - 1) / SPACING) < 0.9  # the channel does move
+    assert special.j0(doppler * (symbols - 1) / SPACING) < 0  # the channel does move
 
 
 # --------------------------------------------------------------------------- (d) vs Sionna
