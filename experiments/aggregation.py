@@ -344,8 +344,24 @@ def _private_decisions(key, values, snr_db, dp_std, low, high, table, *, config,
     return jax.lax.map(one_point, (indices, dp_std, low, high))
 
 
+def _private_unit(key, index, values, snr_db, dp_std, low, high, table, *, config,
+                  normalization, draws):  # fmt: skip
+    """One draw at privacy level ``index // draws``: decisions ``[N]``, over-budget count."""
+    level = index // draws
+    average, over_budget = private_estimate(
+        jax.random.split(key), values, snr_db, dp_std[level], low[level], high[level], table,
+        config=config, normalization=normalization,
+    )  # fmt: skip
+    return decide(average), jnp.sum(over_budget)
+
+
+@functools.cache
+def _private_unit_of(config, normalization, draws):
+    return functools.partial(_private_unit, config=config, normalization=normalization, draws=draws)
+
+
 def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, config, normalization,
-                           draws):  # fmt: skip
+                           draws, devices=None):  # fmt: skip
     """Accuracy and macro-F1 when every device adds Gaussian DP noise before sending.
 
     Input:
@@ -357,6 +373,9 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
         config: :class:`~airinfer.ota.aircomp.AirCompConfig` or
             :class:`~airinfer.ota.orthogonal.OrthogonalConfig` (the latter with ``low=0, high=1``).
         normalization: over the air, the devices' map with ``clip=False``.
+        devices: how many devices share the draws (None: all), on JAX channels:
+            draw d of level p then uses ``fold_in(key, p * draws + d)``; through
+            Sionna level p draws all its draws with ``fold_in(key, p)``.
 
     Output:
         ``(accuracy [P], macro_f1 [P], over_budget [P])``: the last the fraction of
@@ -366,18 +385,22 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
     orthogonal = not hasattr(config, "precoding")
     table = measure_bler_table(config.link(values.shape[-1])) if orthogonal else None
     ranges = np.asarray(ranges, np.float32)
-    decisions, over_budget = _private_decisions(
-        key,
-        jnp.asarray(_checked("values", values)),
-        _checked("snr_db", np.float32(snr_db)),
-        np.asarray(dp_std, np.float32),
-        ranges[:, 0],
-        ranges[:, 1],
-        table,
-        config=config,
-        normalization=normalization,
-        draws=draws,
+    arrays = (
+        jnp.asarray(_checked("values", values)), _checked("snr_db", np.float32(snr_db)),
+        np.asarray(dp_std, np.float32), ranges[:, 0], ranges[:, 1], table,
     )  # fmt: skip
+    if _runs_on_jax(config) and (not orthogonal or config.mode == "abstraction"):
+        levels = len(arrays[2])
+        decisions, over_budget = sharding.map_indices(
+            _private_unit_of(config, normalization, draws), key, levels * draws, *arrays,
+            devices=devices, chunk=draws,
+        )  # fmt: skip
+        decisions = decisions.reshape(levels, draws, -1)
+        over_budget = over_budget.reshape(levels, draws).sum(axis=1)
+    else:
+        decisions, over_budget = _private_decisions(
+            key, *arrays, config=config, normalization=normalization, draws=draws
+        )
     decisions = np.asarray(decisions)
     labels = np.asarray(labels)
     _report_undecided(

@@ -91,7 +91,7 @@ class OtaPrivacyConfig:
     code_rate: float = 0.5
     backend: Literal["sionna", "jax"] = "sionna"
     power_excess_probability: float = 1e-3
-    #: accepted by every experiment (airinfer.experiments.sharding); not sharded yet: one device
+    #: devices sharing the draws on JAX channels (None: all; airinfer.experiments.sharding)
     devices: int | None = None
 
     def __post_init__(self):
@@ -185,7 +185,7 @@ def _curve(config, scheme):
         )  # fmt: skip
     accuracy, macro_f1, excess = aggregation.private_accuracy_curve(
         key, values, outputs.test_labels, config.snr_db, device_std, ranges,
-        config=link, normalization=normalization, draws=config.draws,
+        config=link, normalization=normalization, draws=config.draws, devices=config.devices,
     )  # fmt: skip
     over_the_air = scheme.startswith("ota")
     return {

@@ -61,6 +61,35 @@ CHILD = textwrap.dedent(
     def index_bits(key, index):
         return jax.random.bits(key, (2,), jnp.uint32), index
 
+    # the other sharded curves, on 1 and 3 devices (9 draws: padded to 12 on 3)
+    from airinfer.experiments import aggregation
+    from airinfer.ota.aircomp import AirCompConfig
+    from airinfer.ota.encoding import Normalization
+    from airinfer.ota.orthogonal import BlerTable, OrthogonalConfig
+
+    # a steep made-up BLER curve instead of the LDPC measurement (a minute)
+    aggregation.measure_bler_table = lambda link: BlerTable(
+        np.array([-5.0, 5.0], np.float32), np.array([1.0, 0.0], np.float32))
+    outputs = member_outputs(type("Spec", (), {"members": 4})())
+    probs = np.asarray(np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1))[:60]
+    labels, snr = outputs.test_labels[:60], np.array([-5.0, 0.0, 5.0], np.float32)
+    air = AirCompConfig(channel="rayleigh", backend="jax", local_device=True)
+    digital = OrthogonalConfig(channel="rayleigh", backend="jax", local_device=True)
+    curves = {
+        "ideal": lambda d: aggregation.ideal_accuracy_curve(
+            key, probs, labels, [0.2, 0.5, 0.9], draws=3, devices=d),
+        "orthogonal": lambda d: aggregation.orthogonal_accuracy_curve(
+            key, probs, labels, snr, config=digital, draws=3, devices=d),
+        "private": lambda d: aggregation.private_accuracy_curve(
+            key, probs, labels, 0.0, np.array([0.1, 0.3, 1.0]), [[0.0, 1.0]] * 3,
+            config=air, normalization=Normalization(offset=0.0, scale=1.0, clip=False),
+            draws=3, devices=d),
+    }
+    key = jax.random.key(5)
+    agree = {name: [np.asarray(a).tolist() for a in np.atleast_2d(curve(1))]
+             == [np.asarray(a).tolist() for a in np.atleast_2d(curve(3))]
+             for name, curve in curves.items()}
+
     key = jax.random.key(7)
     mapped = {
         devices: [a.tolist() for a in sharding.map_indices(
@@ -71,6 +100,7 @@ CHILD = textwrap.dedent(
         "status": status,
         "visible": len(jax.devices()),
         "mapped": mapped,
+        "agree": agree,
         "direct": [jax.random.bits(jax.random.fold_in(key, i), (2,), jnp.uint32).tolist()
                    for i in range(7)],
     }, open(f"{out}/child.json", "w"))
@@ -115,6 +145,12 @@ def test_ota_snr_results_are_byte_identical_on_1_and_4_devices(four_devices):
     # the fading curve rises with SNR: the draws are real draws, not one repeated
     accuracies = [row["accuracy"] for row in rows]
     assert accuracies[0] < accuracies[-1]
+
+
+def test_every_sharded_curve_agrees_on_1_and_3_devices(four_devices):
+    """The ideal, orthogonal and private curves: the same outputs on 1 and 3 devices."""
+    child = json.loads((four_devices / "child.json").read_text())
+    assert child["agree"] == {"ideal": True, "orthogonal": True, "private": True}
 
 
 def test_keys_depend_only_on_the_global_index(four_devices):
