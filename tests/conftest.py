@@ -8,29 +8,74 @@ models come out as fresh copies of the trained weights (JAX arrays themselves
 are immutable).
 """
 
+import contextlib
 import copy
 import dataclasses
 import os
+import pathlib
+import pickle
+import shutil
+import tempfile
 
-# The suite is compile-bound: most programs run once, on tiny inputs. LLVM at
-# optimisation level 0, without its expensive passes, compiles them with a
-# fifth to a third less CPU time (measured on the training, JSCC and AirComp
-# tests); they run slower, but no tolerance depends on it. Set before JAX
-# starts its CPU backend; flags a user already set come later and win.
-os.environ["XLA_FLAGS"] = (
-    "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true "
-    + os.environ.get("XLA_FLAGS", "")
-)
-
-import jax  # noqa: E402
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: every process builds its own shared artefacts
+    fcntl = None
 
 from airinfer.models.datasets import load_dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig
 from airinfer.models.train import TrainConfig, train_ensemble
 from airinfer.models.zoo import ModelConfig
+
+# The suite is compile-bound: most programs run once, on tiny inputs. LLVM at
+# optimisation level 0, without its expensive passes, compiles them with a
+# fifth to a third less CPU time (measured on the training, JSCC and AirComp
+# tests); they run slower, but no tolerance depends on it. Tests that run long
+# programs (LDPC decoding of many blocks, codecs over the digital link, model
+# inversion) are marked ``xla_optimized`` and compile with XLA's defaults: for
+# them slow code costs more than the cheaper compilation saves (the JPEG cloud
+# test: 70 instead of 112 CPU-seconds). The level is JAX's per-compilation
+# setting, chosen before each test's setup (its fixtures compile with it); a
+# user's own XLA_FLAGS optimisation level is left alone.
+_CHOOSE_OPTIMISATION = "xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", "")
+
+
+_full_optimisation = False
+
+
+def _optimise(full: bool):
+    global _full_optimisation
+    _full_optimisation = full
+    if _CHOOSE_OPTIMISATION:
+        jax.config.update("jax_disable_most_optimizations", not full)
+        # and Python subprocesses a test starts compile as it does (a run
+        # resumed in a child must round as the parent would)
+        os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] = "0" if full else "1"
+
+
+@contextlib.contextmanager
+def _optimised():
+    """Full optimisation inside, the level of the test that asked outside."""
+    before = _full_optimisation
+    _optimise(True)
+    try:
+        yield
+    finally:
+        _optimise(before)
+
+
+_optimise(False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    _optimise(item.get_closest_marker("xla_optimized") is not None)
+
 
 #: The shared CNN ensemble: four width-0.5 CNNs on 8x8 digits (split points conv1,
 #: conv2, hidden), bagging, ten epochs of batch 64: about 0.95 test accuracy each
@@ -55,6 +100,61 @@ def complex_normal(seed, shape):
     return jnp.asarray((re + 1j * im) / np.sqrt(2.0), jnp.complex64)
 
 
+#: The environment variable naming this run's shared folder: made by the process
+#: that starts the run (pytest itself, or xdist's controller, whose workers
+#: inherit it) and removed when the run ends, so nothing outlives the run.
+SHARED_DIR_ENV = "AIRINFER_TEST_SHARED_DIR"
+
+
+def pytest_configure(config):
+    """Share compiled programs between the run's processes, through a fresh folder.
+
+    The workers of ``pytest -n`` compile many identical programs, and so do
+    tests that build their jitted functions anew. JAX's persistent compilation
+    cache stores every executable (no minimum compile time or size) in the
+    run's shared folder; the next compilation of the same program, in any
+    process of the run, loads it. The folder is new for every run: no test
+    depends on what an earlier run compiled.
+    """
+    if not hasattr(config, "workerinput"):  # the process that starts the run
+        config._airinfer_shared_dir = tempfile.mkdtemp(prefix="airinfer-tests-")
+        os.environ[SHARED_DIR_ENV] = config._airinfer_shared_dir
+    shared = os.environ.get(SHARED_DIR_ENV)
+    if shared:
+        jax.config.update("jax_compilation_cache_dir", os.path.join(shared, "jax"))
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    shared = getattr(config, "_airinfer_shared_dir", None)
+    if shared:
+        shutil.rmtree(shared, ignore_errors=True)
+        os.environ.pop(SHARED_DIR_ENV, None)
+
+
+def built_once_per_run(name, build):
+    """``build()``, called by one process of the run; the others load its pickle.
+
+    The first process to ask takes a lock, builds and stores the result in the
+    run's shared folder; a process that asks while it builds waits for it.
+    Without a shared folder (or file locks), every process builds its own.
+    """
+    shared = os.environ.get(SHARED_DIR_ENV)
+    if not shared or fcntl is None:
+        return build()
+    path = pathlib.Path(shared) / f"{name}.pickle"
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(FileNotFoundError):
+            return pickle.loads(path.read_bytes())
+        artefact = build()
+        partial = path.with_suffix(".partial")
+        partial.write_bytes(pickle.dumps(artefact))
+        partial.replace(path)
+        return artefact
+
+
 DATASET_ARRAYS = (
     "train_images", "train_labels", "val_images", "val_labels", "test_images", "test_labels",
     "mean", "std",
@@ -72,12 +172,18 @@ def digits():
 
 @pytest.fixture(scope="session")
 def trained_digits_ensemble(digits):
-    """:data:`DIGITS_ENSEMBLE` trained once per session: ``(ensemble, report)``.
+    """:data:`DIGITS_ENSEMBLE` trained once per run: ``(ensemble, report)``.
 
-    Shared: never change it. Tests take :func:`digits_ensemble` or
+    One process of the run trains it (the others load its weights and report,
+    bit for bit). Shared: never change it. Tests take :func:`digits_ensemble` or
     :func:`digits_cnn`, fixtures of a wider scope :func:`new_digits_cnn`.
     """
-    return train_ensemble(digits, DIGITS_ENSEMBLE, DIGITS_TRAINING)
+
+    def train():
+        with _optimised():  # 170 training steps: code speed pays
+            return train_ensemble(digits, DIGITS_ENSEMBLE, DIGITS_TRAINING)
+
+    return built_once_per_run("digits-ensemble", train)
 
 
 @pytest.fixture

@@ -9,6 +9,10 @@ import pytest
 from airinfer.experiments import link_ber, registry
 from airinfer.experiments.config import ConfigError, apply_overrides
 
+# Long programs (LDPC decoding of many blocks): full XLA optimisation pays
+# (tests/conftest.py).
+pytestmark = pytest.mark.xla_optimized
+
 # k = 512 and 100 blocks per batch, as in tests/phy/test_digital.py, so that a
 # session running both compiles each link once.
 TINY = link_ber.LinkBerConfig(

@@ -11,6 +11,10 @@ from tests.experiments.test_strategy_experiments import (
     own_cache,  # noqa: F401 (autouse)
 )
 
+# Long programs (LDPC decoding of many blocks): full XLA optimisation pays
+# (tests/conftest.py).
+pytestmark = pytest.mark.xla_optimized
+
 
 def tiny(**changes):
     return strategies_snr.StrategiesSnrConfig(**(TINY | changes))

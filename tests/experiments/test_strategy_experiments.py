@@ -61,6 +61,7 @@ def test_analog_link_gets_the_channel_uses_of_the_matched_digital_split():
     assert uses == 512
 
 
+@pytest.mark.xla_optimized
 def test_sweep_columns_and_the_digital_cliff(tmp_path):
     config = tiny(strategies=("local", "split_digital_b8", "edge_ensemble"), snr_db=(-20.0, 30.0))
     result = runner.run(strategies_snr.EXPERIMENT, config, out_dir=tmp_path / "run", progress=False)

@@ -23,6 +23,10 @@ from airinfer.models.inversion import (
 from airinfer.models.inversion.networks import choose_decoders
 from airinfer.phy.conventions import reals_to_symbols
 
+# Long programs (inverters trained for many steps, shared by the tests): full
+# XLA optimisation pays (tests/conftest.py).
+pytestmark = pytest.mark.xla_optimized
+
 # A quick attacker: the default decoder with fewer epochs (each training ~1-3 s on 2 cores).
 # Every training below uses it: with the same epochs (the length of the learning-rate
 # schedule) and the same message shape, a training reuses another's compiled step.

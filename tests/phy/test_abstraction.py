@@ -52,6 +52,7 @@ def test_message_intact_draws_the_closed_form_probability():
     np.testing.assert_array_equal(draw(jax.random.key(0), 10.0), [True, True, True])
 
 
+@pytest.mark.xla_optimized
 def test_abstraction_agrees_with_the_simulated_link():
     """The delivery rate of one-block messages at a point of the waterfall: the drawn and
     the decoded (1,000 blocks, independent of the curve's own) within 4 standard errors."""

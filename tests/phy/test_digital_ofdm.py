@@ -12,6 +12,10 @@ from airinfer.phy import digital
 from airinfer.phy.digital import LinkConfig
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
+# Long programs (OFDM links decoding 100 LDPC blocks per call, shared by the
+# tests): full XLA optimisation pays (tests/conftest.py).
+pytestmark = pytest.mark.xla_optimized
+
 # One codeword fills one slot exactly, as in Sionna's OFDM tutorials: 576 info
 # bits at rate 1/2 give 576 QPSK symbols = 12 data OFDM symbols x 48 subcarriers
 # (14 OFDM symbols, pilots on symbols 2 and 11).

@@ -19,6 +19,10 @@ from airinfer.strategies.local import inference_copy
 
 from .conftest import accuracy
 
+# Long programs (LDPC decoding of 128 images' blocks): full XLA optimisation
+# pays (tests/conftest.py).
+pytestmark = pytest.mark.xla_optimized
+
 # Below the LDPC cliff by 30 dB every decided bit is a coin flip: the image the
 # server sees is independent of the label, so the expected accuracy is
 # sum_c P(pred = c) P(label = c) <= max_c P(label = c). Four binomial standard

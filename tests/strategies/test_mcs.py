@@ -341,6 +341,7 @@ def _check_adapted_link(strategy, channel, index, messages, seed):
     return measured
 
 
+@pytest.mark.xla_optimized
 def test_the_adapted_link_meets_the_target_where_it_was_chosen(cnn):
     # High rates keep the decoder cheap. AWGN, one 512-bit block per message (the
     # split after hidden, 4 bits), table 2 MCS 26 (256QAM 916.5/1024, 576 coded
@@ -355,6 +356,7 @@ def test_the_adapted_link_meets_the_target_where_it_was_chosen(cnn):
     _check_adapted_link(four, "rayleigh", 18, 300, SIM_SEED + 1)
 
 
+@pytest.mark.xla_optimized
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("channel", "split_point", "bits", "index"),

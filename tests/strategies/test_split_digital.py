@@ -23,6 +23,10 @@ from airinfer.strategies.split_digital import (
 
 from .conftest import accuracy
 
+# Long programs (LDPC decoding of 128 images' blocks): full XLA optimisation
+# pays (tests/conftest.py).
+pytestmark = pytest.mark.xla_optimized
+
 # See test_cloud: 30 dB below the cliff the decided bits are coin flips, so the
 # accuracy is at most the largest class frequency, plus 4 binomial sigmas.
 CHANCE_SIGMAS = 4.0
