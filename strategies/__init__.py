@@ -36,19 +36,19 @@ from airinfer.strategies.cloud import CloudStrategy, ImageLink
 from airinfer.strategies.cost import Cost, Hardware, latency_s, make_cost
 from airinfer.strategies.digital_hop import DigitalHop
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
+from airinfer.strategies.feature_coding import (
+    Bottleneck,
+    FeatureQuantizer,
+    calibrate_clip,
+    train_bottleneck,
+)
 from airinfer.strategies.heads import Head, cached_train_heads, train_heads
 from airinfer.strategies.hybrid import HybridStrategy
 from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc, train_jscc
 from airinfer.strategies.local import LocalStrategy
 from airinfer.strategies.observation import DirectObservation, SharedEncoder
 from airinfer.strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
-from airinfer.strategies.split_digital import (
-    Bottleneck,
-    FeatureQuantizer,
-    SplitDigitalStrategy,
-    calibrate_clip,
-    train_bottleneck,
-)
+from airinfer.strategies.split_digital import SplitDigitalStrategy
 
 __all__ = [
     "Link", "Hardware", "Cost", "Outcome", "Strategy", "latency_s", "make_cost",

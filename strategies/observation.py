@@ -12,7 +12,7 @@ Three schemes (:data:`OBSERVATIONS`), after the survey's edge ensembles:
   own independent fading and noise; each decodes its own copy, errors and all.
 * ``encoder`` (:class:`SharedEncoder`): device 0 runs a shared encoder (the
   front of a model cut at a split point, optionally a learned
-  :class:`~airinfer.strategies.split_digital.Bottleneck`) and multicasts the
+  :class:`~airinfer.strategies.feature_coding.Bottleneck`) and multicasts the
   features, digital (``bits`` per value, LDPC + QAM) or analog (uncoded
   unit-energy symbols, two values per complex channel use); each neighbour
   runs its own head on what it received (:mod:`airinfer.strategies.heads`).
@@ -58,14 +58,14 @@ from airinfer.phy.digital_payload import (
     send_bits,
 )
 from airinfer.strategies.cloud import ImageLink
-from airinfer.strategies.jscc.link import analog_link
-from airinfer.strategies.local import check_images, inference_copy
-from airinfer.strategies.split_digital import (
+from airinfer.strategies.feature_coding import (
     BOTTLENECK_CLIP,
     Bottleneck,
     FeatureQuantizer,
     bottleneck_flops,
 )
+from airinfer.strategies.jscc.link import analog_link
+from airinfer.strategies.local import check_images, inference_copy
 
 __all__ = ["OBSERVATIONS", "MULTICAST_MODES", "Multicast", "DirectObservation", "SharedEncoder"]
 
@@ -213,7 +213,7 @@ class SharedEncoder:
         model: the classifier whose front is the encoder; None with ``split_point`` None.
         split_point: where ``model`` is cut (one of its ``split_points``), or
             None for the identity encoder (the image itself is sent).
-        bottleneck: optional :class:`~airinfer.strategies.split_digital.Bottleneck`
+        bottleneck: optional :class:`~airinfer.strategies.feature_coding.Bottleneck`
             at ``split_point``: device 0 sends its code, each neighbour expands
             it before its head.
         analog: send uncoded unit-energy symbols (True) or quantised values

@@ -62,17 +62,14 @@ from airinfer.phy.source_coding import PixelFormat
 from airinfer.strategies.base import Strategy
 from airinfer.strategies.cloud import CloudStrategy, ImageLink
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
+from airinfer.strategies.feature_coding import calibrate_clip, train_bottleneck
 from airinfer.strategies.heads import cached_train_heads
 from airinfer.strategies.hybrid import HybridStrategy
 from airinfer.strategies.jscc import JSCCConfig, JSCCSplitStrategy, cached_train_jscc
 from airinfer.strategies.local import LocalStrategy
 from airinfer.strategies.observation import DirectObservation, SharedEncoder
 from airinfer.strategies.partition import HorizontalPartitionStrategy, LayerPartitionStrategy
-from airinfer.strategies.split_digital import (
-    SplitDigitalStrategy,
-    calibrate_clip,
-    train_bottleneck,
-)
+from airinfer.strategies.split_digital import SplitDigitalStrategy
 
 __all__ = [
     "BUILT_IN",

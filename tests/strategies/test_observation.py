@@ -19,9 +19,9 @@ from airinfer.strategies.base import Link
 from airinfer.strategies.cloud import ImageLink
 from airinfer.strategies.cost import Hardware
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy, noiseless_average
+from airinfer.strategies.feature_coding import Bottleneck, bottleneck_flops
 from airinfer.strategies.heads import Head
 from airinfer.strategies.observation import DirectObservation, SharedEncoder
-from airinfer.strategies.split_digital import Bottleneck, bottleneck_flops
 
 NUM_DEVICES = 4
 NUM_IMAGES = 16

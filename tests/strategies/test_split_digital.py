@@ -12,14 +12,14 @@ from airinfer.models.zoo import flops
 from airinfer.phy import quantize
 from airinfer.strategies.base import Link
 from airinfer.strategies.cost import Hardware
-from airinfer.strategies.local import inference_copy
-from airinfer.strategies.split_digital import (
+from airinfer.strategies.feature_coding import (
     Bottleneck,
-    SplitDigitalStrategy,
     bottleneck_flops,
     calibrate_clip,
     train_bottleneck,
 )
+from airinfer.strategies.local import inference_copy
+from airinfer.strategies.split_digital import SplitDigitalStrategy
 
 from .conftest import accuracy
 
