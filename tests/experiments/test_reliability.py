@@ -29,12 +29,12 @@ class SturdyConfig:
     seed: int = 0
     snr_db: tuple[float, ...] = (0.0, 5.0, 10.0)
     members: int = 8
-    devices: int = 4
+    senders: int = 4
     use_cache: bool = False
 
     def __post_init__(self):
-        if not 1 <= self.devices <= self.members:
-            raise ValueError(f"devices: {self.devices} must lie in [1, members={self.members}]")
+        if not 1 <= self.senders <= self.members:
+            raise ValueError(f"senders: {self.senders} must lie in [1, members={self.members}]")
 
 
 # the point index at which run_point raises KeyboardInterrupt (a test sets it)
@@ -61,7 +61,7 @@ def _run_point(key, config, point):
     CALLS.append(point)
     scale = float(_cached_state()["w"][1]) if config.use_cache else 1.0
     noise = jax.random.normal(key, (32,)) * 10 ** (-point["snr_db"] / 20) * scale
-    return {"value": jax.numpy.mean(noise**2), "devices": config.devices}
+    return {"value": jax.numpy.mean(noise**2), "senders": config.senders}
 
 
 def _plot(rows, config, path):
@@ -111,13 +111,13 @@ def _one_error_line(capsys, status_line="airinfer: error: ") -> str:
 
 @pytest.mark.parametrize(
     "sets",
-    [["members=2", "devices=2"], ["devices=2", "members=2"]],
-    ids=["members_first", "devices_first"],
+    [["members=2", "senders=2"], ["senders=2", "members=2"]],
+    ids=["members_first", "senders_first"],
 )
 def test_cross_field_checks_see_the_final_config_whatever_the_order(sturdy, tmp_path, sets):
     argv = ["run", "sturdy", "--out", tmp_path / "out", "--no-progress"]
     assert _main(*argv, *(item for s in sets for item in ("--set", s))) == 0
-    assert runner.read_rows(tmp_path / "out")[0]["devices"] == 2
+    assert runner.read_rows(tmp_path / "out")[0]["senders"] == 2
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_a_folder_with_a_config_but_no_finished_point_takes_a_corrected_run(stur
     stored = {"experiment": "sturdy", "config": {"seed": 0, "snr_db": [1.0]}, "overrides": []}
     (out / "config.json").write_text(json.dumps(stored))
     assert _main("run", "sturdy", "--out", out, "--no-progress") == 0
-    (out / "results.csv").write_text("snr_db,value,devices\n")  # header only
+    (out / "results.csv").write_text("snr_db,value,senders\n")  # header only
     assert _main("run", "sturdy", "--out", out, "--no-progress", "--set", "seed=4") == 0
     assert len(runner.read_rows(out)) == 3
 
@@ -241,7 +241,7 @@ def test_run_into_a_folder_with_a_garbled_results_file_is_one_line(sturdy, tmp_p
     assert (out / "results.csv").read_bytes() == garbled
 
 
-@pytest.mark.parametrize("content", ["", "snr_db,value,devices\n"], ids=["empty", "header_only"])
+@pytest.mark.parametrize("content", ["", "snr_db,value,senders\n"], ids=["empty", "header_only"])
 def test_plot_of_an_empty_results_file_is_refused_and_keeps_the_figure(
     sturdy, tmp_path, capsys, content
 ):
