@@ -15,16 +15,16 @@ Over the air, a curve takes the path of the edge-ensemble strategy,
 :func:`airinfer.ota.ensemble.ensemble_over_the_air`, with the scheme names of
 :mod:`airinfer.ota.ensemble` (``ota_belief``, ``ota_vote``, ``ota_sign``).
 
-Sharding. A curve whose channel draws are all JAX (``backend="jax"`` on a flat
-channel, and the ideal curve) runs its Monte-Carlo axis, SNR points x draws,
-through :func:`airinfer.experiments.sharding.map_indices` over ``devices``
-devices: draw ``d`` of point ``s`` is global index ``s * draws + d`` with key
+Sharding. A curve whose channel draws are all JAX (``backend="jax"``: the flat
+channels, and the OFDM ones through their 38.901 twin; and the ideal curve)
+runs its Monte-Carlo axis, SNR points x draws, through
+:func:`airinfer.experiments.sharding.map_indices` over ``devices`` devices:
+draw ``d`` of point ``s`` is global index ``s * draws + d`` with key
 ``fold_in(key, index)`` and decides every test sample; the correct decisions are
 counted after gathering, so the accuracies are the same for any number of
-devices. A curve that draws through Sionna (``backend="sionna"``, or an OFDM
-channel, which only Sionna models) cannot cross JAX devices: it runs on one
-device as before, point ``s`` drawing all its draws at once with
-``fold_in(key, s)``, and ``devices`` does not change it.
+devices. A curve that draws through Sionna (``backend="sionna"``) cannot cross
+JAX devices: it runs on one device as before, point ``s`` drawing all its draws
+at once with ``fold_in(key, s)``, and ``devices`` does not change it.
 """
 
 import functools
@@ -48,7 +48,6 @@ from airinfer.ota.encoding import (
 from airinfer.ota.ensemble import SCHEME_PAYLOADS, ensemble_over_the_air
 from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
 from airinfer.ota.privacy import add_gaussian_noise, project_to_simplex
-from airinfer.phy.channels import OFDM_MODELS
 
 __all__ = [
     "softmax",
@@ -104,8 +103,12 @@ def curve_key(seed, *parts):
 
 
 def _runs_on_jax(config) -> bool:
-    """Whether a link's draws are all JAX (then its curve can be sharded over devices)."""
-    return config.backend == "jax" and config.channel not in OFDM_MODELS
+    """Whether a link's draws are all JAX (then its curve can be sharded over devices).
+
+    With ``backend="jax"`` every channel is, the OFDM ones through the TDL/CDL twin
+    (:mod:`airinfer.phy.channels.tr38901`).
+    """
+    return config.backend == "jax"
 
 
 def _sharded_counts(unit, key, num_points, draws, devices, *args):

@@ -90,6 +90,21 @@ CHILD = textwrap.dedent(
              == [np.asarray(a).tolist() for a in np.atleast_2d(curve(3))]
              for name, curve in curves.items()}
 
+    # TDL-A over OFDM on the JAX twin: sharded too (the calls are recorded), the same
+    # curve on 1 and 2 devices; compiled without XLA's expensive passes (seconds, not tens)
+    jax.config.update("jax_disable_most_optimizations", True)
+    sharded_calls = []
+    map_indices = sharding.map_indices
+    def recorded(*args, **kwargs):
+        sharded_calls.append(kwargs["devices"])
+        return map_indices(*args, **kwargs)
+    sharding.map_indices = recorded
+    tdl = AirCompConfig(channel="tdl-a", backend="jax", local_device=True)
+    tdl_curves = [aggregation.ota_accuracy_curve(
+        key, probs, labels, np.array([-10.0, 10.0], np.float32), scheme="ota_belief",
+        config=tdl, draws=3, devices=d).tolist() for d in (1, 2)]
+    sharding.map_indices = map_indices
+
     key = jax.random.key(7)
     mapped = {
         devices: [a.tolist() for a in sharding.map_indices(
@@ -101,6 +116,7 @@ CHILD = textwrap.dedent(
         "visible": len(jax.devices()),
         "mapped": mapped,
         "agree": agree,
+        "tdl": {"curves": tdl_curves, "sharded_calls": sharded_calls},
         "direct": [jax.random.bits(jax.random.fold_in(key, i), (2,), jnp.uint32).tolist()
                    for i in range(7)],
     }, open(f"{out}/child.json", "w"))
@@ -151,6 +167,16 @@ def test_every_sharded_curve_agrees_on_1_and_3_devices(four_devices):
     """The ideal, orthogonal and private curves: the same outputs on 1 and 3 devices."""
     child = json.loads((four_devices / "child.json").read_text())
     assert child["agree"] == {"ideal": True, "orthogonal": True, "private": True}
+
+
+def test_tdl_a_curve_is_sharded_and_agrees_on_1_and_2_devices(four_devices):
+    """With backend="jax" an OFDM curve runs the sharded path on the 38.901 twin."""
+    tdl = json.loads((four_devices / "child.json").read_text())["tdl"]
+    assert tdl["sharded_calls"] == [1, 2]
+    one, two = tdl["curves"]
+    assert one == two
+    # 60 images x 3 draws: the draws are real, the curve rises from -10 to 10 dB
+    assert 0 < one[0] < one[1] <= 1
 
 
 def test_keys_depend_only_on_the_global_index(four_devices):
