@@ -33,10 +33,10 @@ at full power through a unit-average-gain channel.
 
 Each (scheme, channel, K) curve is one jitted call over every SNR point, draw
 and test sample; the points of a curve are then saved one by one. With
-``backend="jax"`` the draws of the AWGN and Rayleigh curves (over the air and
-orthogonal) are sharded over ``devices`` devices
+``backend="jax"`` the draws of every curve (over the air and orthogonal; TDL-A
+on the 38.901 twin) are sharded over ``devices`` devices
 (:mod:`airinfer.experiments.sharding`), with the same results for any number;
-the Sionna backend and the TDL-A channel (Sionna's OFDM) run on one device.
+the Sionna backend runs on one device.
 """
 
 import dataclasses
