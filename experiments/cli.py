@@ -178,6 +178,19 @@ def _plot(args) -> int:
     return 0
 
 
+def _docs_page(args) -> int:
+    """Write each results folder's page with :mod:`airinfer.experiments.report`."""
+    from airinfer.experiments import report
+
+    for folder in args.dirs:
+        try:
+            path = report.write_page(folder, args.docs)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+        print(f"{PROG}: page written to {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
@@ -254,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     plotting = commands.add_parser("plot", help="redraw a results folder's plot from its CSV")
     plotting.add_argument("dir", metavar="DIR", help="a results folder written by 'airinfer run'")
     plotting.set_defaults(handler=_plot)
+
+    documenting = commands.add_parser(
+        "docs-page", help="write a results folder's documentation page (docs/experiments/NAME.md)"
+    )
+    documenting.add_argument("dirs", nargs="+", metavar="DIR", help="results folders")
+    documenting.add_argument("--docs", default="docs", help="documentation folder (default: docs)")
+    documenting.set_defaults(handler=_docs_page)
 
     return parser
 
