@@ -42,11 +42,12 @@ either CSI mode, so that both cost the same resources:
 :attr:`LinkConfig.resource_elements_per_block` counts pilots and empty elements,
 while the channel uses of a block stay ``n / m`` (:attr:`LinkConfig.num_symbols`).
 
-``LinkConfig(backend="jax")`` runs the flat channels on the JAX twins instead
-(:mod:`airinfer.phy.digital_jax`: :mod:`~airinfer.phy.ldpc` and :mod:`~airinfer.phy.qam`,
-the same symbols, the same signal model, JAX's random draws): no TensorFlow is
-imported, and the link ``vmap``s; ``early_stop=True`` lets its decoder stop a
-block at a zero syndrome. OFDM channels need ``backend="sionna"`` for now.
+``LinkConfig(backend="jax")`` runs the link on the JAX twins instead
+(:mod:`airinfer.phy.digital_jax`: :mod:`~airinfer.phy.ldpc`, :mod:`~airinfer.phy.qam`,
+on OFDM :mod:`~airinfer.phy.ofdm_receiver` and :mod:`~airinfer.phy.channels.tr38901`;
+the same symbols and resource grid, the same signal model, JAX's random draws):
+no TensorFlow is imported, and the link ``vmap``s; ``early_stop=True`` lets its
+decoder stop a block at a zero syndrome.
 
 With ``backend="sionna"``, two bridged functions serve each configuration, both
 compiled to XLA inside the JAX program: the front end (encoder to demapper) and

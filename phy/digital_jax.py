@@ -1,6 +1,6 @@
 """The digital link in pure JAX: ``LinkConfig(backend="jax")`` of :mod:`airinfer.phy.digital`.
 
-The same link as the Sionna blocks, built from their JAX twins, on the flat
+The same link as the Sionna blocks, built from their JAX twins. On the flat
 channels::
 
     info bits [batch, k] -> ldpc.encode (5G LDPC, k -> n) -> qam.map_bits (Gray QAM)
@@ -16,6 +16,18 @@ are JAX's (another generator than the bridge's: the same key gives other
 noise, with the same distribution). SNR is Es/N0 per complex symbol: unit-energy
 symbols, noise CN(0, no). LLRs are ``log(p(b=1) / p(b=0))``.
 
+On the OFDM channels (the layout of :mod:`airinfer.phy.digital`)::
+
+    symbols -> ofdm_receiver.to_grid (Sionna's ResourceGridMapper, pilots included)
+      -> H = tr38901.ofdm_response, one independent draw per slot; y = H x + CN(0, no)
+      -> H (perfect CSI, + CN(0, receiver_csi_error_var)) | ofdm_receiver.ls_estimate
+      -> ofdm_receiver.lmmse_equalize (Sionna's LMMSEEqualizer: unbiased, no_eff)
+      -> qam.demap with no_eff -> ldpc.decode
+
+The channel draws are the TDL/CDL twin's (the same laws as Sionna's, see
+:mod:`airinfer.phy.channels.tr38901`), so BLERs agree with the Sionna link within
+Monte-Carlo error, not draw for draw.
+
 Nothing here imports TensorFlow or Sionna. Every function is ``jit``- and
 ``vmap``-able; the public checks and the dispatch on ``config.backend`` live in
 :mod:`airinfer.phy.digital`.
@@ -26,8 +38,9 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from airinfer.phy import ldpc, qam
-from airinfer.phy.link_config import _MIN_CHANNEL_POWER
+from airinfer.phy import ldpc, ofdm_receiver, qam
+from airinfer.phy.channels import tr38901
+from airinfer.phy.link_config import _MIN_CHANNEL_POWER, _MIN_NOISE_POWER
 
 __all__ = ["modulate", "channel_llrs", "decode"]
 
@@ -51,20 +64,22 @@ def _complex_normal(key, shape, var):
 # jitted with the configuration static, so that eager calls run compiled too
 @functools.partial(jax.jit, static_argnames="config")
 def channel_llrs(key, bits, no, config):
-    """Encode, map, send through the flat channel and demap: the decoder's input.
+    """Encode, map, send through the channel and demap: the decoder's input.
 
     Input:
         key: JAX PRNG key of the fading, the noise and the CSI error.
         bits: ``[batch, k]`` float32 of 0/1.
         no: ``[batch]`` float32, noise power per complex symbol (CN(0, no)).
-        config: :class:`~airinfer.phy.link_config.LinkConfig` on ``"awgn"`` or ``"rayleigh"``.
+        config: :class:`~airinfer.phy.link_config.LinkConfig`.
 
     Output:
         ``[batch, n]`` float32 LLRs ``log(p(b=1)/p(b=0))``, demapped with the
-        post-equalisation noise ``no / |h_est|^2``.
+        post-equalisation noise: ``no / |h_est|^2`` flat, the LMMSE ``no_eff`` on OFDM.
     """
     key_fade, key_noise, key_error = jax.random.split(key, 3)
     x = modulate(bits, config)  # [batch, n / m]
+    if config.is_ofdm:
+        return _ofdm_llrs((key_fade, key_noise, key_error), x, no, config)
     if config.channel == "awgn":
         h = jnp.ones_like(x)
     else:
@@ -76,6 +91,32 @@ def channel_llrs(key, bits, no, config):
     power = jnp.maximum(jnp.abs(h_est) ** 2, _MIN_CHANNEL_POWER)
     y_eq = y * jnp.conj(h_est) / power
     return qam.demap(y_eq, no[:, None] / power, config.bits_per_symbol)
+
+
+def _ofdm_llrs(keys, x, no, config):
+    """The OFDM channel and receiver: symbols ``[batch, N]`` -> LLRs ``[batch, n]``."""
+    key_fade, key_noise, key_error = keys
+    grid = ofdm_receiver.to_grid(x, config)  # [batch, slots, S, F]
+    # one independent channel per slot
+    h = tr38901.ofdm_response(
+        key_fade, grid.shape[:2], config.channel, num_rx_ant=1,
+        num_ofdm_symbols=config.num_ofdm_symbols, fft_size=config.grid_fft_size,
+        subcarrier_spacing=config.subcarrier_spacing, delay_spread=config.delay_spread,
+        carrier_frequency=config.carrier_frequency, speed=config.speed,
+    )[:, :, 0]  # fmt: skip
+    no_slot = no[:, None, None, None]
+    y = h * grid + _complex_normal(key_noise, grid.shape, no_slot)
+    no_rx = jnp.maximum(no_slot, _MIN_NOISE_POWER)
+    if config.csi == "ls":
+        h_hat, err_var = ofdm_receiver.ls_estimate(y, no_rx[..., 0, 0], config)
+    else:
+        h_hat, err_var = h, jnp.zeros((), jnp.float32)
+        if config.receiver_csi_error_var > 0:
+            h_hat = h + _complex_normal(key_error, h.shape, config.receiver_csi_error_var)
+    x_hat, no_eff = ofdm_receiver.lmmse_equalize(y, h_hat, err_var, no_rx)
+    x_hat = ofdm_receiver.data_symbols(x_hat, config)
+    no_eff = ofdm_receiver.data_symbols(no_eff, config)
+    return qam.demap(x_hat, no_eff, config.bits_per_symbol)
 
 
 @functools.partial(jax.jit, static_argnames="config")

@@ -39,7 +39,7 @@ CSI_MODES = ("perfect", "ls")
 #: Interpolation of the LS estimates over the grid (Sionna's LSChannelEstimator).
 LS_INTERPOLATIONS = ("nn", "lin", "lin_time_avg")
 #: Where the link runs: Sionna's blocks through the bridge, or the JAX twins
-#: (:mod:`airinfer.phy.digital_jax`: flat channels only, no TensorFlow).
+#: (:mod:`airinfer.phy.digital_jax`, no TensorFlow).
 BACKENDS = ("sionna", "jax")
 # Fields that only mean something on OFDM channels (refused elsewhere unless at default).
 _OFDM_FIELDS = (
@@ -108,8 +108,9 @@ class LinkConfig:
         subcarrier_spacing: Hz. delay_spread: RMS delay spread, s.
         carrier_frequency: Hz. speed: device speed in m/s (Doppler within a slot).
         backend: ``"sionna"`` (Sionna's blocks through the bridge) | ``"jax"`` (the JAX
-            twins :mod:`airinfer.phy.qam` and :mod:`airinfer.phy.ldpc`: no TensorFlow,
-            ``vmap``-able; flat channels only for now).
+            twins :mod:`airinfer.phy.qam`, :mod:`airinfer.phy.ldpc`,
+            :mod:`airinfer.phy.ofdm_receiver` and :mod:`airinfer.phy.channels.tr38901`:
+            no TensorFlow, ``vmap``-able).
         early_stop: stop a block's LDPC iterations once its hard decisions satisfy
             every parity check (``backend="jax"`` and LDPC only: Sionna 1.2's
             decoder always runs ``num_iter`` iterations).
@@ -191,12 +192,6 @@ class LinkConfig:
     def _check_backend(self):
         if self.backend not in BACKENDS:
             raise ValueError(f"backend must be one of {list(BACKENDS)}, got {self.backend!r}")
-        if self.backend == "jax" and self.is_ofdm:
-            raise ValueError(
-                f"backend='jax' is not available yet on OFDM channels (channel="
-                f"{self.channel!r}): the JAX twin of the 3GPP OFDM channel is still to "
-                "come; use backend='sionna'"
-            )
         if not isinstance(self.early_stop, bool | np.bool_):
             raise ValueError(f"early_stop must be a bool, got {self.early_stop!r}")
         object.__setattr__(self, "early_stop", bool(self.early_stop))
