@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench lint clean
+.PHONY: setup demo test test-slow bench lint clean docs docs-pages
 
 $(BIN)/airinfer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,21 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
+# The documentation site (mkdocs.yml) into site/, every warning an error; the docs
+# extra is installed on first use. The banner about MkDocs 2 is not a warning of ours.
+DOCS_RESULTS := strategies_snr_full table1_full oac_table1_full ota_privacy_full_dp \
+	link_ber_quick baseline_quick strategies_budget_quick
+
+$(BIN)/mkdocs: | $(BIN)/airinfer
+	$(BIN)/pip install -e '.[docs]'
+
+docs: $(BIN)/mkdocs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# The experiment pages, regenerated from the results folders present (commit them).
+docs-pages: setup
+	$(BIN)/python -m airinfer.experiments.report --docs docs \
+		$(wildcard $(addprefix results/,$(DOCS_RESULTS)))
+
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results site build/docs-tree

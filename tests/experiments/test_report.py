@@ -19,12 +19,7 @@ META = {
     "points_resumed": 0,
     "platform": {"cpu_count": 2},
 }
-CSV = (
-    "channel,snr_db,ber,note\n"
-    "awgn,0.0,0.07865023,a|b\n"
-    "awgn,5.0,0.0059,x\n"
-    "awgn,10.0,3.87e-06,x\n"
-)
+CSV = "channel,snr_db,ber,note\nawgn,0.0,0.07865023,a|b\nawgn,5.0,0.0059,x\nawgn,10.0,3.87e-06,x\n"
 
 
 def _folder(tmp_path, meta=META, csv=CSV, figure=True):
