@@ -60,6 +60,8 @@ class LinkBerConfig:
         min_block_errors: ... and this many block errors (both), ...
         max_bits: ... or after this many info bits, whichever comes first.
         blocks_per_batch: blocks per jitted call.
+        backend: ``sionna`` (Sionna's blocks through the bridge) or ``jax`` (the
+            JAX twins of :mod:`airinfer.phy.digital_jax`, no TensorFlow).
     """
 
     seed: int = 0
@@ -75,6 +77,7 @@ class LinkBerConfig:
     min_block_errors: int = 100
     max_bits: int = 1_000_000
     blocks_per_batch: int = 200
+    backend: Literal["sionna", "jax"] = "sionna"
     #: accepted by every experiment (airinfer.experiments.sharding); Sionna's link: one device
     devices: int | None = None
 
@@ -107,6 +110,7 @@ def _link_config(config, modulation, channel, coding):
             n=n,
             receiver_csi_error_var=config.receiver_csi_error_var,
             num_iter=config.num_iter,
+            backend=config.backend,
         )
     except ValueError as error:
         raise ConfigError(f"{modulation}/{channel}/{coding}: {error}") from None

@@ -144,6 +144,12 @@ class StrategiesBudgetConfig(strategies_snr.StrategiesSnrConfig):
                 f"mcs: {self.mcs!r}; strategies_budget adapts every digital link per point, "
                 "leave it none"
             )
+        if self.backend == "jax":
+            # the 38.214 MCS tables and the links' BLER curves come from Sionna
+            raise ConfigError(
+                "backend: 'jax' cannot run strategies_budget, whose link adaptation reads "
+                "the MCS tables and measures BLER curves with Sionna; allowed: sionna"
+            )
         defaults = strategies_snr.StrategiesSnrConfig()
         for name, grid in REPLACED.items():
             if getattr(self, name) != getattr(defaults, name):

@@ -127,7 +127,10 @@ class StrategiesSnrConfig:
             (``awgn`` and ``rayleigh`` only; see the module docstring).
         num_test: test images (the first ones; 0 = all).
         batch_size: images per jitted call.
-        backend: channels of the analog links: ``sionna`` or ``jax``.
+        backend: ``sionna`` or ``jax``: where every link runs, the analog ones' channels
+            and the digital links (:class:`~airinfer.phy.digital.LinkConfig` ``backend``).
+            ``jax`` imports no TensorFlow; it refuses ``mcs`` (the MCS tables come
+            from Sionna) and the analog links over ``tdl-a``.
         multicast: how the edge ensembles' digital first round is carried:
             ``abstraction`` (each copy's CRC verdict drawn from the link's
             measured BLER curve; AWGN and Rayleigh) or ``simulate`` (every copy
@@ -228,6 +231,12 @@ class StrategiesSnrConfig:
         """``mcs`` against the table, the fixed link fields and the channels."""
         if self.mcs is None:
             return
+        if self.backend == "jax":
+            # the 38.214 MCS tables and the BLER curves come from Sionna
+            raise ConfigError(
+                f"backend: 'jax' cannot run mcs={self.mcs!r}: the MCS tables and BLER curves "
+                "of phy.link_adaptation need Sionna; set mcs none or backend sionna"
+            )
         if self.mcs == "adaptive":
             if not self.adapts_mcs():
                 raise ConfigError(

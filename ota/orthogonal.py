@@ -157,7 +157,9 @@ class OrthogonalConfig:
         k = num_values * self.bits
         m = self.bits_per_symbol
         n = m * math.ceil(round(k / (self.code_rate * m), 9))
-        return digital.LinkConfig(self.modulation, "awgn", "ldpc", k, n, 0.0, self.num_iter)
+        return digital.LinkConfig(
+            self.modulation, "awgn", "ldpc", k, n, 0.0, self.num_iter, backend=self.backend
+        )
 
 
 class BlerTable(NamedTuple):

@@ -1,0 +1,80 @@
+"""Experiments with ``--set backend=jax`` run where TensorFlow and Sionna are not installed.
+
+Each test runs ``airinfer run NAME --quick --set backend=jax`` with tiny
+overrides in a child process (tests/tf_free.py) and asks for exit status 0 and
+the results file; the experiments that need Sionna whatever the backend refuse
+``backend=jax`` in one line.
+"""
+
+import pytest
+
+from airinfer.experiments import strategies_budget, strategies_snr
+from airinfer.experiments.config import ConfigError
+from tests.tf_free import run_without_tensorflow
+
+_CHILD = """
+    import pathlib
+
+    from airinfer.experiments.cli import main
+
+    out = pathlib.Path({out!r})
+    for name, settings in {runs!r}:
+        argv = ["run", name, "--quick", "--no-progress", "--out", str(out / name),
+                "--set", "backend=jax"]
+        for setting in settings:
+            argv += ["--set", setting]
+        status = main(argv)
+        assert status == 0, (name, status)
+        assert (out / name / "results.csv").stat().st_size > 0, name
+"""
+
+# BER over both flat channels, uncoded (no LDPC decoder to compile): seconds.
+LINK_BER = ("link_ber", ("snr_db=[30]", "modulations=[qpsk]", "channels=[awgn,rayleigh]",
+                         "codings=[uncoded]", "max_bits=1024", "blocks_per_batch=2"))  # fmt: skip
+# Two members trained one epoch; the over-the-air sum on a flat channel.
+OTA_SNR = ("ota_snr", ("ensemble.members=2", "ensemble.epochs=1", "num_devices=[2]",
+                       "snr_db=[20]", "draws=1", "channels=[awgn]",
+                       "schemes=[ota_belief]"))  # fmt: skip
+
+
+def _run(tmp_path, runs):
+    script = _CHILD.format(out=str(tmp_path / "runs"), runs=runs)
+    result = run_without_tensorflow(script, env={"AIRINFER_CACHE": str(tmp_path / "models")})
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_link_ber_and_ota_snr_run_without_tensorflow(tmp_path):
+    _run(tmp_path, (LINK_BER, OTA_SNR))
+
+
+@pytest.mark.slow  # LDPC decoders and OFDM links to compile, BLER tables to measure: minutes
+def test_experiments_with_digital_and_ofdm_links_run_without_tensorflow(tmp_path):
+    runs = (
+        ("link_ber", ("snr_db=[30]", "modulations=[qpsk]", "channels=[awgn,rayleigh]",
+                      "codings=[uncoded,ldpc]", "max_bits=2048", "blocks_per_batch=4")),
+        # the orthogonal digital slots (LDPC) and TDL-A through the 38.901 twin
+        ("ota_snr", ("ensemble.members=2", "ensemble.epochs=1", "num_devices=[2]",
+                     "snr_db=[20]", "draws=1", "channels=[awgn,tdl-a]",
+                     "schemes=[ota_belief,orthogonal]")),
+        # digital strategies over TDL-A: the OFDM link on the JAX backend
+        ("strategies_snr", ("epochs=1", "server_recipe=short", "ensemble_members=2",
+                            "ensemble_devices=2", "num_test=40", "batch_size=40",
+                            "channels=[tdl-a]", "snr_db=[30]",
+                            "strategies=[local,cloud_digital,split_digital_b8]")),
+    )  # fmt: skip
+    _run(tmp_path, runs)
+
+
+@pytest.mark.parametrize(
+    ("build", "match"),
+    [
+        (lambda: strategies_budget.StrategiesBudgetConfig(backend="jax"),
+         r"^backend: 'jax' cannot run strategies_budget"),
+        (lambda: strategies_snr.StrategiesSnrConfig(backend="jax", mcs=10),
+         r"^backend: 'jax' cannot run mcs=10"),
+    ],
+)  # fmt: skip
+def test_settings_that_need_sionna_refuse_backend_jax_in_one_line(build, match):
+    with pytest.raises(ConfigError, match=match) as error:
+        build()
+    assert "\n" not in str(error.value)
