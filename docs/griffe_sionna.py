@@ -5,6 +5,8 @@ that Markdown does not know:
 
 - Sphinx roles, ``:func:`~airinfer.phy.bridge.bridge` ``: they become cross-references
   (optional ones, so that a name outside the site renders as code, with no warning);
+- reStructuredText's ``text::`` before a literal block: ``text:`` (the indented
+  block is a Markdown code block already);
 - Sionna's ``Input:``/``Output:`` blocks, one ``name: text`` entry a line: their
   entries become list items, so that each keeps its line inside the admonition
   griffe makes of the block (``Input (``__call__``):`` gets that title).
@@ -18,6 +20,7 @@ import re
 import griffe
 
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc):`(~?)([\w.]+)`")
+_LITERAL = re.compile(r"(?m)(?<=\S)::$")  # "text::" before an indented literal block
 _SECTION = re.compile(r"^(?P<indent>\s*)(?P<kind>Inputs?|Outputs?)(?P<title> \(.*\))?:\s*$")
 
 
@@ -70,4 +73,5 @@ class SionnaDocstrings(griffe.Extension):
             return
         module = obj.module.path if not obj.is_module else obj.path
         text = _sections_as_lists(obj.docstring.value)
+        text = _LITERAL.sub(":", text)
         obj.docstring.value = _ROLE.sub(lambda match: _role(match, module), text)

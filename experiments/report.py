@@ -33,11 +33,16 @@ META_FILE = "meta.json"
 MAX_ROWS = 500
 
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc):`~?([^`]+)`")
+# "text::" before an indented literal block; the indented block is Markdown's code block
+_LITERAL = re.compile(r"(?m)(?<=\S)::$")
 
 
 def _rst_to_markdown(text: str) -> str:
-    """Sphinx roles as code spans (``:func:`~a.b` `` → `` `a.b` ``); ``code`` is Markdown too."""
-    return _ROLE.sub(lambda match: f"`{match.group(1)}`", text)
+    """Sphinx roles as code spans (``:func:`~a.b` `` → `` `a.b` ``), ``text::`` as ``text:``.
+
+    ``code`` is Markdown already, and so is an indented literal block.
+    """
+    return _LITERAL.sub(":", _ROLE.sub(lambda match: f"`{match.group(1)}`", text))
 
 
 def _read_json(path: Path, required: bool) -> dict | None:

@@ -102,3 +102,10 @@ def test_cli_writes_the_page_and_refuses_a_bad_folder(tmp_path, capsys):
     assert cli.main(["docs-page", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("airinfer: error: results_dir") and "\n" not in err
+
+
+def test_docstring_rst_becomes_markdown():
+    text = "Uses :func:`~airinfer.phy.theory.ber` and :class:`Link`, like this::\n\n    x = 1\n"
+    assert report._rst_to_markdown(text) == (
+        "Uses `airinfer.phy.theory.ber` and `Link`, like this:\n\n    x = 1\n"
+    )
