@@ -21,6 +21,8 @@ import griffe
 
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc):`(~?)([\w.]+)`")
 _LITERAL = re.compile(r"(?m)(?<=\S)::$")  # "text::" before an indented literal block
+# an entry's start: "name:", "a, b:", ":class:`X`:" or "``x``:" then text
+_ENTRY = re.compile(r"^(\w[\w, ]*|:\w+:`[^`]+`|``[^`]+``)\s*:(\s|$)")
 _SECTION = re.compile(r"^(?P<indent>\s*)(?P<kind>Inputs?|Outputs?)(?P<title> \(.*\))?:\s*$")
 
 
@@ -43,10 +45,11 @@ def _sections_as_lists(text: str) -> str:
     lines = text.splitlines()
     out = []
     header_indent = item_indent = None
+    in_item = False
     for line in lines:
         match = _SECTION.match(line)
         if match:
-            header_indent, item_indent = len(match.group("indent")), None
+            header_indent, item_indent, in_item = len(match.group("indent")), None, False
             title = match.group("title")
             # "Input (``__call__``):" is griffe's admonition "Input" with a title
             kind = match.group("kind")
@@ -57,9 +60,9 @@ def _sections_as_lists(text: str) -> str:
                 header_indent = None
             else:
                 item_indent = item_indent or _indent(line)
-                if _indent(line) == item_indent:
-                    line = f"{line[:item_indent]}- {line[item_indent:]}"
-                else:  # a continuation: under the item's text
+                if _indent(line) == item_indent and _ENTRY.match(line.lstrip()):
+                    line, in_item = f"{line[:item_indent]}- {line[item_indent:]}", True
+                elif in_item:  # a continuation: under the item's text
                     line = "  " + line
         out.append(line)
     return "\n".join(out)
