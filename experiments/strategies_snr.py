@@ -134,7 +134,7 @@ class StrategiesSnrConfig:
         multicast: how the edge ensembles' digital first round is carried:
             ``abstraction`` (each copy's CRC verdict drawn from the link's
             measured BLER curve; AWGN and Rayleigh) or ``simulate`` (every copy
-            through Sionna's decoder; always so over ``tdl-a``).
+            through the link's decoder on ``backend``; always so over ``tdl-a``).
         direct_source: what ``edge_ensemble_direct`` multicasts: ``pixels`` or
             a ``jpeg``/``webp`` stream at ``jpeg_quality``.
         encoder_split_point: where ``edge_ensemble_encoder``'s shared encoder

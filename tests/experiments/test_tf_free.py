@@ -3,7 +3,8 @@
 Each test runs ``airinfer run NAME --quick --set backend=jax`` with tiny
 overrides in a child process (tests/tf_free.py) and asks for exit status 0 and
 the results file; the experiments that need Sionna whatever the backend refuse
-``backend=jax`` in one line.
+``backend=jax`` in one line. ``orthogonal_*`` schemes of ota_privacy run as
+ota_snr's ``orthogonal`` does (tested here), only their BLER tables cost minutes.
 """
 
 import pytest
@@ -61,6 +62,27 @@ def test_experiments_with_digital_and_ofdm_links_run_without_tensorflow(tmp_path
                             "ensemble_devices=2", "num_test=40", "batch_size=40",
                             "channels=[tdl-a]", "snr_db=[30]",
                             "strategies=[local,cloud_digital,split_digital_b8]")),
+    )  # fmt: skip
+    _run(tmp_path, runs)
+
+
+_STRATEGIES = ("epochs=1", "server_recipe=short", "ensemble_members=2", "ensemble_devices=2",
+               "num_test=40", "batch_size=40", "channels=[awgn]", "snr_db=[30]")  # fmt: skip
+
+
+@pytest.mark.slow  # six experiments, each training its tiny models: minutes
+def test_the_other_channel_experiments_run_without_tensorflow(tmp_path):
+    runs = (
+        ("ota_privacy", ("ensemble.members=2", "ensemble.epochs=1", "epsilon=[inf,1.0]",
+                         "draws=1", "schemes=[ota_belief,ota_vote]")),
+        ("ota_connectivity", ("widths=[0.5]", "members=2", "trained_members=2",
+                              "connectivity=[1.0]", "aggregations=[ota]", "epochs=1", "draws=1",
+                              "reference_recipe=short")),
+        ("train_encoder", ("classifier_epochs=1", "epochs=1", "snr_db=[10]")),
+        ("table1", (*_STRATEGIES[:-2], "strategies=[local,cloud_digital]")),
+        ("hybrid_snr", (*_STRATEGIES, "server_connectivities=[1.0]")),
+        ("inversion_snr", (*_STRATEGIES, "strategies=[cloud_digital]", "attack_train=50",
+                           "attack_epochs=1")),
     )  # fmt: skip
     _run(tmp_path, runs)
 
