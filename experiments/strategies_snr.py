@@ -130,7 +130,7 @@ class StrategiesSnrConfig:
         backend: ``sionna`` or ``jax``: where every link runs, the analog ones' channels
             and the digital links (:class:`~airinfer.phy.digital.LinkConfig` ``backend``).
             ``jax`` imports no TensorFlow; it refuses ``mcs`` (the MCS tables come
-            from Sionna) and the analog links over ``tdl-a``.
+            from Sionna).
         multicast: how the edge ensembles' digital first round is carried:
             ``abstraction`` (each copy's CRC verdict drawn from the link's
             measured BLER curve; AWGN and Rayleigh) or ``simulate`` (every copy

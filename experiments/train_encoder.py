@@ -83,7 +83,7 @@ class TrainEncoderConfig:
         split_point: where the classifier is cut (``none``: conv2 for cnn,
             hidden1 for mlp, stage4 for mobilenet_v2).
         symbols: complex channel uses per sample k.
-        channel: ``awgn``, ``rayleigh`` or ``tdl-a`` (OFDM; Sionna only).
+        channel: ``awgn``, ``rayleigh`` or ``tdl-a`` (OFDM).
         snr_range: training SNRs, ``LOW,HIGH`` in dB (Es/N0 per complex symbol), uniform.
         side_info: give the SNR to the encoder and decoder.
         fine_tune_back: train the classifier's back end with the codec (the
@@ -119,8 +119,6 @@ class TrainEncoderConfig:
     devices: int | None = None
 
     def __post_init__(self):
-        if self.channel == "tdl-a" and self.backend == "jax":
-            raise ConfigError("backend: 'jax' has no twin of the tdl-a channel; allowed: sionna")
         if not 0 < self.width <= 4:
             raise ConfigError(f"width: {self.width} is not in (0, 4]")
         for name in (

@@ -274,8 +274,7 @@ def send_bits(key, bits, snr_db, config, *, backend=None):
             noise CN(0, no), ``no = 10**(-snr_db/10)``.
         config: :class:`airinfer.phy.digital.LinkConfig` (see :func:`digital_link_config`).
         backend: ``"sionna"`` or ``"jax"`` (a strategy's ``Link.backend``): replaces
-            ``config.backend``; None keeps it. ``"jax"`` refuses OFDM channels
-            for now (ValueError).
+            ``config.backend``; None keeps it.
 
     Output:
         ``[B, L]`` float32 of 0/1, the decided bits. Each sample's payload

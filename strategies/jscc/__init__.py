@@ -18,8 +18,8 @@ Channels (``channel``):
 * ``awgn``: ``y = x + n`` (:func:`airinfer.phy.channels.awgn`).
 * ``rayleigh``: one flat fading gain ``h ~ CN(0, 1)`` per sample, held over its
   ``k`` symbols (:func:`airinfer.phy.channels.flat_fading_mac` with one device).
-* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`airinfer.phy.channels.ofdm_mac`, Sionna
-  only): the ``k`` symbols are spread evenly over a resource grid of
+* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`airinfer.phy.channels.ofdm_mac`, Sionna's
+  block or its JAX twin): the ``k`` symbols are spread evenly over a resource grid of
   ``ofdm_subcarriers`` subcarriers and ``ceil(k / ofdm_subcarriers)`` OFDM
   symbols (the other resource elements carry nothing and stay free for other
   users, so ``k`` channel uses are counted), each seeing its own gain.
@@ -35,7 +35,7 @@ nominal SNR and the decoder the effective SNR of every symbol,
 Training (:func:`train_jscc`) minimises the cross-entropy of the classifier's
 logits with optax's Adam, the SNR drawn uniformly from ``snr_range_db`` per
 sample and the channel drawn afresh every step, through Sionna via the bridge
-(``backend="sionna"``) or through the JAX twins (``"jax"``; no twin of TDL-A).
+(``backend="sionna"``) or through the JAX twins (``"jax"``, TDL-A included).
 The front is frozen; the back is optionally fine-tuned. Trained codecs are
 stored as orbax checkpoints and cached under a key of everything that
 determines them (:func:`cached_train_jscc`).

@@ -28,7 +28,7 @@ class JSCCConfig:
         learning_rate: peak Adam learning rate, cosine-decayed to 0.
         seed: seeds the initialisation, batch order, SNRs and channel draws.
         backend: ``sionna`` (Sionna's channels through the bridge) or ``jax``
-            (the twins; none for ``tdl-a``).
+            (the twins, ``tdl-a`` included).
         ofdm_subcarriers: subcarriers of the resource grid (``tdl-a`` only).
     """
 
@@ -51,10 +51,6 @@ class JSCCConfig:
             raise ValueError(f"channel: unknown {self.channel!r}; allowed: {', '.join(CHANNELS)}")
         if self.backend not in ("sionna", "jax"):
             raise ValueError(f"backend: unknown {self.backend!r}; allowed: sionna, jax")
-        if self.channel == "tdl-a" and self.backend == "jax":
-            raise ValueError(
-                "backend: 'jax' has no twin of the 'tdl-a' channel (OFDM); use backend 'sionna'"
-            )
         for name in ("symbols", "hidden", "epochs", "batch_size", "ofdm_subcarriers"):
             value = getattr(self, name)
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):

@@ -5,8 +5,8 @@ Channels (``channel``):
 * ``awgn``: ``y = x + n`` (:func:`airinfer.phy.channels.awgn`).
 * ``rayleigh``: one flat fading gain ``h ~ CN(0, 1)`` per sample, held over its
   ``k`` symbols (:func:`airinfer.phy.channels.flat_fading_mac` with one device).
-* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`airinfer.phy.channels.ofdm_mac`, Sionna
-  only), the symbols placed by :func:`ofdm_positions`.
+* ``tdl-a``: 3GPP TDL-A over OFDM (:func:`airinfer.phy.channels.ofdm_mac`: Sionna's
+  TDL block or its JAX twin), the symbols placed by :func:`ofdm_positions`.
 
 The receiver knows the channel gains and ``no`` and equalises every symbol
 with the MMSE weight ``x_hat = conj(h) y / (|h|^2 + no)``.
@@ -49,7 +49,7 @@ def analog_link(key, x, snr_db, channel: str, *, backend="sionna", ofdm_subcarri
         snr_db: Es/N0 per complex symbol in dB, scalar or ``[batch]``; noise is
             CN(0, no) with ``no = 10**(-snr_db/10)`` (``+inf`` gives no noise).
         channel: ``awgn``, ``rayleigh`` or ``tdl-a`` (see the module docstring).
-        backend: ``sionna`` or ``jax`` (not for ``tdl-a``).
+        backend: ``sionna`` or ``jax`` (the channels' JAX twins).
         ofdm_subcarriers: subcarriers of the ``tdl-a`` resource grid.
 
     Output:
@@ -61,10 +61,6 @@ def analog_link(key, x, snr_db, channel: str, *, backend="sionna", ofdm_subcarri
         raise ValueError(f"channel: unknown {channel!r}; allowed: {', '.join(CHANNELS)}")
     if backend not in ("sionna", "jax"):
         raise ValueError(f"backend: unknown {backend!r}; allowed: sionna, jax")
-    if channel == "tdl-a" and backend == "jax":
-        raise ValueError(
-            "backend: 'jax' has no twin of the 'tdl-a' channel (OFDM); use backend 'sionna'"
-        )
     x = jnp.asarray(x).astype(jnp.complex64)
     if x.ndim != 2:
         raise ValueError(f"x must have shape [batch, k], got {x.shape}")
@@ -81,7 +77,9 @@ def analog_link(key, x, snr_db, channel: str, *, backend="sionna", ofdm_subcarri
     else:
         grid_shape, positions = ofdm_positions(k, ofdm_subcarriers)
         grid = jnp.zeros((batch, math.prod(grid_shape)), jnp.complex64).at[:, positions].set(x)
-        out = channels.ofdm_mac(key, grid.reshape(batch, 1, *grid_shape), no, model="tdl-a")
+        out = channels.ofdm_mac(
+            key, grid.reshape(batch, 1, *grid_shape), no, model="tdl-a", backend=backend
+        )
         y = out.y[:, 0].reshape(batch, -1)[:, positions]
         h = out.h_est[:, 0, 0].reshape(batch, -1)[:, positions]
     gain = jnp.real(h) ** 2 + jnp.imag(h) ** 2

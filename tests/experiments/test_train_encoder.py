@@ -64,13 +64,6 @@ def test_bad_input_exits_2_with_one_line_naming_value_and_allowed(
     assert not out.exists()
 
 
-def test_tdl_a_without_sionna_exits_2(tmp_path, capsys):
-    settings = ["--set", "channel=tdl-a", "--set", "backend=jax"]
-    assert cli.main(["run", "train_encoder", "--out", str(tmp_path / "out"), *settings]) == 2
-    err = capsys.readouterr().err
-    assert err.endswith("backend: 'jax' has no twin of the tdl-a channel; allowed: sionna\n")
-
-
 def test_a_run_with_negative_snrs_writes_results_and_a_checkpoint(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli.main(argv(out)) == 0
