@@ -113,7 +113,12 @@ def _run_lines(meta: dict | None) -> list[str]:
             if "first_point_s" in meta
             else ""
         ),
-        f"- points computed: {meta.get('points_computed')}, resumed: {meta.get('points_resumed')}",
+        f"- points computed: {meta.get('points_computed')}, resumed: {meta.get('points_resumed')}"
+        + (
+            " (the wall time is the last session's: resumed points ran before it)"
+            if meta.get("points_resumed")
+            else ""
+        ),
         f"- finished: {meta.get('finished_utc')} on JAX backend `{meta.get('jax_backend')}` "
         f"({', '.join(meta.get('jax_devices', []))}; {cpus} CPU cores)",
         f"- versions: {versions}",

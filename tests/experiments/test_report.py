@@ -47,6 +47,7 @@ def test_page_names_the_experiment_and_holds_the_table(tmp_path):
     # the summary and the module docstring, read from the source of experiments/link_ber.py
     assert "BER" in text.split("## What it measures")[1]
     assert "2 min 05 s" in text  # 125.4 s
+    assert "points computed: 3, resumed: 0\n" in text
     assert "`0123456789ab`" in text
     assert "airinfer run link_ber --quick --set seed=3" in text
     # the figure is linked and copied beside the page, byte for byte
@@ -59,6 +60,11 @@ def test_page_names_the_experiment_and_holds_the_table(tmp_path):
     assert "| 0 | 0.07865 | a\\|b |" in table
     assert "| 10 | 3.87e-06 | x |" in table
     assert '"snr_db": [' in text.split("## Config")[1]
+
+
+def test_resumed_run_says_whose_wall_time(tmp_path):
+    text = report.page(_folder(tmp_path, meta={**META, "points_resumed": 2}))
+    assert "resumed: 2 (the wall time is the last session's" in text
 
 
 def test_unfinished_run_and_no_figure(tmp_path):
