@@ -19,6 +19,7 @@ import pytest
 from airinfer.phy import digital, digital_jax, digital_payload, ldpc, qam
 from airinfer.phy.digital import LinkConfig
 from airinfer.phy.sionna_backend import tensorflow
+from tests.phy.test_ldpc import received_llrs
 from tests.tf_free import run_without_tensorflow
 
 K = 512
@@ -114,19 +115,10 @@ def test_jax_link_demaps_with_the_equalised_noise_variance():
 # ------------------------------------------------------------ (e) early stopping
 
 
-def _waterfall_llrs(code, blocks, es_no_db, seed):
-    rng = np.random.default_rng(seed)
-    bits = rng.integers(0, 2, (blocks, code.k))
-    symbols = np.asarray(qam.map_bits(ldpc.encode(bits, code), 2))
-    no = 10 ** (-es_no_db / 10)
-    noise = rng.standard_normal((2, *symbols.shape)) * np.sqrt(no / 2)
-    return bits, np.asarray(qam.demap(symbols + noise[0] + 1j * noise[1], no, 2))
-
-
 @pytest.mark.xla_optimized
 def test_early_stopping_keeps_the_decisions_of_converged_blocks():
     code = ldpc.ldpc_code(K, 2 * K)
-    bits, llrs = _waterfall_llrs(code, 120, 1.0, seed=9)
+    bits, llrs = received_llrs(code, 120, 1.0, seed=9)
     full = np.asarray(jax.jit(lambda x: ldpc.decode(x, code))(llrs))
     early, iterations = jax.jit(
         lambda x: ldpc.decode(x, code, early_stop=True, return_iterations=True)

@@ -56,7 +56,7 @@ def test_bad_codes_are_named(k, n, match):
         ldpc.ldpc_code(k, n)
 
 
-def _received_llrs(code, blocks, es_no_db, seed):
+def received_llrs(code, blocks, es_no_db, seed):
     """``(bits, LLRs)`` of QPSK codewords over AWGN at ``es_no_db``, demapped with the twin."""
     rng = np.random.default_rng(seed)
     bits = rng.integers(0, 2, (blocks, code.k))
@@ -73,7 +73,7 @@ def _received_llrs(code, blocks, es_no_db, seed):
 def test_decisions_are_sionnas_on_the_same_llrs(k, n, es_no_db):
     # near each code's waterfall, where decoding succeeds for some blocks and not others
     code = ldpc.ldpc_code(k, n)
-    bits, llrs = _received_llrs(code, 400, es_no_db, seed=k)
+    bits, llrs = received_llrs(code, 400, es_no_db, seed=k)
     ours = np.asarray(jax.jit(lambda x: ldpc.decode(x, code))(llrs))
     sionna = sionna_phy().fec.ldpc
     decoder = sionna.LDPC5GDecoder(sionna.LDPC5GEncoder(k, n), hard_out=True, num_iter=20)
