@@ -118,11 +118,11 @@ def _ota_tdl(steps):
 
     config = ota_snr.OtaSnrConfig()
     probs, labels = _synthetic_probs(1, OTA_TEST, OTA_K)
-    _, repetitions = ota_snr._costs(config, OTA_K, NUM_CLASSES)
+    _, repetitions = ota_snr.channel_costs(config, OTA_K, NUM_CLASSES)
     snr = np.asarray([OTA_SNR_DB], np.float32)
     seconds, accuracy = {}, {}
     for backend in ("sionna", "jax"):
-        air = ota_snr._air_config(
+        air = ota_snr.air_config(
             dataclasses.replace(config, backend=backend), "tdl-a", repetitions
         )
 

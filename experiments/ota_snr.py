@@ -61,7 +61,7 @@ from airinfer.ota.cost import channel_uses
 from airinfer.ota.orthogonal import OrthogonalConfig
 from airinfer.ota.precoding import POWER_CONSTRAINTS, PRECODINGS, check_power_constraint
 
-__all__ = ["OtaSnrConfig", "EXPERIMENT"]
+__all__ = ["OtaSnrConfig", "EXPERIMENT", "air_config", "channel_costs"]
 
 Scheme = Literal["noiseless", "ota_belief", "ota_vote", "ota_sign", "orthogonal", "best_single"]
 Channel = Literal["awgn", "rayleigh", "tdl-a"]
@@ -198,7 +198,8 @@ def _receive_antennas(config, channel):
     return {} if channel == "awgn" else {"num_rx_ant": config.num_rx_ant}
 
 
-def _air_config(config, channel, repetitions):
+def air_config(config, channel, repetitions):
+    """The over-the-air curves' :class:`~airinfer.ota.aircomp.AirCompConfig` on ``channel``."""
     receiver = _receive_antennas(config, channel)
     if config.num_rx_ant > 1 and channel != "awgn":
         receiver["combiner"] = config.combiner
@@ -220,8 +221,8 @@ def _orthogonal_config(config, channel):
     )  # fmt: skip
 
 
-def _costs(config, num_devices, num_classes):
-    """(orthogonal channel uses, over-the-air repetitions) when K - 1 neighbours send."""
+def channel_costs(config, num_devices, num_classes):
+    """``(orthogonal channel uses, over-the-air repetitions)`` when K - 1 neighbours send."""
     if num_devices == 1:  # the device alone: nothing crosses the channel
         return 0, 1
     orthogonal = channel_uses(
@@ -240,7 +241,7 @@ def _curve(config, num_devices, channel, scheme):
     probs = aggregation.softmax(outputs.test_logits[:num_devices])  # [K, N, C]
     labels = outputs.test_labels
     num_classes = probs.shape[-1]
-    orthogonal_uses, repetitions = _costs(config, num_devices, num_classes)
+    orthogonal_uses, repetitions = channel_costs(config, num_devices, num_classes)
     snr = np.asarray(config.snr_db, np.float32)
 
     if scheme in ("noiseless", "best_single"):
@@ -262,7 +263,7 @@ def _curve(config, num_devices, channel, scheme):
         )  # fmt: skip
         uses = orthogonal_uses
     else:
-        air = _air_config(config, channel, repetitions)
+        air = air_config(config, channel, repetitions)
         accuracy = aggregation.ota_accuracy_curve(
             key, device_major, labels, snr, scheme=scheme, config=air, draws=config.draws,
             devices=config.devices,
