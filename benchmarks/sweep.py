@@ -122,9 +122,7 @@ def _ota_tdl(steps):
     snr = np.asarray([OTA_SNR_DB], np.float32)
     seconds, accuracy = {}, {}
     for backend in ("sionna", "jax"):
-        air = ota_snr.air_config(
-            dataclasses.replace(config, backend=backend), "tdl-a", repetitions
-        )
+        air = ota_snr.air_config(dataclasses.replace(config, backend=backend), "tdl-a", repetitions)
 
         def point(air=air):
             return aggregation.ota_accuracy_curve(
