@@ -124,8 +124,10 @@ def test_a_cut_ensemble_training_resumes_to_the_same_members(digits, tmp_path):
     resumed_steps = []
     resumed, _ = train_ensemble(digits, config, recipe, formulation="loop", checkpoint=tmp_path,
                                 on_step=resumed_steps.append)  # fmt: skip
-    # member 0 was whole and member 1 had one epoch saved: one epoch is left
-    assert len(resumed_steps) == len(digits.train_labels) // 64
+    # member 0 was whole and member 1 had one epoch saved: the bar starts at those
+    # steps, and one epoch of single steps is left
+    per_epoch = len(digits.train_labels) // 64
+    assert resumed_steps == [2 * per_epoch, per_epoch] + [1] * per_epoch
     states = (jax.tree.leaves(e.groups[0].state) for e in (whole, resumed))
     for a, b in zip(*states, strict=True):
         np.testing.assert_array_equal(a, b)
@@ -190,7 +192,9 @@ def test_a_training_killed_at_a_random_step_resumes_to_the_same_parameters(
     # the killed step's epoch was not saved; every epoch before it was
     per_epoch = steps_per_member // KILL_TRAINING.epochs
     saved = (kill_at - 1) // per_epoch * per_epoch
-    assert len(taken) == 2 * steps_per_member - saved
+    # the bar starts at the saved steps (one tick per resumed member), then ticks per step
+    assert sum(taken) == 2 * steps_per_member
+    assert taken[-(2 * steps_per_member - saved) :] == [1] * (2 * steps_per_member - saved)
     assert not list(tmp_path.glob("*.partial"))
     whole, _ = train_ensemble(digits, KILL_CONFIG, KILL_TRAINING, formulation="loop")
     states = (jax.tree.leaves(e.groups[0].state) for e in (whole, resumed))
