@@ -34,7 +34,7 @@ after one untimed call that compiles it, ``--backend-steps`` timed calls, median
 * ``strategies``: one point of the full ``strategies_snr`` (the README's run,
   ``num_test=500``) on AWGN at 4 dB for ``cloud_digital``,
   ``split_digital_b8`` (LDPC-coded digital links) and ``edge_ensemble`` (over
-  the air), through :func:`airinfer.experiments.strategies_snr.evaluate_on_devices`
+  the air), through :func:`airinfer.experiments.strategy_batches.evaluate_on_devices`
   with the trained models of the model cache (trained first if absent: the
   converged server takes about an hour on two CPU cores).
   ``strategies_speedup`` = the sum of the Sionna times over the sum of the
@@ -152,7 +152,7 @@ def _strategies(steps):
     import jax.numpy as jnp
 
     from airinfer.benchmarks.timing import result_line
-    from airinfer.experiments import strategies_snr
+    from airinfer.experiments import strategies_snr, strategy_batches
     from airinfer.strategies.base import Link
 
     config = strategies_snr.StrategiesSnrConfig(
@@ -167,7 +167,7 @@ def _strategies(steps):
             link = Link(snr_db=jnp.float32(STRATEGIES_SNR_DB), channel="awgn", backend=backend)
 
             def point(built=built, link=link):
-                return strategies_snr.evaluate_on_devices(
+                return strategy_batches.evaluate_on_devices(
                     built, jax.random.key(0), images, labels, link, config
                 )
 

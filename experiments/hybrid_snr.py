@@ -105,7 +105,7 @@ def _decide(hybrid):
 def evaluate(hybrid, key, images, labels, link, batch_size):
     """Correct decisions of each scheme (:data:`SCHEMES`) and how often the server counted.
 
-    Batches as in :func:`airinfer.experiments.strategies_snr.evaluate` (the last one
+    Batches as in :func:`airinfer.experiments.strategy_batches.evaluate` (the last one
     padded, the padding not counted). Returns ``({scheme: correct}, reached)``.
     """
     run = _decide(hybrid)

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from airinfer.experiments import budget_settings, strategies_snr
+from airinfer.experiments import budget_settings, strategies_snr, strategy_batches
 from airinfer.experiments.budget_settings import (
     FAMILIES,
     choose,
@@ -220,7 +220,7 @@ def _measured(config, setting, channel: str, snr_db: float):
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
     key = _cell_key(config, channel, snr_db)
-    correct, cost = strategies_snr.evaluate_on_devices(built, key, images, labels, link, config)
+    correct, cost = strategy_batches.evaluate_on_devices(built, key, images, labels, link, config)
     return correct, cost, strategies_snr.mcs_cell(built, dataset.image_shape)
 
 
@@ -246,7 +246,7 @@ def run_point(key, config, point):
     labels = strategies_snr.setup(config).labels
     mcs = None
     if choice.fallback == "chance":
-        correct, cost = chance_correct(config), dict.fromkeys(strategies_snr.COST_COLUMNS, 0.0)
+        correct, cost = chance_correct(config), dict.fromkeys(strategy_batches.COST_COLUMNS, 0.0)
     else:
         setting = choice.setting or settings(config, "local")[0]
         correct, cost, mcs = _measured(config, setting, channel, snr)

@@ -59,22 +59,20 @@ import math
 import sys
 from typing import Literal, NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm import tqdm
 
-from airinfer.experiments import strategy_batches
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
 from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.experiments.strategy_batches import evaluate_on_devices
 from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble
 from airinfer.models.zoo import SplitClassifier
-from airinfer.ota.encoding import decide
 from airinfer.phy.digital_payload import LinkSettings
 from airinfer.strategies import registry as strategy_registry
 from airinfer.strategies.adaptation import ADAPTIVE_CHANNELS, adapt_mcs, digital_links
@@ -84,7 +82,6 @@ from airinfer.strategies.base import Link
 # point's key follows its index, so the order is part of the results).
 STRATEGIES = strategy_registry.BUILT_IN
 CHANNELS = ("awgn", "rayleigh", "tdl-a")
-COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
 #: The columns of the digital links' MCS: the index used, and whether it is a fallback.
 MCS_COLUMNS = ("mcs", "mcs_fallback")
 
@@ -415,48 +412,6 @@ def clear_caches() -> None:
     for cached in (setup, _context, _built):
         cached.cache_clear()
     _ADAPTED.clear()
-
-
-@functools.cache
-def _jitted(strategy):
-    return jax.jit(strategy)
-
-
-def evaluate(strategy, key, images, labels, link, batch_size):
-    """Correct decisions and the mean cost of ``strategy`` over ``images`` in batches.
-
-    Every batch has ``batch_size`` images (the last one padded by repetition,
-    the padding not counted), so one compiled program serves them all.
-
-    Returns:
-        ``(correct, cost)``: an int and a dict of the cost columns, averaged
-        over the images (codecs send a different number of bits per image).
-    """
-    run = _jitted(strategy)
-    correct, totals = 0, dict.fromkeys(COST_COLUMNS, 0.0)
-    for i, start in enumerate(range(0, len(labels), batch_size)):
-        batch = images[start : start + batch_size]
-        size = len(batch)
-        if size < batch_size:
-            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - size, axis=0)])
-        outcome = run(jax.random.fold_in(key, i), batch, link)
-        decisions = np.asarray(decide(outcome.logits))[:size]  # NaN never decides
-        correct += int(np.sum(decisions == labels[start : start + size]))
-        for name in COST_COLUMNS:
-            totals[name] += size * float(np.mean(getattr(outcome.cost, name)))
-    return correct, {name: total / len(labels) for name, total in totals.items()}
-
-
-def evaluate_on_devices(strategy, key, images, labels, link, config):
-    """:func:`evaluate` with ``config.batch_size``, its batches sharded over
-    ``config.devices`` when every draw of ``strategy`` is JAX (the same results,
-    :mod:`airinfer.experiments.strategy_batches`); through Sionna's TensorFlow
-    bridge, on one device, batch after batch."""
-    if strategy_batches.runs_on_jax(strategy, link, images.shape[1:]):
-        return strategy_batches.evaluate_sharded(
-            strategy, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices
-        )
-    return evaluate(strategy, key, images, labels, link, config.batch_size)
 
 
 def run_point(key, config, point):

@@ -1,9 +1,9 @@
-"""A strategy's test batches evaluated on several devices (the JAX-only strategies).
+"""A strategy's accuracy and cost over test images, batch by batch or sharded over devices.
 
-:func:`airinfer.experiments.strategies_snr.evaluate` runs a strategy batch
-after batch, batch i with the key ``fold_in(key, i)``. When every draw of the
-strategy is JAX (:func:`runs_on_jax`), :func:`evaluate_sharded` computes the
-same batches with the same keys through
+:func:`evaluate` runs a strategy batch after batch, batch i with the key
+``fold_in(key, i)``. When every draw of the strategy is JAX
+(:func:`runs_on_jax`), :func:`evaluate_sharded` computes the same batches with
+the same keys through
 :func:`airinfer.experiments.sharding.map_indices`, the batches shared among
 devices, and counts the correct decisions after gathering them: the same
 result for any number of devices. A strategy with a digital link (Sionna's
@@ -22,7 +22,16 @@ from airinfer.ota.encoding import decide
 from airinfer.phy.channels import OFDM_MODELS
 from airinfer.strategies.adaptation import digital_links
 
-__all__ = ["evaluate_sharded", "runs_on_jax"]
+__all__ = [
+    "COST_COLUMNS",
+    "evaluate",
+    "evaluate_on_devices",
+    "evaluate_sharded",
+    "runs_on_jax",
+]
+
+#: the cost of one inference, averaged over the test images
+COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
 
 
 def runs_on_jax(strategy, link, image_shape) -> bool:
@@ -83,3 +92,45 @@ def evaluate_sharded(strategy, key, images, labels, link, batch_size, columns, d
         for name in columns
     }  # fmt: skip
     return correct, {name: total / len(labels) for name, total in means.items()}
+
+
+@functools.cache
+def _jitted(strategy):
+    return jax.jit(strategy)
+
+
+def evaluate(strategy, key, images, labels, link, batch_size):
+    """Correct decisions and the mean cost of ``strategy`` over ``images`` in batches.
+
+    Every batch has ``batch_size`` images (the last one padded by repetition,
+    the padding not counted), so one compiled program serves them all.
+
+    Returns:
+        ``(correct, cost)``: an int and a dict of the cost columns, averaged
+        over the images (codecs send a different number of bits per image).
+    """
+    run = _jitted(strategy)
+    correct, totals = 0, dict.fromkeys(COST_COLUMNS, 0.0)
+    for i, start in enumerate(range(0, len(labels), batch_size)):
+        batch = images[start : start + batch_size]
+        size = len(batch)
+        if size < batch_size:
+            batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - size, axis=0)])
+        outcome = run(jax.random.fold_in(key, i), batch, link)
+        decisions = np.asarray(decide(outcome.logits))[:size]  # NaN never decides
+        correct += int(np.sum(decisions == labels[start : start + size]))
+        for name in COST_COLUMNS:
+            totals[name] += size * float(np.mean(getattr(outcome.cost, name)))
+    return correct, {name: total / len(labels) for name, total in totals.items()}
+
+
+def evaluate_on_devices(strategy, key, images, labels, link, config):
+    """:func:`evaluate` with ``config.batch_size``, its batches sharded over
+    ``config.devices`` when every draw of ``strategy`` is JAX (the same results,
+    :func:`evaluate_sharded`); through Sionna's TensorFlow
+    bridge, on one device, batch after batch."""
+    if runs_on_jax(strategy, link, images.shape[1:]):
+        return evaluate_sharded(
+            strategy, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices
+        )
+    return evaluate(strategy, key, images, labels, link, config.batch_size)

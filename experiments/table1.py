@@ -41,7 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from airinfer.experiments import strategies_snr
+from airinfer.experiments import strategies_snr, strategy_batches
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.plotting import save_figure
 from airinfer.experiments.registry import Experiment, register
@@ -151,7 +151,9 @@ def run_point(key, config, point):
             channel=config.channel, backend=config.backend,
             server_connectivity=jnp.float32(server_connectivity),
         )  # fmt: skip
-        return strategies_snr.evaluate_on_devices(strategy, key_link, images, labels, link, config)
+        return strategy_batches.evaluate_on_devices(
+            strategy, key_link, images, labels, link, config
+        )
 
     correct, cost = accuracy(config.connectivity, config.server_connectivity)
     low, high = wilson_interval(correct, len(labels))

@@ -24,7 +24,6 @@ from airinfer.experiments import (
     registry,
     runner,
     sharding,
-    strategies_snr,
     strategy_batches,
 )
 from airinfer.experiments.config import ConfigError, apply_overrides, leaf_keys
@@ -329,7 +328,7 @@ def test_no_distributed_settings_means_one_process():
 
 def test_strategy_batches_sharded_equal_the_loop(digits, digits_ensemble):
     """An edge ensemble over the air on the JAX twins: batch i keeps ``fold_in(key, i)``
-    and its padding, so the counts and costs are those of strategies_snr.evaluate."""
+    and its padding, so the counts and costs are those of strategy_batches.evaluate."""
     ensemble, _ = digits_ensemble
     strategy = EdgeEnsembleStrategy(ensemble)
     images, labels = digits.test_images[:150], digits.test_labels[:150]
@@ -337,13 +336,13 @@ def test_strategy_batches_sharded_equal_the_loop(digits, digits_ensemble):
     assert strategy_batches.runs_on_jax(strategy, link, images.shape[1:])
     assert not strategy_batches.runs_on_jax(strategy, link.replace(backend="sionna"), (8, 8, 1))
     key = jax.random.key(4)
-    loop = strategies_snr.evaluate(strategy, key, images, labels, link, 64)
+    loop = strategy_batches.evaluate(strategy, key, images, labels, link, 64)
     sharded = strategy_batches.evaluate_sharded(
-        strategy, key, images, labels, link, 64, strategies_snr.COST_COLUMNS
+        strategy, key, images, labels, link, 64, strategy_batches.COST_COLUMNS
     )
     assert sharded == loop
     # at -5 dB under fading the channel costs accuracy: the draws matter
-    clean = strategies_snr.evaluate(strategy, key, images, labels, link.replace(snr_db=40.0), 64)
+    clean = strategy_batches.evaluate(strategy, key, images, labels, link.replace(snr_db=40.0), 64)
     assert loop[0] < clean[0]
 
 

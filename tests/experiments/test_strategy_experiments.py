@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from airinfer.experiments import hybrid_snr, runner, strategies_snr, table1
+from airinfer.experiments import hybrid_snr, runner, strategies_snr, strategy_batches, table1
 from airinfer.experiments.config import ConfigError
 from airinfer.strategies import registry
 from airinfer.strategies.base import Link
@@ -42,8 +42,8 @@ def test_evaluate_pads_the_last_batch_without_counting_it():
     server, _, _, images, labels = strategies_snr.setup(config)
     strategy = LocalStrategy(server)
     link = Link(snr_db=jnp.float32(0.0))
-    whole, cost = strategies_snr.evaluate(strategy, jax.random.key(0), images, labels, link, 150)
-    padded, _ = strategies_snr.evaluate(strategy, jax.random.key(0), images, labels, link, 64)
+    whole, cost = strategy_batches.evaluate(strategy, jax.random.key(0), images, labels, link, 150)
+    padded, _ = strategy_batches.evaluate(strategy, jax.random.key(0), images, labels, link, 64)
     assert padded == whole == int(np.sum(np.asarray(server(images)).argmax(-1) == labels))
     assert cost["channel_uses"] == 0 and cost["device_flops"] > 0
 
@@ -67,7 +67,7 @@ def test_sweep_columns_and_the_digital_cliff(tmp_path):
     result = runner.run(strategies_snr.EXPERIMENT, config, out_dir=tmp_path / "run", progress=False)
     rows = {(r["strategy"], r["snr_db"]): r for r in result.rows}
     assert len(rows) == 6
-    for column in ("accuracy", "accuracy_ci", *strategies_snr.COST_COLUMNS):
+    for column in ("accuracy", "accuracy_ci", *strategy_batches.COST_COLUMNS):
         assert all(r[column] is not None for r in result.rows)
     # local does not look at the link
     assert rows["local", -20.0]["accuracy"] == rows["local", 30.0]["accuracy"]
