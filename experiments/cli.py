@@ -4,10 +4,15 @@
 
     airinfer list                          the experiments, one per line
     airinfer run NAME [--quick] [--out DIR] [--set KEY=VALUE]... [--overwrite] [--no-progress]
+                      [--format png|pdf|svg] [--show-config]
     airinfer show NAME                     its fields (--set keys), defaults and quick settings
-    airinfer plot DIR                      redraw DIR/NAME.png from DIR/results.csv
+    airinfer plot DIR [--format FMT]       redraw DIR/NAME.FMT from DIR/results.csv
     airinfer train ...                     the same as 'airinfer run train ...'
     airinfer train-encoder ...             the same as 'airinfer run train_encoder ...'
+
+``run --show-config`` prints the resolved config (each key's type, default,
+value after ``--quick`` and ``--set``, and help from the config's docstring)
+and exits without running or writing anything.
 
 ``list`` and ``--help`` import neither JAX nor TensorFlow: experiments are found
 without importing them (:mod:`airinfer.experiments.registry`), and the runner
@@ -24,20 +29,49 @@ entry moved aside and retrained, a bad data file skipped) are one line
 
 import argparse
 import contextlib
+import dataclasses
+import functools
 import importlib.metadata
+import inspect
 import json
 import logging
+import re
 import sys
+import textwrap
+import types
+import typing
 from pathlib import Path
 
 from airinfer.experiments import config, registry
 from airinfer.experiments.config import ConfigError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["RUN_EXAMPLES", "build_parser", "field_help", "main", "type_text"]
 
 PROG = "airinfer"
 USAGE_ERROR = 2
+# The figure's file types (the runner's FIGURE_FORMATS; repeated here since the
+# runner imports JAX, which --help must not).
+FIGURE_FORMATS = ("png", "pdf", "svg")
 INTERRUPTED = 130
+# Commands that work as they stand (a test runs each with --show-config and --quick):
+# shown by 'airinfer run --help'.
+RUN_EXAMPLES = (
+    ("airinfer run link_ber --quick", "BER/BLER curves in about a minute"),
+    (
+        "airinfer run ota_snr --quick --set channels=awgn,rayleigh --set num_devices=4,16",
+        "over-the-air ensembles on two channels",
+    ),
+    (
+        "airinfer run ota_snr --quick --set precoding=phase --set num_rx_ant=2 --format pdf",
+        "another precoder, two receive antennas, a PDF figure",
+    ),
+    (
+        "airinfer run strategies_snr --quick --set strategies=local,edge_ensemble "
+        "--set snr_db=[0,10]",
+        "two strategies at two SNRs",
+    ),
+    ("airinfer run ota_snr --quick --show-config", "every key, its type, default and help"),
+)
 # The older spellings of two experiments: ``airinfer train ...`` is ``airinfer run train ...``.
 ALIASES = {"train": "train", "train-encoder": "train_encoder"}
 
@@ -112,6 +146,8 @@ def _run(args) -> int:
     name = _known_experiment(args.name)
     out_dir = args.out or f"results/{name}"
     overrides = args.set + (["save_logits=true"] if args.save_logits else [])
+    if args.show_config:
+        return _show_config(name, overrides, args.quick)
     try:
         with keep_bad_entries() if not args.retrain else contextlib.nullcontext():
             result = runner.run(
@@ -121,6 +157,7 @@ def _run(args) -> int:
                 quick=args.quick,
                 progress=args.progress,
                 overwrite=args.overwrite,
+                figure_format=args.format,
             )
     except _bad_input() as error:
         raise UsageError(_one_line(error)) from None
@@ -156,6 +193,147 @@ def _show(args) -> int:
     return 0
 
 
+_SECTION = re.compile(r"^(\s*)(Attributes|Args|Arguments|Fields):\s*$")
+_ITEM = re.compile(r"^([A-Za-z_][\w]*(?:\s*,\s*[A-Za-z_][\w]*)*)\s*(?:\([^)]*\))?:\s*(.*)$")
+_ROLE = re.compile(r":\w+:`~?([^`]+)`")
+
+
+def _plain(text: str) -> str:
+    """Docstring markup as terminal text: roles to their last name, no double backticks."""
+    text = _ROLE.sub(lambda match: match.group(1).rpartition(".")[2], text)
+    return " ".join(text.replace("``", "").split())
+
+
+def _docstring_items(doc: str | None) -> dict[str, str]:
+    """``{name: text}`` of a docstring's ``Attributes:`` (or ``Args:``) section.
+
+    An item ``a, b: text`` documents both ``a`` and ``b``; indented lines continue it.
+    """
+    lines = inspect.cleandoc(doc or "").splitlines()
+    items: dict[str, str] = {}
+    start = next((i for i, line in enumerate(lines) if _SECTION.match(line)), None)
+    if start is None:
+        return items
+    section_indent = len(_SECTION.match(lines[start]).group(1))
+    item_indent, names = None, []
+    for line in lines[start + 1 :]:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        if indent <= section_indent:
+            break
+        item_indent = indent if item_indent is None else item_indent
+        match = _ITEM.match(line.strip()) if indent == item_indent else None
+        if match:
+            names = [name.strip() for name in match.group(1).split(",")]
+            for name in names:
+                items[name] = match.group(2)
+        elif indent > item_indent:
+            for name in names:
+                items[name] += " " + line.strip()
+    return {name: _plain(text) for name, text in items.items()}
+
+
+#: The help of fields that many configs share without documenting them each.
+COMMON_HELP = {
+    "devices": "how many accelerators share the sweep's JAX draws (none: all this process "
+    "sees); results do not depend on it",
+    "seed": "the root of every point's random key",
+}
+
+
+@functools.cache
+def _class_help(config_type: type) -> dict[str, str]:
+    """Field name -> help: ``metadata["help"]``, else the documented attribute of the
+    class (or of the base class that declares it)."""
+    documented: dict[str, str] = {}
+    for base in reversed(config_type.__mro__):
+        documented.update(_docstring_items(base.__dict__.get("__doc__")))
+    return {
+        field.name: field.metadata.get("help")
+        or documented.get(field.name)
+        or COMMON_HELP.get(field.name, "")
+        for field in dataclasses.fields(config_type)
+    }
+
+
+def field_help(config_type: type, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> its help text (empty when undocumented), for every settable key."""
+    found = {}
+    hints = typing.get_type_hints(config_type)
+    for name, text in _class_help(config_type).items():
+        tp = hints[name]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            found.update(field_help(tp, f"{prefix}{name}."))
+        else:
+            found[prefix + name] = text
+    return found
+
+
+def type_text(tp) -> str:
+    """A field's type in a few characters: ``int``, ``list[float]``, ``awgn|rayleigh``, ..."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is typing.Literal:
+        return "|".join(str(choice) for choice in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"list[{type_text(args[0])}]"
+        return f"({', '.join(map(type_text, args))})"
+    if origin in (typing.Union, types.UnionType):
+        return "|".join("none" if arg is type(None) else type_text(arg) for arg in args)
+    return getattr(tp, "__name__", str(tp))
+
+
+def _leaf_types(config_type: type, prefix: str = "") -> dict[str, object]:
+    found = {}
+    for name, tp in typing.get_type_hints(config_type).items():
+        if name not in {field.name for field in dataclasses.fields(config_type)}:
+            continue
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            found.update(_leaf_types(tp, f"{prefix}{name}."))
+        else:
+            found[prefix + name] = tp
+    return found
+
+
+def _show_config(name: str, overrides: list[str], quick: bool) -> int:
+    """Print the config a run would use, key by key, and write nothing."""
+    from airinfer.experiments import runner  # deferred: it imports JAX
+
+    experiment = registry.load(name)
+    resolved = runner.resolve_config(experiment, None, overrides, quick)
+    values = _flat(config.to_json_dict(resolved))
+    defaults = _flat(config.to_json_dict(experiment.config()))
+    quick_keys = set(experiment.quick) if quick else set()
+    set_keys = {item.partition("=")[0].strip() for item in overrides}
+    helps = field_help(experiment.config)
+    types_ = _leaf_types(experiment.config)
+    how = ", ".join(
+        part
+        for part in ("--quick" if quick else "", f"{len(overrides)} --set" if overrides else "")
+        if part
+    )
+    print(f"{name}: the resolved config{f' ({how})' if how else ''}; nothing was run")
+    for key in config.leaf_keys(experiment.config):
+        value, default = json.dumps(values[key]), json.dumps(defaults[key])
+        source = "--set" if key in set_keys else "--quick" if key in quick_keys else ""
+        note = f"  [default {default}; from {source}]" if source else ""
+        print(f"  {key} ({type_text(types_[key])}) = {value}{note}")
+        print(textwrap.fill(helps.get(key) or "(undocumented)", width=96, initial_indent=" " * 6,
+                            subsequent_indent=" " * 6))  # fmt: skip
+    return 0
+
+
+def _flat(data: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
 def _plot(args) -> int:
     """Redraw a results folder's plot from its CSV."""
     from airinfer.experiments import runner  # deferred: it imports JAX
@@ -171,7 +349,7 @@ def _plot(args) -> int:
         ) from None
     _known_experiment(name)
     try:
-        path = runner.replot(args.dir)
+        path = runner.replot(args.dir, figure_format=args.format)
     except _bad_input() as error:
         raise UsageError(_one_line(error)) from None
     print(f"{PROG}: plot redrawn in {path}")
@@ -214,10 +392,13 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", help="list the experiments")
     listing.set_defaults(handler=_list)
 
+    examples = "\n".join(f"  {command}\n      {what}" for command, what in RUN_EXAMPLES)
     running = commands.add_parser(
         "run",
         help="run or resume an experiment's sweep",
         description="Run an experiment's sweep; re-running into the same folder resumes it.",
+        epilog=f"examples:\n{examples}\n\nan experiment's keys: airinfer run NAME --show-config",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     running.add_argument("name", metavar="NAME", help="an experiment (see 'airinfer list')")
     running.add_argument(
@@ -231,9 +412,21 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         action="append",
         default=[],
-        help="override a config field, e.g. --set snr_db=[0,5,10] "
-        "--set channel.kind=rayleigh --set snr_range=-10,20 (repeatable; applied "
-        "after --quick; a bad key lists the valid ones)",
+        help="override a config field, e.g. --set snr_db=[0,5,10] --set channels=awgn,rayleigh "
+        "--set ensemble.members=8 (repeatable; applied after --quick; --show-config lists "
+        "the keys)",
+    )
+    running.add_argument(
+        "--show-config",
+        action="store_true",
+        help="print the resolved config (each key's type, default, value after --quick "
+        "and --set, and help) and exit without running or writing anything",
+    )
+    running.add_argument(
+        "--format",
+        choices=FIGURE_FORMATS,
+        default="png",
+        help="the figure's file type (default: png)",
     )
     running.add_argument(
         "--overwrite",
@@ -241,7 +434,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="discard results already in the folder and start afresh",
     )
     running.add_argument(
-        "--no-progress", dest="progress", action="store_false", help="no progress bar"
+        "--no-progress",
+        dest="progress",
+        action="store_false",
+        help="show no progress at all, training included (default: a bar with an ETA on a "
+        "terminal, one status line per point and per training phase in a log)",
     )
     running.add_argument(
         "--no-retrain",
@@ -266,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     plotting = commands.add_parser("plot", help="redraw a results folder's plot from its CSV")
     plotting.add_argument("dir", metavar="DIR", help="a results folder written by 'airinfer run'")
+    plotting.add_argument(
+        "--format",
+        choices=FIGURE_FORMATS,
+        default="png",
+        help="the figure's file type (default: png)",
+    )
     plotting.set_defaults(handler=_plot)
 
     documenting = commands.add_parser(

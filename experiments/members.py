@@ -7,14 +7,14 @@ and stores them in the model cache (``$AIRINFER_CACHE``, by default
 for the same members, load them instead.
 """
 
+import contextlib
 import dataclasses
 import functools
-import sys
 from typing import Literal, NamedTuple
 
 import numpy as np
-from tqdm import tqdm
 
+from airinfer.experiments import progress as progress_mode
 from airinfer.models.cache import cached_train_ensemble
 from airinfer.models.checkpoint import read_description
 from airinfer.models.datasets import load_dataset
@@ -111,13 +111,13 @@ def _trained(spec: EnsembleSpec, progress: bool = True):
     train_config = spec.train_config(dataset.image_shape[0])
     total = planned_member_steps(len(dataset.train_labels), config, train_config)
     description = f"members: {spec.members} x {spec.model} w{spec.width:g} on {spec.dataset}"
-    with tqdm(
-        total=total, unit="step", desc=description, disable=not progress, file=sys.stderr
-    ) as bar:
-        ensemble, _, path = cached_train_ensemble(
-            dataset, spec.seed, config, train_config, on_step=bar.update
-        )
-        bar.update(total - bar.n)  # loaded from the cache, or stopped early: nothing left
+    # progress=False silences this training whatever the run shows; a cache hit
+    # takes no step, so it shows one "loaded from cache" line and no bar
+    with progress_mode.enabled(False) if not progress else contextlib.nullcontext():
+        with progress_mode.training(description, total) as on_step:
+            ensemble, _, path = cached_train_ensemble(
+                dataset, spec.seed, config, train_config, on_step=on_step
+            )
     return ensemble, dataset, path
 
 

@@ -10,7 +10,8 @@ half-written file behind:
   first, then the measured ones; rewritten after every point;
 - ``meta.json``: versions, devices (and how many shared the sweep), seed, git
   revision, timings;
-- ``NAME.png``: the experiment's plot, drawn from the rows read back from the CSV.
+- ``NAME.png`` (or ``.pdf``, ``.svg``: ``figure_format``): the experiment's plot,
+  drawn from the rows read back from the CSV.
 
 Running again into the same folder with the same resolved config computes only
 the points missing from ``results.csv``. A folder holding results of another
@@ -30,14 +31,13 @@ import json
 import os
 import platform
 import subprocess
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import jax
-from tqdm import tqdm
 
+from airinfer.experiments import progress as progress_mode
 from airinfer.experiments import registry, sharding
 from airinfer.experiments.config import (
     ConfigError,
@@ -60,6 +60,7 @@ from airinfer.experiments.folder import (
 )
 
 __all__ = [
+    "FIGURE_FORMATS",
     "OutputConflict",
     "RunResult",
     "git_revision",
@@ -71,6 +72,8 @@ __all__ = [
 
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
+#: The plot's file types (``airinfer run/plot --format``); the suffix picks the writer.
+FIGURE_FORMATS = ("png", "pdf", "svg")
 
 #: Config fields that do not change results: ignored when a run resumes.
 RESULT_NEUTRAL = ("devices",)
@@ -222,13 +225,13 @@ def _check_out_path(out_dir: Path) -> None:
 
 def _clear_folder(out_dir: Path, name: str) -> None:
     """Remove the files of an earlier run (``--overwrite``): only files this module writes."""
-    names = {RESULTS_FILE, META_FILE, CONFIG_FILE, f"{name}.png"}
+    names = {RESULTS_FILE, META_FILE, CONFIG_FILE}
+    stems = [name]
     try:
-        names.add(
-            f"{json.loads((out_dir / CONFIG_FILE).read_text(encoding='utf-8'))['experiment']}.png"
-        )
+        stems.append(json.loads((out_dir / CONFIG_FILE).read_text(encoding="utf-8"))["experiment"])
     except (OSError, ValueError, KeyError, TypeError):
         pass
+    names.update(f"{stem}.{suffix}" for stem in stems for suffix in FIGURE_FORMATS)
     for file_name in names:
         (out_dir / file_name).unlink(missing_ok=True)
 
@@ -309,19 +312,10 @@ def _meta(
 # ---------------------------------------------------------------------------- runs
 
 
-def _progress_bar(name: str, total: int, done: int, enabled: bool):
+def _progress_bar(name: str, total: int, done: int):
     # smoothing=0: the ETA is the plain average over the points timed so far,
     # which _after_first_point restarts once compilation is behind us.
-    return tqdm(
-        total=total,
-        initial=done,
-        desc=name,
-        unit="pt",
-        file=sys.stderr,
-        disable=not enabled,
-        smoothing=0,
-        dynamic_ncols=True,
-    )
+    return progress_mode.bar(total=total, initial=done, desc=name, unit="pt", smoothing=0)
 
 
 def _after_first_point(bar, seconds: float) -> None:
@@ -332,6 +326,40 @@ def _after_first_point(bar, seconds: float) -> None:
         bar.initial = bar.n
         bar.start_t = bar.last_print_t = bar._time()
     bar.refresh()
+
+
+#: Measured columns shown first in a point's status line, when a row has them.
+HEADLINES = ("accuracy", "macro_f1", "ber", "bler", "latency_s", "psnr_db", "mse")
+
+
+def _headline(row: Mapping[str, str], point: Mapping) -> str:
+    """A row's headline result, ``name=value`` (with ``± ci`` when it has one)."""
+    measured = [name for name in row if name not in point and row[name] != ""]
+    named = [name for name in HEADLINES if name in measured]
+    if not named:
+        named = [name for name in measured if not name.endswith("_ci")][:1]
+    if not named:
+        return "no result"
+    name = named[0]
+    ci = row.get(f"{name}_ci") or ""
+    return f"{name}={_short(row[name])}" + (f" ± {_short(ci)}" if ci else "")
+
+
+def _short(text: str) -> str:
+    """A number as 4 significant digits; other text as it is."""
+    try:
+        return f"{float(text):.4g}"
+    except ValueError:
+        return text
+
+
+def _point_status(name: str, index: int, total: int, point: Mapping, row, seconds: float) -> str:
+    """``NAME [i/n] key=value ...: headline (time)``: a finished point, in a log."""
+    fields = " ".join(f"{key}={_short(cell(scalar(key, value)))}" for key, value in point.items())
+    return (
+        f"{name} [{index + 1}/{total}] {fields}: {_headline(row, point)} "
+        f"({progress_mode.duration(seconds)})"
+    )
 
 
 def _as_experiment(experiment) -> registry.Experiment:
@@ -348,18 +376,23 @@ def _measure(experiment: registry.Experiment, key, config, point: dict) -> dict[
 
 
 def _sweep(
-    experiment, config, points: list[dict], done: dict[int, dict], out_dir: Path, progress: bool
+    experiment, config, points: list[dict], done: dict[int, dict], out_dir: Path
 ) -> tuple[int, float | None]:
     """Compute the points not in ``done``, saving the CSV after each one.
 
     Returns how many points were computed and the first one's time in seconds
-    (None if none was computed).
+    (None if none was computed). Progress follows
+    :func:`~airinfer.experiments.progress.mode`: a bar, a line per point, or nothing.
     """
     results_path = out_dir / RESULTS_FILE
     header = read_raw(results_path)[0] if done else []
     root = jax.random.key(config.seed)
     computed, first_point_s = 0, None
-    with _progress_bar(experiment.name, len(points), len(done), progress) as bar:
+    lines = progress_mode.mode() == "lines"
+    if lines:
+        resumed = f", {len(done)} already done" if done else ""
+        progress_mode.status(f"{experiment.name}: {len(points)} points{resumed}")
+    with _progress_bar(experiment.name, len(points), len(done)) as bar:
         for index, point in enumerate(points):
             if index in done:
                 continue
@@ -370,9 +403,15 @@ def _sweep(
             done[index] = row
             write_atomic(results_path, csv_text(header, [done[i] for i in sorted(done)]))
             computed += 1
+            seconds = time.perf_counter() - started
+            if lines:
+                # one whole line per point: a log gets no carriage returns
+                progress_mode.status(
+                    _point_status(experiment.name, index, len(points), point, row, seconds)
+                )
             bar.update(1)
             if first_point_s is None:
-                first_point_s = time.perf_counter() - started
+                first_point_s = seconds
                 _after_first_point(bar, first_point_s)
     return computed, first_point_s
 
@@ -398,6 +437,7 @@ def run(
     quick: bool = False,
     progress: bool = True,
     overwrite: bool = False,
+    figure_format: str = "png",
 ) -> RunResult:
     """Run a sweep into ``out_dir``, skipping points already saved there.
 
@@ -407,8 +447,11 @@ def run(
         out_dir: the results folder (default ``results/NAME``); created if needed.
         overrides: ``"dotted.key=value"`` items, applied after ``--quick``'s.
         quick: apply the experiment's quick overrides first.
-        progress: show a progress bar over points on stderr.
+        progress: show progress on stderr (:mod:`~airinfer.experiments.progress`): a
+            bar with an ETA on a terminal, a status line per point and per training
+            phase otherwise; False silences both, training included.
         overwrite: delete an earlier run's files in ``out_dir`` and start afresh.
+        figure_format: the plot's file type, one of :data:`FIGURE_FORMATS`.
 
     Returns:
         A :class:`RunResult`.
@@ -418,6 +461,18 @@ def run(
         OutputConflict: ``out_dir`` holds results of another experiment or config
             (and ``overwrite`` is false); no file was touched.
     """
+    _check_format(figure_format)
+    with progress_mode.enabled(progress):
+        return _run(experiment, config, out_dir, overrides, quick, overwrite, figure_format)
+
+
+def _check_format(figure_format: str) -> None:
+    if figure_format not in FIGURE_FORMATS:
+        raise ConfigError(f"format: {figure_format!r} is not one of {', '.join(FIGURE_FORMATS)}")
+
+
+def _run(experiment, config, out_dir, overrides, quick, overwrite, figure_format) -> RunResult:
+    """:func:`run`, within its progress mode."""
     started = time.time()
     sharding.initialize_distributed()  # before anything starts JAX's backends
     experiment = _as_experiment(experiment)
@@ -450,8 +505,8 @@ def run(
     )
 
     resumed = len(done)
-    computed, first_point_s = _sweep(experiment, config, points, done, out_dir, progress)
-    plot_path = replot(out_dir, experiment)
+    computed, first_point_s = _sweep(experiment, config, points, done, out_dir)
+    plot_path = replot(out_dir, experiment, figure_format)
     rows = read_rows(out_dir / RESULTS_FILE)
     if experiment.artifacts is not None:
         _write_artifacts(experiment.artifacts(config, rows), out_dir, computed)
@@ -463,11 +518,17 @@ def run(
     return RunResult(out_dir, rows, computed, resumed, plot_path)
 
 
-def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | None = None) -> Path:
-    """Redraw ``NAME.png`` from ``results.csv`` and ``config.json``, without running anything.
+def replot(
+    out_dir: str | os.PathLike,
+    experiment: registry.Experiment | str | None = None,
+    figure_format: str = "png",
+) -> Path:
+    """Redraw ``NAME.FORMAT`` from ``results.csv`` and ``config.json``, without running anything.
 
-    ``experiment`` defaults to the one named in ``config.json``. Returns the plot's path.
+    ``experiment`` defaults to the one named in ``config.json``; ``figure_format`` is
+    one of :data:`FIGURE_FORMATS`. Returns the plot's path.
     """
+    _check_format(figure_format)
     out_dir = Path(out_dir)
     config_path = out_dir / CONFIG_FILE
     if not config_path.exists() or not (out_dir / RESULTS_FILE).exists():
@@ -487,7 +548,7 @@ def replot(out_dir: str | os.PathLike, experiment: registry.Experiment | str | N
         raise ResultsFileError(
             f"{results_path} holds no finished point; the plot is left as it was"
         )
-    path = out_dir / f"{experiment.name}.png"
+    path = out_dir / f"{experiment.name}.{figure_format}"
     try:
         # drawn into a temporary file: a plot that fails leaves the old one in place
         write_with(path, lambda temporary: experiment.plot(rows, config, temporary))

@@ -1,10 +1,15 @@
 """The ``airinfer`` command line: listing, running, plotting, errors, import cost."""
 
+import contextlib
 import dataclasses
+import io
 import json
+import re
+import shlex
 import subprocess
 import sys
 import textwrap
+import typing
 from pathlib import Path
 
 import pytest
@@ -28,6 +33,14 @@ LIGHT_EXPERIMENTS_MODULES = (
 
 @dataclasses.dataclass(frozen=True)
 class CliConfig:
+    """The tiny sweep's settings.
+
+    Attributes:
+        seed: the root key.
+        snr_db: the points, Es/N0 in dB,
+            one per row.
+    """
+
     seed: int = 0
     snr_db: tuple[float, ...] = (0.0, 10.0)
 
@@ -166,10 +179,126 @@ def test_interrupted_run_exits_130_and_resumes(tiny, tmp_path, monkeypatch, caps
     assert "2 points computed, 1 resumed" in capsys.readouterr().out
 
 
-def test_progress_bar_shows_first_point_time_on_stderr(tiny, tmp_path, capsys):
+def test_progress_bar_shows_first_point_time_on_stderr(tiny, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)  # a terminal
     assert cli.main(["run", "tiny", "--out", str(tmp_path / "run")]) == 0
     err = capsys.readouterr().err
-    assert "compile+first:" in err and "2/2" in err
+    assert "compile+first:" in err and "2/2" in err and "\r" in err
+
+
+def test_a_log_gets_one_status_line_per_point_and_no_carriage_return(tiny, tmp_path, capsys):
+    """stderr is no terminal under capsys: whole lines, the point, its result and its time."""
+    out = tmp_path / "run"
+    assert cli.main(["run", "tiny", "--out", str(out), "--set", "snr_db=[0,5,10]"]) == 0
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    status = [line for line in err.splitlines() if line.startswith("tiny [")]
+    assert len(status) == 3, err
+    assert re.fullmatch(r"tiny \[2/3\] snr_db=5: value=[-0-9.e]+ \([0-9.]+ s\)", status[1])
+    # resumed: the start line says how many were done; only the missing point is shown
+    lines = (out / "results.csv").read_text().splitlines()
+    (out / "results.csv").write_text("\n".join(lines[:3]) + "\n")
+    assert cli.main(["run", "tiny", "--out", str(out), "--set", "snr_db=[0,5,10]"]) == 0
+    err = capsys.readouterr().err
+    assert "tiny: 3 points, 2 already done" in err
+    assert [line[:10] for line in err.splitlines() if line.startswith("tiny [")] == ["tiny [3/3]"]
+
+
+def test_no_progress_is_silent(tiny, tmp_path, capsys):
+    assert cli.main(["run", "tiny", "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    ("figure_format", "magic"), [("png", b"\x89PNG\r\n"), ("pdf", b"%PDF-"), ("svg", b"<svg")]
+)
+def test_format_writes_a_figure_of_that_type(tiny, tmp_path, capsys, figure_format, magic):
+    out = tmp_path / "run"
+    argv = ["run", "tiny", "--out", str(out), "--no-progress", "--format", figure_format]
+    assert cli.main(argv) == 0
+    head = (out / f"tiny.{figure_format}").read_bytes()[:400]
+    assert magic in head if figure_format == "svg" else head.startswith(magic)
+    (out / f"tiny.{figure_format}").unlink()
+    assert cli.main(["plot", str(out), "--format", figure_format]) == 0
+    assert (out / f"tiny.{figure_format}").exists()
+    assert cli.main(["plot", str(out), "--format", "gif"]) == 2
+    assert "invalid choice: 'gif'" in capsys.readouterr().err
+
+
+def test_show_config_prints_type_default_value_and_help_and_writes_nothing(
+    tiny, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "tiny", "--quick", "--set", "seed=3", "--show-config"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("tiny: the resolved config (--quick, 1 --set)")
+    assert out[1:] == [
+        "  seed (int) = 3  [default 0; from --set]",
+        "      the root key.",
+        "  snr_db (list[float]) = [0.0]  [default [0.0, 10.0]; from --quick]",
+        "      the points, Es/N0 in dB, one per row.",
+    ]
+    assert list(tmp_path.iterdir()) == []  # nothing written, no results folder
+    assert cli.main(["run", "tiny", "--show-config", "--set", "snr=1"]) == 2
+    assert "unknown key 'snr'" in _one_error_line(capsys)
+
+
+def test_field_help_reads_attributes_metadata_and_shared_names():
+    @dataclasses.dataclass(frozen=True)
+    class Inner:
+        """Two levels.
+
+        Attributes:
+            gain, loss: in dB (see :mod:`~airinfer.phy.awgn`,
+                ``gain`` first).
+        """
+
+        gain: float = 0.0
+        loss: float = 1.0
+
+    @dataclasses.dataclass(frozen=True)
+    class Outer:
+        inner: Inner = Inner()
+        kind: typing.Literal["a", "b"] = "a"
+        level: int | None = dataclasses.field(default=None, metadata={"help": "how high"})
+        devices: int | None = None
+
+    assert cli.field_help(Outer) == {
+        "inner.gain": "in dB (see awgn, gain first).",
+        "inner.loss": "in dB (see awgn, gain first).",
+        "kind": "",
+        "level": "how high",
+        "devices": cli.COMMON_HELP["devices"],
+    }
+    assert [cli.type_text(t) for t in (Outer.__annotations__["kind"], int | None)] == [
+        "a|b",
+        "int|none",
+    ]
+
+
+def _help_examples() -> list[list[str]]:
+    """The example commands that 'airinfer run --help' shows."""
+    with contextlib.redirect_stdout(io.StringIO()) as shown:
+        assert cli.main(["run", "--help"]) == 0
+    text = shown.getvalue().split("examples:", 1)[1]
+    return [shlex.split(line)[1:] for line in text.splitlines() if line.startswith("  airinfer ")]
+
+
+def test_help_examples_work_and_every_key_has_help(tmp_path, monkeypatch, capsys):
+    """Each example of the help resolves (with --quick and --show-config); writes nothing."""
+    examples = _help_examples()
+    assert len(examples) == len(cli.RUN_EXAMPLES) >= 3
+    monkeypatch.chdir(tmp_path)
+    for argv in examples:
+        argv = [*argv, *(["--quick"] if "--quick" not in argv else [])]
+        status = cli.main([*argv, *(["--show-config"] if "--show-config" not in argv else [])])
+        assert status == 0, (argv, capsys.readouterr().err)
+        assert "(undocumented)" not in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+    for name in registry.builtin():
+        helps = cli.field_help(registry.load(name).config)
+        assert all(helps.values()), (name, [key for key, text in helps.items() if not text])
 
 
 def test_show_lists_fields_defaults_and_quick_settings(tiny, capsys):
