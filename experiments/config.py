@@ -34,6 +34,8 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 __all__ = [
     "ConfigError",
     "apply_overrides",
@@ -198,8 +200,8 @@ def _check_value(value, tp):
     if isinstance(value, str) and not _holds_text(tp):
         return _parse_text(value, tp)
     if tp is bool:
-        if isinstance(value, bool):
-            return value
+        if isinstance(value, bool | np.bool_):  # the int 1 is no bool
+            return bool(value)
     elif tp is int:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
             return int(value)
@@ -417,7 +419,8 @@ def check_config(config, prefix: str = "") -> None:
     A seed (a field named ``seed`` or ``*_seed``) lies in ``[0, 2**63)``; the
     ``devices`` setting (:mod:`airinfer.experiments.sharding`) is none or
     ``>= 1`` (whether this machine has that many is checked when a run
-    starts); every integer fits 64 bits; no float is NaN, and none is infinite unless the
+    starts); a ``bool`` field holds a bool (a NumPy one too; not 1 or
+    ``"yes"``); every integer fits 64 bits; no float is NaN, and none is infinite unless the
     config lists the field in its ``INFINITE_FIELDS`` (e.g. a privacy level
     ε = ∞). Nested configs are checked with their dotted keys.
 
@@ -425,11 +428,14 @@ def check_config(config, prefix: str = "") -> None:
         ConfigError: one line naming the field, the value and what is allowed.
     """
     infinite_ok = getattr(type(config), "INFINITE_FIELDS", ())
+    field_types = _field_types(type(config))
     for field in dataclasses.fields(config):
         key, value = prefix + field.name, getattr(config, field.name)
         if dataclasses.is_dataclass(value):
             check_config(value, key + ".")
             continue
+        if field_types[field.name] is bool and not isinstance(value, bool | np.bool_):
+            raise ConfigError(f"{key}: {value!r} is not a bool (True or False)")
         if field.name == "devices" and isinstance(value, int) and value < 1:
             raise ConfigError(f"{key}: {value} is not >= 1 (or none: all devices)")
         for item in value if isinstance(value, tuple) else (value,):
