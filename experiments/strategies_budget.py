@@ -71,8 +71,8 @@ class StrategiesBudgetConfig(strategies_snr.StrategiesSnrConfig):
     (its fields, with ``jpeg_quality``, ``hop_bits``, ``partition_cuts`` and
     ``analog_matched_bits`` replaced by the grids below, and no fixed ``mcs``),
     plus the budget axis and the knobs' grids. With ``backend="jax"`` the channels and
-    links run on the JAX twins, but the link adaptation still reads the 38.214 MCS
-    tables and the short blocks' BLER curves through Sionna: TensorFlow is imported.
+    links run on the JAX twins and TensorFlow is never imported: the link adaptation
+    reads the 38.214 MCS tables and the shipped BLER curves as data.
 
     Attributes:
         strategies: families of :data:`~airinfer.experiments.budget_settings.FAMILIES`.

@@ -126,8 +126,9 @@ class StrategiesSnrConfig:
         batch_size: images per jitted call.
         backend: ``sionna`` or ``jax``: where every link runs, the analog ones' channels
             and the digital links (:class:`~airinfer.phy.digital.LinkConfig` ``backend``).
-            ``jax`` imports no TensorFlow; it refuses ``mcs`` (the MCS tables come
-            from Sionna).
+            ``jax`` imports no TensorFlow, ``mcs`` included (the MCS tables are
+            data; ``adaptive`` measures the BLER curves that do not ship, blocks
+            under 512 bits, on the JAX link).
         multicast: how the edge ensembles' digital first round is carried:
             ``abstraction`` (each copy's CRC verdict drawn from the link's
             measured BLER curve; AWGN and Rayleigh) or ``simulate`` (every copy
@@ -228,12 +229,6 @@ class StrategiesSnrConfig:
         """``mcs`` against the table, the fixed link fields and the channels."""
         if self.mcs is None:
             return
-        if self.backend == "jax":
-            # the 38.214 MCS tables and the BLER curves come from Sionna
-            raise ConfigError(
-                f"backend: 'jax' cannot run mcs={self.mcs!r}: the MCS tables and BLER curves "
-                "of phy.link_adaptation need Sionna; set mcs none or backend sionna"
-            )
         if self.mcs == "adaptive":
             if not self.adapts_mcs():
                 raise ConfigError(
@@ -392,7 +387,8 @@ def adapted(config, name: str, channel: str, snr_db: float):
     per complex symbol in dB) on ``channel``, and whether any link fell back to the
     lowest MCS."""
     base = strategy(config, name, channel)
-    adaptation = adapt_mcs(base, channel, snr_db, setup(config).dataset.image_shape)
+    shape = setup(config).dataset.image_shape
+    adaptation = adapt_mcs(base, channel, snr_db, shape, backend=config.backend)
     key = (config, name, channel, adaptation.indices)
     return _ADAPTED.setdefault(key, adaptation.strategy), adaptation.fallback
 

@@ -13,11 +13,17 @@ fixed MCS index of a 38.214 table, turned into the link of a block size.
 
 :func:`send_bits` runs the link on the backend its ``backend`` argument names
 (the digital strategies pass ``Link.backend``): ``"sionna"`` (Sionna's blocks,
-TensorFlow) or ``"jax"`` (:mod:`airinfer.phy.digital_jax`, no TensorFlow; flat
-channels only for now). The link models AWGN and Rayleigh fading i.i.d. per symbol, and the
-3GPP TDL/CDL models over OFDM (``"tdl-a"`` … ``"cdl-e"``: a resource grid per
-slot, perfect or LS-estimated CSI). A block's channel uses count its data
-symbols; with its pilots and the empty rest of its last slot it occupies
+TensorFlow) or ``"jax"`` (:mod:`airinfer.phy.digital_jax`, no TensorFlow), as
+:func:`airinfer.phy.link_adaptation.on_backend` says: on ``"jax"`` the LDPC
+decoder stops each block at its first zero syndrome (``early_stop``). That is
+always on rather than a setting, because it changes no decision of a block
+that converges (and stays converged), while a block that does not runs the
+full ``num_iter`` iterations; it only saves the iterations after convergence,
+which are most of them above the waterfall. The link models AWGN and Rayleigh
+fading i.i.d. per symbol, and the 3GPP TDL/CDL models over OFDM (``"tdl-a"`` …
+``"cdl-e"``: a resource grid per slot, perfect or LS-estimated CSI). A block's
+channel uses count its data symbols; with its pilots and the empty rest of its
+last slot it occupies
 :attr:`airinfer.phy.digital.LinkConfig.resource_elements_per_block` resource elements.
 """
 
@@ -30,6 +36,7 @@ from airinfer.phy import digital, link_adaptation
 
 __all__ = [
     "DIGITAL_CHANNELS",
+    "on_backend",
     "LinkSettings",
     "digital_link_config",
     "resolve_mcs",
@@ -41,6 +48,8 @@ __all__ = [
 
 #: Channels of the digital link: flat (``"awgn"``, ``"rayleigh"``) and 3GPP over OFDM.
 DIGITAL_CHANNELS = digital.CHANNELS
+#: ``on_backend(config, backend)``: the link as it runs on a backend (early stopping on JAX).
+on_backend = link_adaptation.on_backend
 
 
 def _is_int(value):
@@ -97,7 +106,7 @@ class LinkSettings:
         mcs: None, or an index of 38.214 MCS table ``mcs_table``
             (:func:`airinfer.phy.link_adaptation.get_mcs`) with ``R >= 1/5``:
             its QAM order and target rate replace ``modulation`` and
-            ``code_rate``. Needs TensorFlow (the tables are read from Sionna).
+            ``code_rate`` (the tables are data: no TensorFlow needed).
         mcs_table: 1 (up to 64QAM) or 2 (up to 256QAM); only with an ``mcs``.
 
     A field changed from its default that has no effect (``modulation`` or
@@ -185,6 +194,7 @@ def resolve_mcs(
     snr_db=None,
     table_index: int = link_adaptation.DEFAULT_MCS_TABLE,
     target_bler: float = 0.1,
+    backend: str = "sionna",
 ):
     """The :class:`airinfer.phy.link_adaptation.MCS` a strategy's ``mcs`` setting stands for.
 
@@ -202,6 +212,8 @@ def resolve_mcs(
             concrete number; required by ``"adaptive"`` only.
         table_index: 38.214 MCS table, 1 (up to 64QAM) or 2 (up to 256QAM).
         target_bler: block error rate target in (0, 1) of ``"adaptive"``.
+        backend: ``"sionna"`` or ``"jax"``, where ``"adaptive"`` measures a BLER
+            curve that does not ship (blocks under 512 bits).
     """
     if isinstance(mcs, link_adaptation.MCS):
         return mcs
@@ -209,8 +221,9 @@ def resolve_mcs(
         if snr_db is None:
             raise ValueError('snr_db: None; mcs="adaptive" chooses the MCS for a given SNR')
         chosen = link_adaptation.select_mcs(
-            snr_db, target_bler, channel=channel, table_index=table_index, block_bits=block_bits
-        )
+            snr_db, target_bler, channel=channel, table_index=table_index,
+            block_bits=block_bits, backend=backend,
+        )  # fmt: skip
         if chosen is None:
             chosen = next(e for e in link_adaptation.mcs_table(table_index) if e.supported)
         return chosen
@@ -227,12 +240,14 @@ def mcs_link_config(
     snr_db=None,
     table_index: int = link_adaptation.DEFAULT_MCS_TABLE,
     target_bler: float = 0.1,
+    backend: str = "sionna",
 ):
     """The :class:`airinfer.phy.digital.LinkConfig` of a 5G NR MCS: QAM order and LDPC rate.
 
-    ``mcs`` (an index, an MCS or ``"adaptive"``), ``snr_db``, ``table_index`` and
-    ``target_bler`` as in :func:`resolve_mcs`. The MCS ``(Qm, R)`` runs as
-    ``2^Qm``-QAM with ``k = block_bits`` and ``n = Qm ceil(k / (R Qm))``
+    ``mcs`` (an index, an MCS or ``"adaptive"``), ``snr_db``, ``table_index``,
+    ``target_bler`` and ``backend`` as in :func:`resolve_mcs` (the link itself is
+    built for Sionna; :func:`send_bits` moves it to the backend it runs on). The
+    MCS ``(Qm, R)`` runs as ``2^Qm``-QAM with ``k = block_bits`` and ``n = Qm ceil(k / (R Qm))``
     (:func:`airinfer.phy.link_adaptation.link_config`); MCS with ``R < 1/5`` are
     refused (Sionna's LDPC encoder).
     """
@@ -248,6 +263,7 @@ def mcs_link_config(
         snr_db=snr_db,
         table_index=table_index,
         target_bler=target_bler,
+        backend=backend,
     )
     return link_adaptation.link_config(chosen, channel, block_bits)
 
@@ -273,16 +289,17 @@ def send_bits(key, bits, snr_db, config, *, backend=None):
         snr_db: scalar, Es/N0 per complex symbol in dB (average for Rayleigh);
             noise CN(0, no), ``no = 10**(-snr_db/10)``.
         config: :class:`airinfer.phy.digital.LinkConfig` (see :func:`digital_link_config`).
-        backend: ``"sionna"`` or ``"jax"`` (a strategy's ``Link.backend``): replaces
-            ``config.backend``; None keeps it.
+        backend: ``"sionna"`` or ``"jax"`` (a strategy's ``Link.backend``): the link
+            runs as ``on_backend(config, backend)`` (on ``"jax"``, LDPC with early
+            stopping); None runs ``config`` as it is.
 
     Output:
         ``[B, L]`` float32 of 0/1, the decided bits. Each sample's payload
         fills ``ceil(L / k)`` blocks, the last zero-padded; the padding is
         sent and dropped.
     """
-    if backend is not None and backend != config.backend:
-        config = dataclasses.replace(config, backend=backend)
+    if backend is not None:
+        config = on_backend(config, backend)
     batch, length = bits.shape
     blocks = num_blocks(length, config.k)
     padded = jnp.pad(jnp.asarray(bits, jnp.float32), ((0, 0), (0, blocks * config.k - length)))

@@ -2,13 +2,14 @@
 
 The modulation and coding schemes are those of 3GPP TS 38.214, Tables
 5.1.3.1-1 (``table_index=1``, QPSK to 64QAM) and 5.1.3.1-2 (``table_index=2``,
-QPSK to 256QAM), read from Sionna (``sionna.phy.nr.utils.decode_mcs_index``,
-PDSCH). An entry ``(Qm, R)`` runs on :mod:`airinfer.phy.digital` as Gray
-``2^Qm``-QAM with a 5G LDPC code of ``k`` info bits and the fewest whole
-symbols that reach rate ``R``, ``n = Qm ceil(k / (R Qm))`` (Sionna's rule).
-Sionna's LDPC encoder takes rates of at least 1/5 only (no repetition rate
-matching), so the entries with ``R < 1/5`` (table 1: MCS 0-2, table 2: MCS 0-1)
-are listed but not :attr:`MCS.supported`.
+QPSK to 256QAM), PDSCH, shipped as data (:mod:`airinfer.phy.mcs_tables`; the
+tests check them against Sionna's ``sionna.phy.nr.utils.decode_mcs_index``), so
+that reading an MCS needs no TensorFlow. An entry ``(Qm, R)`` runs on
+:mod:`airinfer.phy.digital` as Gray ``2^Qm``-QAM with a 5G LDPC code of ``k``
+info bits and the fewest whole symbols that reach rate ``R``,
+``n = Qm ceil(k / (R Qm))`` (Sionna's rule). Sionna's LDPC encoder takes rates of
+at least 1/5 only (no repetition rate matching), so the entries with ``R < 1/5``
+(table 1: MCS 0-2, table 2: MCS 0-1) are listed but not :attr:`MCS.supported`.
 
 :func:`select_mcs` picks, for an Es/N0, the highest MCS whose block error rate
 (BLER) does not exceed a target, as Sionna's ``InnerLoopLinkAdaptation`` does
@@ -36,10 +37,21 @@ and 2000 bits; beyond 2000 bits this is an extrapolation). Smaller blocks are
 measured on first use, one to three minutes per MCS on two CPU cores, and
 cached for the process.
 
+**Backends.** The shipped curves were measured on Sionna's link; they serve
+``backend="jax"`` as well (the JAX twin of the link agrees with it
+statistically: the tests compare the two). A curve that must be measured is
+measured on the backend the caller names (``backend=`` of :func:`bler_curve`,
+:func:`bler`, :func:`select_mcs`, :func:`measure_bler_curve`) and cached per
+backend, so that a run with ``backend="jax"`` never imports TensorFlow. On
+``"jax"`` the link runs as the strategies run it (:func:`on_backend`): its LDPC
+decoder stops a block at a zero syndrome, which changes no decision of a block
+that converges and leaves the others to the full ``num_iter`` iterations.
+
 SNR is **Es/N0 per complex symbol in dB**: unit-energy symbols, noise CN(0, no)
 with ``no = 10 ** (-snr_db / 10)``; the average Es/N0 under Rayleigh fading.
 """
 
+import dataclasses
 import functools
 import json
 import math
@@ -51,10 +63,11 @@ import numpy as np
 from scipy import optimize
 
 from airinfer.phy import digital, theory
-from airinfer.phy.sionna_backend import tensorflow
+from airinfer.phy.mcs_tables import MCS_TABLE_ROWS
 
 __all__ = [
     "MCS_TABLES",
+    "BACKENDS",
     "CHANNELS",
     "DEFAULT_MCS_TABLE",
     "TABLE_BLOCK_BITS",
@@ -64,6 +77,7 @@ __all__ = [
     "mcs_table",
     "get_mcs",
     "link_config",
+    "on_backend",
     "measure_bler_curve",
     "bler_curve",
     "shipped_curve",
@@ -72,7 +86,9 @@ __all__ = [
 ]
 
 #: 38.214 MCS tables available: 1 (up to 64QAM) and 2 (up to 256QAM).
-MCS_TABLES = (1, 2)
+MCS_TABLES = tuple(MCS_TABLE_ROWS)
+#: Where a BLER curve is measured: Sionna's link or its JAX twin.
+BACKENDS = digital.BACKENDS
 #: Channels with BLER curves: the digital link's flat ones.
 CHANNELS = ("awgn", "rayleigh")
 #: The table used when none is named: the one that reaches 256QAM.
@@ -170,28 +186,15 @@ def _check_channel(channel):
         )
 
 
+def _check_backend(backend):
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {list(BACKENDS)}, got {backend!r}")
+
+
 def _check_block_bits(block_bits):
     low, high = _LDPC_K_RANGE
     if not _is_int(block_bits) or not low <= block_bits <= high:
         raise ValueError(f"block_bits must be an int in [{low}, {high}], got {block_bits!r}")
-
-
-@functools.cache
-def _decoded_table(table_index):
-    """``((Qm, R), ...)`` of every index of a PDSCH table, from Sionna."""
-    tf = tensorflow()
-    from sionna.phy.nr.utils import decode_mcs_index
-
-    indices = tf.range(29, dtype=tf.int32)
-    orders, rates = decode_mcs_index(
-        indices, table_index=table_index, is_pusch=False, check_index_validity=False
-    )
-    entries = []
-    for order, rate in zip(orders.numpy().tolist(), rates.numpy().tolist(), strict=True):
-        if order < 0:  # reserved index (table 2 has 28 entries)
-            break
-        entries.append((int(order), float(rate)))
-    return tuple(entries)
 
 
 def mcs_table(table_index=DEFAULT_MCS_TABLE):
@@ -204,8 +207,8 @@ def mcs_table(table_index=DEFAULT_MCS_TABLE):
     """
     _check_table_index(table_index)
     return tuple(
-        MCS(table_index, i, order, rate)
-        for i, (order, rate) in enumerate(_decoded_table(table_index))
+        MCS(table_index, i, order, rate_1024 / 1024)
+        for i, (order, rate_1024) in enumerate(MCS_TABLE_ROWS[table_index])
     )
 
 
@@ -254,6 +257,28 @@ def link_config(mcs, channel="awgn", block_bits=TABLE_BLOCK_BITS):
         raise ValueError(f"MCS {mcs.index} with block_bits={block_bits}: {err}") from err
 
 
+def on_backend(link, backend):
+    """``link`` as it runs on ``backend``: the link the curves stand for.
+
+    Parameters:
+        link: :class:`airinfer.phy.digital.LinkConfig`.
+        backend: ``"sionna"`` or ``"jax"``.
+
+    Output:
+        ``link`` with ``backend`` replaced. On ``"jax"`` an LDPC link decodes with
+        ``early_stop=True``: a block stops at its first zero syndrome, with the
+        full run's decisions wherever that run stays on the codeword it found;
+        a block that never converges runs all ``num_iter`` iterations, as
+        without it. On ``"sionna"`` ``early_stop`` is False (Sionna's decoder
+        always runs ``num_iter``).
+    """
+    _check_backend(backend)
+    early_stop = backend == "jax" and link.coding == "ldpc"
+    if (link.backend, link.early_stop) == (backend, early_stop):
+        return link
+    return dataclasses.replace(link, backend=backend, early_stop=early_stop)
+
+
 # ---------------------------------------------------------------------------
 # BLER curves
 
@@ -279,7 +304,9 @@ def _measure_point(key, link, snr_db, min_block_errors, max_blocks, blocks_per_b
     return errors, blocks
 
 
-def measure_bler_curve(link, *, min_block_errors=50, max_blocks=1000, blocks_per_batch=100, seed=0):
+def measure_bler_curve(
+    link, *, backend=None, min_block_errors=50, max_blocks=1000, blocks_per_batch=100, seed=0
+):
     """Measure the BLER of ``link`` against Es/N0 across its waterfall.
 
     The scan starts on the :data:`STEP_DB` grid at or below the SNR where the
@@ -290,6 +317,8 @@ def measure_bler_curve(link, *, min_block_errors=50, max_blocks=1000, blocks_per
 
     Parameters:
         link: :class:`airinfer.phy.digital.LinkConfig` with LDPC coding.
+        backend: None (run ``link`` as it is), ``"sionna"`` or ``"jax"``: run
+            ``on_backend(link, backend)`` (:func:`on_backend`).
         min_block_errors: int >= 1.
         max_blocks: int >= 1.
         blocks_per_batch: int >= 1, blocks per jitted call.
@@ -302,6 +331,8 @@ def measure_bler_curve(link, *, min_block_errors=50, max_blocks=1000, blocks_per
     if not isinstance(link, digital.LinkConfig) or link.coding != "ldpc":
         raise ValueError(f"link must be an LDPC phy.digital.LinkConfig, got {link!r}")
     _check_channel(link.channel)
+    if backend is not None:
+        link = on_backend(link, backend)
     for name, value in (
         ("min_block_errors", min_block_errors),
         ("max_blocks", max_blocks),
@@ -360,7 +391,13 @@ def _shipped_curves(channel):
 
 def shipped_curve(link):
     """The shipped :class:`BlerCurve` measured for exactly ``link`` (a
-    :class:`~airinfer.phy.digital.LinkConfig`), or None if none was."""
+    :class:`~airinfer.phy.digital.LinkConfig`) on either backend, or None if none was.
+
+    The curves were measured on Sionna's link; they stand for the JAX twin too,
+    with or without early stopping (``link.backend`` and ``link.early_stop`` are
+    not compared).
+    """
+    link = on_backend(link, "sionna")
     for order, rate_1024 in _shipped_curves(link.channel) if link.channel in CHANNELS else ():
         mcs = MCS(0, 0, order, rate_1024 / 1024)
         if link_config(mcs, link.channel, TABLE_BLOCK_BITS) == link:
@@ -369,26 +406,28 @@ def shipped_curve(link):
 
 
 @functools.cache
-def _measured_curve(bits_per_symbol, rate_1024, channel, block_bits):
+def _measured_curve(bits_per_symbol, rate_1024, channel, block_bits, backend):
     mcs = MCS(0, 0, bits_per_symbol, rate_1024 / 1024)
-    return measure_bler_curve(link_config(mcs, channel, block_bits))
+    return measure_bler_curve(link_config(mcs, channel, block_bits), backend=backend)
 
 
-def bler_curve(mcs, channel="awgn", block_bits=TABLE_BLOCK_BITS):
+def bler_curve(mcs, channel="awgn", block_bits=TABLE_BLOCK_BITS, backend="sionna"):
     """The :class:`BlerCurve` that stands for ``mcs`` on ``channel`` with ``block_bits`` blocks.
 
-    The shipped 512-bit curve for ``block_bits >= 512``; below, a curve measured
-    with :func:`measure_bler_curve` on first use (cached for the process).
+    The shipped 512-bit curve for ``block_bits >= 512``, whatever the backend;
+    below, a curve measured with :func:`measure_bler_curve` on ``backend``
+    (``"sionna"`` or ``"jax"``) on first use, cached per backend for the process.
     """
     _check_channel(channel)
+    _check_backend(backend)
     link = link_config(mcs, channel, block_bits)  # checks the rest
     key = _rate_key(mcs)
     if block_bits >= TABLE_BLOCK_BITS:
         return _shipped_curves(channel)[key]
-    return _measured_curve(*key, channel, link.k)
+    return _measured_curve(*key, channel, link.k, backend)
 
 
-def bler(mcs, snr_db, channel="awgn", block_bits=TABLE_BLOCK_BITS):
+def bler(mcs, snr_db, channel="awgn", block_bits=TABLE_BLOCK_BITS, backend="sionna"):
     """BLER of ``mcs`` at ``snr_db``, interpolated linearly in dB on its curve.
 
     Parameters:
@@ -397,6 +436,7 @@ def bler(mcs, snr_db, channel="awgn", block_bits=TABLE_BLOCK_BITS):
             Rayleigh); must be finite.
         channel: ``"awgn"`` or ``"rayleigh"``.
         block_bits: info bits per LDPC block (see :func:`bler_curve`).
+        backend: where a curve that must be measured runs (see :func:`bler_curve`).
 
     Output:
         float64 array of ``snr_db``'s shape, in [0, 1]: 1 below the curve's
@@ -405,7 +445,7 @@ def bler(mcs, snr_db, channel="awgn", block_bits=TABLE_BLOCK_BITS):
     snr = np.asarray(snr_db, dtype=np.float64)
     if not np.all(np.isfinite(snr)):
         raise ValueError(f"snr_db must be finite, got {snr_db!r}")
-    curve = bler_curve(mcs, channel, block_bits)
+    curve = bler_curve(mcs, channel, block_bits, backend)
     return np.interp(snr, curve.snr_db, curve.bler, left=1.0, right=0.0)[()]
 
 
@@ -417,6 +457,7 @@ def select_mcs(
     table_index=DEFAULT_MCS_TABLE,
     block_bits=TABLE_BLOCK_BITS,
     num_blocks=1,
+    backend="sionna",
 ):
     """The highest MCS whose error rate at ``snr_db`` does not exceed ``target_bler``.
 
@@ -435,6 +476,8 @@ def select_mcs(
         table_index: 1 or 2 (38.214 tables 5.1.3.1-1 and -2).
         block_bits: info bits per LDPC block (see :func:`bler_curve`).
         num_blocks: int >= 1, blocks that must all be right.
+        backend: ``"sionna"`` or ``"jax"``, where a curve that must be measured
+            (``block_bits < 512``) runs; the shipped curves serve both.
 
     Output:
         :class:`MCS`, or ``None`` when not even the lowest supported MCS meets
@@ -457,19 +500,22 @@ def select_mcs(
         raise ValueError(f"num_blocks must be an int >= 1, got {num_blocks!r}")
     _check_channel(channel)
     _check_block_bits(block_bits)
+    _check_backend(backend)
     # The block error rate that keeps num_blocks blocks within the target.
     per_block = -math.expm1(math.log1p(-target_bler) / num_blocks)
-    for mcs, curve in reversed(_table_curves(table_index, channel, block_bits)):
+    # the shipped curves serve every backend: one entry for them
+    backend = backend if block_bits < TABLE_BLOCK_BITS else "sionna"
+    for mcs, curve in reversed(_table_curves(table_index, channel, block_bits, backend)):
         if np.interp(snr, curve.snr_db, curve.bler, left=1.0, right=0.0) <= per_block:
             return mcs
     return None
 
 
 @functools.cache
-def _table_curves(table_index, channel, block_bits):
+def _table_curves(table_index, channel, block_bits, backend):
     """``((MCS, BlerCurve), ...)`` of the supported entries of a table, by index."""
     return tuple(
-        (mcs, bler_curve(mcs, channel, block_bits))
+        (mcs, bler_curve(mcs, channel, block_bits, backend))
         for mcs in mcs_table(table_index)
         if mcs.supported
     )

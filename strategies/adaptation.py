@@ -38,8 +38,10 @@ argument), so the choice is made outside ``jit`` on a concrete SNR; a traced
 SNR is refused. BLER curves exist for ``"awgn"`` and ``"rayleigh"`` only (the
 digital link's flat channels, i.i.d. fading per symbol), so those are the
 channels it adapts to. Blocks of 512 info bits or more use the shipped 512-bit
-curves (conservative); smaller blocks (a partitioning hop's narrow slice) are
-measured on first use, minutes per MCS on two CPU cores, then cached for the
+curves (conservative; measured on Sionna, they serve both backends); smaller
+blocks (a partitioning hop's narrow slice) are measured on first use on the
+backend the strategy will run on (``backend=``, ``Link.backend``; ``"jax"``
+imports no TensorFlow), minutes per MCS on two CPU cores, then cached for the
 process.
 
 SNR is **Es/N0 per complex symbol in dB**: unit-energy symbols, noise CN(0, no)
@@ -260,6 +262,7 @@ def adapt_mcs(
     *,
     target_bler: float = 0.1,
     table_index: int = link_adaptation.DEFAULT_MCS_TABLE,
+    backend: str = "sionna",
 ) -> Adaptation:
     """A copy of ``strategy`` with every digital link at the MCS ``snr_db`` affords.
 
@@ -275,6 +278,9 @@ def adapt_mcs(
         image_shape: ``(H, W, C)`` of one input image: it sets each message's size.
         target_bler: in (0, 1), the most a message may fail (all of its blocks).
         table_index: the 38.214 MCS table, 1 (up to 64QAM) or 2 (up to 256QAM).
+        backend: ``"sionna"`` or ``"jax"``, the strategy's ``Link.backend``: where the
+            BLER curves of blocks under 512 bits are measured (the shipped curves
+            serve both).
 
     Output:
         :class:`Adaptation`: the adapted strategy and one :class:`AdaptedLink`
@@ -291,13 +297,17 @@ def adapt_mcs(
             f"channel: {channel!r} has no BLER curves to adapt the MCS on; "
             f"allowed: {', '.join(ADAPTIVE_CHANNELS)}"
         )
+    if backend not in link_adaptation.BACKENDS:
+        raise ValueError(
+            f"backend: {backend!r} is not one of {', '.join(link_adaptation.BACKENDS)}"
+        )
     lowest = next(e for e in link_adaptation.mcs_table(table_index) if e.supported)
     chosen = []
 
     def adapt(where, holder, block_bits, num_blocks):
         mcs = link_adaptation.select_mcs(
             snr, target_bler, channel=channel, table_index=table_index,
-            block_bits=block_bits, num_blocks=num_blocks,
+            block_bits=block_bits, num_blocks=num_blocks, backend=backend,
         )  # fmt: skip
         chosen.append(AdaptedLink(where, mcs or lowest, block_bits, num_blocks, mcs is None))
         return _with_mcs(holder, mcs or lowest)

@@ -40,7 +40,10 @@ class Link:
         channel: ``awgn``, ``rayleigh`` (flat block fading, perfect CSI at the
             receiver) or ``tdl-a`` (3GPP TDL-A over OFDM) (static).
         backend: ``sionna`` (Sionna's channels through the bridge) or ``jax``
-            (the twins) (static).
+            (the twins; their LDPC decoders stop a block at its first zero
+            syndrome, always: no decision of a converged block changes, and the
+            others run every iteration, so it is not a setting; see
+            :func:`airinfer.phy.link_adaptation.on_backend`) (static).
         server_connectivity: probability that the server is reachable at all
             for an inference (traced; used by the hybrid strategy, whose
             ensemble falls back on itself when the server is not).

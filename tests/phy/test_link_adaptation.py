@@ -1,9 +1,11 @@
 """Link adaptation: 38.214 MCS tables, the shipped BLER curves, MCS selection, checks.
 
-The BLER curves are checked three ways: against information theory (every
+The BLER curves are checked four ways: against information theory (every
 waterfall lies above the capacity limit of its rate), against Sionna's own BLER
-tables at their grid points, and against fresh simulations of the link at the
-SNR an MCS was chosen for.
+tables at their grid points, against fresh simulations of the link at the
+SNR an MCS was chosen for, and against the JAX twin of the link (the shipped
+curves serve both backends). The MCS tables are data, checked against Sionna's
+decoder of MCS indices, and read without TensorFlow.
 """
 
 import math
@@ -20,8 +22,10 @@ from airinfer.phy.link_adaptation import (
     get_mcs,
     link_config,
     mcs_table,
+    on_backend,
     select_mcs,
 )
+from tests.tf_free import run_without_tensorflow
 
 CHANNELS = ("awgn", "rayleigh")
 # Es/N0 grid (dB) for properties of the selection: wider than every curve.
@@ -76,6 +80,55 @@ def test_mcs_tables_equal_38214():
     assert [e.index for e in mcs_table(2) if not e.supported] == [0, 1]
 
 
+def test_shipped_tables_equal_sionnas_decode_mcs_index():
+    from airinfer.phy.sionna_backend import tensorflow
+
+    tf = tensorflow()
+    from sionna.phy.nr.utils import decode_mcs_index
+
+    for table in link_adaptation.MCS_TABLES:
+        # indices 0-28: the highest with a rate in either table (29-31 are reserved)
+        orders, rates = decode_mcs_index(
+            tf.range(29, dtype=tf.int32), table_index=table, is_pusch=False,
+            check_index_validity=False,
+        )  # fmt: skip
+        orders, rates = orders.numpy().tolist(), rates.numpy().tolist()
+        entries = mcs_table(table)
+        # every index Sionna gives a rate is shipped, and none other
+        assert len(entries) == sum(1 for order in orders if order > 0) == {1: 29, 2: 28}[table]
+        assert all(order <= 0 for order in orders[len(entries) :])
+        for entry in entries:
+            assert entry.bits_per_symbol == orders[entry.index], entry
+            # both are exact binary fractions x / 1024 (x a multiple of 1/2)
+            assert entry.code_rate == pytest.approx(rates[entry.index], abs=1e-7), entry
+
+
+def test_mcs_tables_and_shipped_curves_need_no_tensorflow():
+    result = run_without_tensorflow(
+        """
+        from airinfer.phy import link_adaptation as la
+
+        entry = la.select_mcs(12.0, channel="rayleigh", backend="jax")
+        assert entry == la.get_mcs(9, 2) and len(la.mcs_table(1)) == 29
+        assert la.link_config(entry, "rayleigh").n == 852
+        assert 0 < la.bler(entry, 12.0, "rayleigh", backend="jax") <= 0.1
+        """
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_on_backend():
+    link = link_config(get_mcs(5, 2))
+    jax_link = on_backend(link, "jax")
+    assert (jax_link.backend, jax_link.early_stop) == ("jax", True)
+    assert on_backend(jax_link, "sionna") == link and on_backend(link, "sionna") is link
+    uncoded = digital.LinkConfig("qpsk", "awgn", "uncoded")
+    assert on_backend(uncoded, "jax").early_stop is False  # nothing to stop early
+    # the shipped curves stand for the JAX twin too
+    assert link_adaptation.shipped_curve(jax_link) is link_adaptation.shipped_curve(link)
+    assert link_adaptation.shipped_curve(link) is bler_curve(get_mcs(5, 2))
+
+
 def test_link_config_of_an_mcs():
     top = link_config(get_mcs(27, 2), "rayleigh", 512)
     # n = 8 ceil(512 / (948/1024 * 8)) = 8 * 70: the fewest whole symbols at rate <= R
@@ -107,6 +160,9 @@ def test_link_config_of_an_mcs():
         (lambda: select_mcs(5.0, channel="tdl-a"), "BLER curves\\), got 'tdl-a'"),
         (lambda: select_mcs(5.0, table_index=3), "table_index must be one of"),
         (lambda: bler(get_mcs(5, 2), [1.0, float("nan")]), "snr_db must be finite"),
+        (lambda: select_mcs(5.0, backend="tf"), "backend must be one of .*, got 'tf'"),
+        (lambda: bler_curve(get_mcs(5, 2), backend="tf"), "backend must be one of"),
+        (lambda: on_backend(link_config(get_mcs(5, 2)), None), "backend must be one of"),
     ],
 )
 def test_clear_errors(call, match):
@@ -272,6 +328,23 @@ def test_measure_bler_curve_on_the_link():
         np.testing.assert_array_equal(a, b)  # same seed, same curve
 
 
+def test_measure_bler_curve_runs_the_link_on_the_backend_it_names(monkeypatch):
+    link = link_config(get_mcs(17, 2), "awgn", 512)
+    seen = set()
+
+    def error_counts(key, config, snr_db, num_blocks):
+        seen.add(config)
+        return digital.ErrorCounts(0, num_blocks * 512, num_blocks if snr_db < 14 else 0,
+                                   num_blocks)  # fmt: skip
+
+    monkeypatch.setattr(digital, "error_counts", error_counts)
+    link_adaptation.measure_bler_curve(link, backend="jax")
+    assert seen == {on_backend(link, "jax")}  # the JAX twin with early stopping
+    seen.clear()
+    link_adaptation.measure_bler_curve(link)
+    assert seen == {link}
+
+
 def test_measure_bler_curve_errors():
     with pytest.raises(ValueError, match="link must be an LDPC"):
         link_adaptation.measure_bler_curve(digital.LinkConfig("qpsk", "awgn", "uncoded"))
@@ -285,22 +358,32 @@ def test_small_blocks_are_measured_once(monkeypatch):
         np.array([0.0, 0.25, 0.5, 0.75]), np.array([10, 5, 0, 0]), np.array([10, 10, 10, 10])
     )
 
-    def measure(link):
-        calls.append(link)
+    def measure(link, *, backend):
+        calls.append((link, backend))
         return fake
 
     monkeypatch.setattr(link_adaptation, "measure_bler_curve", measure)
     link_adaptation._measured_curve.cache_clear()
+    link_adaptation._table_curves.cache_clear()
     try:
         entry = get_mcs(15, 2)
         assert bler_curve(entry, "awgn", 256) is fake
         assert bler_curve(entry, "awgn", 256) is fake
-        assert calls == [link_config(entry, "awgn", 256)]  # measured once, for k = 256
+        # measured once, for k = 256, on the default backend
+        assert calls == [(link_config(entry, "awgn", 256), "sionna")]
+        # once more per backend: a run on "jax" measures on the JAX link
+        assert bler_curve(entry, "awgn", 256, backend="jax") is fake
+        assert bler(entry, 0.25, "awgn", 256, backend="jax") == pytest.approx(0.5)
+        assert calls[1:] == [(link_config(entry, "awgn", 256), "jax")]
+        # the shipped 512-bit curves serve both backends: nothing measured
+        assert bler_curve(entry, "awgn", 512, backend="jax") is bler_curve(entry, "awgn", 512)
+        assert select_mcs(12.0, backend="jax") == select_mcs(12.0) and len(calls) == 2
         assert bler(entry, 0.25, "awgn", 256) == pytest.approx(0.5)
         assert bler(entry, 0.125, "awgn", 256) == pytest.approx(0.75)  # linear in dB
         assert bler(entry, -3.0, "awgn", 256) == 1.0 and bler(entry, 9.0, "awgn", 256) == 0.0
     finally:
         link_adaptation._measured_curve.cache_clear()
+        link_adaptation._table_curves.cache_clear()
 
 
 # ---------------------------------------------------------------------------
@@ -425,6 +508,26 @@ def test_link_agrees_with_sionnas_table_at_its_grid_point():
         _binomial_sigma(sionna, SIONNA_BLOCKS), _binomial_sigma(sionna, blocks)
     )
     assert abs(measured - sionna) <= tol, (measured, sionna, tol)
+
+
+def test_a_shipped_curve_holds_for_the_jax_link_at_its_waterfall():
+    # The shipped curves were measured on Sionna's link; the JAX twin, with the
+    # early stopping the strategies run on it, must give the same BLER. 64QAM
+    # 772/1024 (table 2, MCS 17; 684 coded bits) at 16 dB, where the shipped curve
+    # counts 58 errors in 600 blocks. Two binomial samples: |difference| within
+    # 3 sigma of the pooled p, sigma = sqrt(p (1 - p) (1/600 + 1/400)) ~ 0.019
+    # (0.057 at 3 sigma); a link 0.25 dB off moves the BLER by 0.04 to 0.12 here.
+    entry, snr_db, blocks = get_mcs(17, 2), 16.0, 400
+    curve = bler_curve(entry)
+    i = int(np.flatnonzero(np.isclose(curve.snr_db, snr_db))[0])
+    shipped_errors, shipped_blocks = int(curve.block_errors[i]), int(curve.blocks[i])
+    assert (shipped_errors, shipped_blocks) == (58, 600)
+    link = on_backend(link_config(entry), "jax")
+    counts = digital.error_counts(jax.random.key(SIM_SEED), link, snr_db, blocks)
+    measured = int(counts.block_errors) / blocks
+    pooled = (shipped_errors + int(counts.block_errors)) / (shipped_blocks + blocks)
+    sigma = math.sqrt(pooled * (1 - pooled) * (1 / shipped_blocks + 1 / blocks))
+    assert abs(measured - shipped_errors / shipped_blocks) <= SIGMAS * sigma, measured
 
 
 # ---------------------------------------------------------------------------
