@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from airinfer.experiments import aggregation
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import RECIPES, EnsembleSpec, member_outputs, training_record
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import curve_style, draw_curve, save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.encoding import decide
@@ -135,10 +135,12 @@ def run_point(key, config, point):
 
 
 def plot(rows, config, path):
-    """Accuracy vs K per recipe, the full model of the same recipe as a level line."""
-    figure = Figure(figsize=(6.0, 4.2), layout="constrained")
+    """Accuracy vs K per recipe with 95 % error bars, the full model of the same recipe
+    as a level line."""
+    figure = Figure(figsize=(6.0, 4.6), layout="constrained")
     ax = figure.subplots()
-    for recipe, color in zip(config.recipes, ("tab:blue", "tab:orange"), strict=False):
+    for index, recipe in enumerate(config.recipes):
+        look = curve_style(index)
         ensemble = sorted(
             (r["members"], r["accuracy"], r["accuracy_ci"])
             for r in rows
@@ -146,18 +148,18 @@ def plot(rows, config, path):
         )
         if ensemble:
             k, accuracy, ci = (np.asarray(column) for column in zip(*ensemble, strict=True))
-            ax.errorbar(k, accuracy, yerr=ci, color=color, marker="o", capsize=3,
-                        label=f"K x width {config.width:g}, {recipe}")  # fmt: skip
+            draw_curve(ax, k, accuracy, ci,
+                       label=f"K members of width {config.width:g}, {recipe} recipe",
+                       **look)  # fmt: skip
         for r in rows:
             if r["recipe"] == recipe and r["model"] == "full":
-                ax.axhline(r["accuracy"], color=color, linestyle="--",
-                           label=f"width {config.full_width:g}, {recipe}")  # fmt: skip
+                label = f"one model of width {config.full_width:g}, {recipe} recipe"
+                ax.axhline(r["accuracy"], color=look["color"], linestyle="--", label=label)
     ax.set_xscale("log", base=2)
     ax.set_xlabel("ensemble members K")
     ax.set_ylabel("test accuracy")
     ax.set_title(f"{config.dataset}: full model vs compact ensemble, per recipe", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
     save_figure(figure, path)
 
 

@@ -29,7 +29,14 @@ from matplotlib.figure import Figure
 
 from airinfer.experiments import strategies_snr
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import (
+    channel_name,
+    display_name,
+    dodges,
+    draw_curve,
+    save_figure,
+    style,
+)
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.encoding import decide as ota_decide
@@ -144,13 +151,12 @@ def run_point(key, config, point):
     return row
 
 
-STYLE = {"hybrid": ("tab:green", "-"), "ensemble": ("tab:olive", ":"), "server": ("black", "--")}
-
-
 def plot(rows, config, path):
     """One panel per channel (rows) and server connectivity (columns): accuracy vs Es/N0."""
     columns = config.server_connectivities
-    figure = Figure(figsize=(3.6 * len(columns), 3.2 * len(config.channels)), layout="constrained")
+    figure = Figure(
+        figsize=(3.6 * len(columns), 3.2 * len(config.channels) + 0.8), layout="constrained"
+    )
     axes = figure.subplots(len(config.channels), len(columns), squeeze=False, sharey=True)
     for row_axes, channel in zip(axes, config.channels, strict=True):
         for ax, p in zip(row_axes, columns, strict=True):
@@ -159,20 +165,19 @@ def plot(rows, config, path):
                 key=lambda r: r["snr_db"],
             )
             x = np.asarray([r["snr_db"] for r in points])
-            for scheme in SCHEMES:
+            shifts = dodges(len(SCHEMES), x)
+            for index, scheme in enumerate(SCHEMES):
                 y = np.asarray([r[scheme] for r in points])
                 ci = np.asarray([r[f"{scheme}_ci"] for r in points])
-                color, style = STYLE[scheme]
-                ax.plot(x, y, style, color=color, marker=".", label=scheme)
-                ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.12, linewidth=0)
-            ax.set_title(f"{channel}, server reachable w.p. {p:g}", fontsize=9)
+                draw_curve(ax, x, y, ci, label=display_name(scheme), dodge=shifts[index],
+                           **style(scheme, index))  # fmt: skip
+            ax.set_title(f"{channel_name(channel)}, server reachable w.p. {p:g}", fontsize=9)
             ax.set_xlabel("Es/N0 per complex symbol [dB]")
             ax.grid(alpha=0.3)
         row_axes[0].set_ylabel("accuracy")
-    axes[0, -1].legend(fontsize=7, loc="lower right")
     figure.suptitle(
-        f"{config.dataset}: {config.hybrid_ensemble} + {config.hybrid_server}, "
-        f"trust {config.hybrid_trust:g}",
+        f"{config.dataset}: {display_name(config.hybrid_ensemble)} + "
+        f"{display_name(config.hybrid_server)}, trust {config.hybrid_trust:g}",
         fontsize=10,
     )
     save_figure(figure, path)

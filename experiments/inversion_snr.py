@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 
 from airinfer.experiments import strategies_snr, table1
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import channel_name, display_name, draw_curve, save_figure, style
 from airinfer.experiments.registry import Experiment, register
 from airinfer.models.inversion import InversionConfig
 from airinfer.models.inversion import privacy_psnr as inversion_psnr
@@ -111,21 +111,20 @@ def run_point(key, config, point):
 def plot(rows, config, path):
     """PSNR vs SNR, one panel per channel, one curve per strategy, the blind floor dotted."""
     channels = list(dict.fromkeys(r["channel"] for r in rows))
-    figure = Figure(figsize=(5 * len(channels), 4), layout="constrained")
+    figure = Figure(figsize=(5 * len(channels), 4.6), layout="constrained")
     axes = np.atleast_1d(figure.subplots(1, len(channels), sharey=True))
     for ax, channel in zip(axes, channels, strict=True):
         mine = [r for r in rows if r["channel"] == channel]
-        for name in dict.fromkeys(r["strategy"] for r in mine):
+        for index, name in enumerate(dict.fromkeys(r["strategy"] for r in mine)):
             curve = sorted((r["snr_db"], r["psnr_db"]) for r in mine if r["strategy"] == name)
-            color, linestyle = strategies_snr.STYLE.get(name, ("tab:gray", "-"))
             snr, psnr = zip(*curve, strict=True)
-            ax.plot(snr, psnr, marker="o", color=color, linestyle=linestyle, label=name)
-        ax.axhline(mine[0]["blind_psnr_db"], color="black", linestyle=":", label="blind floor")
-        ax.set_title(f"{config.dataset}, {channel}")
-        ax.set_xlabel("Es/N0 [dB]")
+            draw_curve(ax, snr, psnr, label=display_name(name), **style(name, index))
+        ax.axhline(mine[0]["blind_psnr_db"], color="black", linestyle=":",
+                   label="blind guess (floor)")  # fmt: skip
+        ax.set_title(f"{config.dataset}, {channel_name(channel)}")
+        ax.set_xlabel("Es/N0 per complex symbol [dB]")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("inversion PSNR [dB]")
-    axes[0].legend(fontsize=8)
     save_figure(figure, path)
 
 

@@ -69,10 +69,9 @@ from typing import Literal
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import display_name, save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.models.zoo import ModelConfig, abstract_model
 from airinfer.strategies.cost import (
@@ -379,7 +378,7 @@ def plot(rows, config, path):
     (filled where a split is the fastest overall). Dotted lines mark
     Neurosurgeon's 3G / LTE / Wi-Fi uplinks.
     """
-    figure = Figure(figsize=(7.0, 7.0), layout="constrained")
+    figure = Figure(figsize=(7.0, 8.0), layout="constrained")
     top, bottom = figure.subplots(
         2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]}, squeeze=True
     )
@@ -399,7 +398,7 @@ def plot(rows, config, path):
             top.plot(x, y, color="tab:red", linewidth=2, label="cloud only")
         else:
             colour = colours[split_points.index(point)]
-            top.plot(x, y, color=colour, linewidth=0.9, alpha=0.8, label=f"split @ {point}")
+            top.plot(x, y, color=colour, linewidth=0.9, alpha=0.8, label=f"split after {point}")
     best = sorted(
         (r for r in rows if r["strategy"] == "split" and r["best_split"]),
         key=lambda r: r["bitrate_mbps"],
@@ -422,8 +421,6 @@ def plot(rows, config, path):
             )
         bottom.set_yticks(range(len(split_points)), split_points)
         bottom.set_ylim(-0.5, len(split_points) - 0.5)
-        bottom.legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2,
-                      frameon=False)  # fmt: skip
 
     if rows:
         for regime in regimes(rows):
@@ -431,6 +428,7 @@ def plot(rows, config, path):
                 axes.axvspan(
                     regime["low_mbps"], regime["high_mbps"],
                     color=_REGIME_COLOURS[regime["strategy"]], alpha=0.08, linewidth=0,
+                    label=f"fastest: {display_name(regime['strategy'])}" if axes is top else None,
                 )  # fmt: skip
     for name, rate in NEUROSURGEON_UPLINKS_MBPS.items():
         for axes in (top, bottom):
@@ -444,12 +442,6 @@ def plot(rows, config, path):
     top.set_yscale("log")
     top.set_ylabel("end-to-end latency [s]")
     top.grid(True, which="both", alpha=0.3)
-    handles, _ = top.get_legend_handles_labels()
-    handles += [
-        Patch(color=colour, alpha=0.25, label=f"fastest: {name.replace('_', ' ')}")
-        for name, colour in _REGIME_COLOURS.items()
-    ]
-    top.legend(handles=handles, fontsize=6.5, loc="lower left", ncol=2)
     top.set_title(
         f"{config.model} (width {config.width:g}) on {config.dataset} "
         f"{'×'.join(map(str, INPUT_SHAPES[config.dataset]))}; device "

@@ -27,10 +27,10 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from airinfer.experiments.config import ConfigError
+from airinfer.experiments.plotting import channel_name, display_name, save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import Z95, wilson_interval
 from airinfer.phy import digital, theory
@@ -229,8 +229,7 @@ def plot(rows, config, path):
     """
     channels = [c for c in ("awgn", "rayleigh") if any(r["channel"] == c for r in rows)]
     channels = channels or list(config.channels)
-    figure = Figure(figsize=(5.0 * len(channels), 4.0), layout="constrained")
-    FigureCanvasAgg(figure)  # render with Agg whatever pyplot's backend is
+    figure = Figure(figsize=(5.0 * len(channels), 4.6), layout="constrained")
     axes_list = figure.subplots(1, len(channels), squeeze=False)[0]
     floor = None
     for axes, channel in zip(axes_list, channels, strict=True):
@@ -257,7 +256,7 @@ def plot(rows, config, path):
                 marker="o",
                 markersize=3,
                 capsize=2,
-                label=f"{modulation} {coding}",
+                label=f"{display_name(modulation)}, {display_name(coding)}",
             )
             smallest = float(ber.min())
             floor = smallest if floor is None else min(floor, smallest)
@@ -271,19 +270,17 @@ def plot(rows, config, path):
                         color=_COLOURS.get(modulation),
                         linewidth=0.7,
                         alpha=0.7,
-                        label=f"{modulation} theory (uncoded)",
+                        label=f"{display_name(modulation)}, theory (uncoded)",
                     )
         axes.set_yscale("log")
-        axes.set_title(channel.upper() if channel == "awgn" else channel.capitalize())
+        axes.set_title(channel_name(channel))
         axes.set_xlabel("Es/N0 per symbol [dB]")
         axes.set_ylabel("BER")
         axes.grid(True, which="both", alpha=0.3)
-        if curves:
-            axes.legend(fontsize="small")
     bottom = 0.5 * floor if floor else 1e-6
     for axes in axes_list:
         axes.set_ylim(bottom=max(bottom, 1e-9), top=0.6)
-    figure.savefig(path, dpi=150)
+    save_figure(figure, path)
 
 
 EXPERIMENT = register(

@@ -32,7 +32,7 @@ from airinfer.experiments import aggregation, ota_privacy
 from airinfer.experiments.checks import check_orthogonal_link
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import COLOURS, save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.encoding import decide
@@ -293,7 +293,7 @@ def plot(rows, config, path):
         x = np.arange(len(SCHEMES))
         measured = [100 * by_scheme[s]["macro_f1"] if s in by_scheme else 0.0 for s in SCHEMES]
         published = [_published(epsilon, s) for s in SCHEMES]
-        ax.bar(x - width / 2, measured, width, color="tab:blue", label="measured")
+        ax.bar(x - width / 2, measured, width, color=COLOURS[0], label="measured")
         ax.bar(
             x[[p is not None for p in published]] + width / 2,
             [p for p in published if p is not None],
@@ -307,10 +307,9 @@ def plot(rows, config, path):
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3, axis="y")
     axes[0].set_ylabel("macro-F1 [%]")
-    axes[-1].legend(fontsize=7, loc="upper right")
     spec = config.ensemble
     figure.suptitle(
-        f"{spec.members} devices ({spec.diversity}) on {spec.dataset}, AWGN at "
+        f"K = {spec.members} devices ({spec.diversity}) on {spec.dataset}, AWGN at "
         f"{config.snr_db:g} dB Es/N0", fontsize=9,
     )  # fmt: skip
     save_figure(figure, path)

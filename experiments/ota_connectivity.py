@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 from airinfer.experiments import aggregation
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import channel_name, curve_style, display_name, save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.ota.aircomp import AirCompConfig
@@ -159,27 +159,29 @@ def run_point(key, config, point):
 
 
 def plot(rows, config, path):
-    """Accuracy vs p: one colour per width, solid ideal, dashed over the air, grey reference."""
-    figure = Figure(figsize=(6.0, 4.2), layout="constrained")
+    """Accuracy vs p: one colour and marker per width, solid ideal, dashed over the air,
+    grey references for the single CNNs."""
+    figure = Figure(figsize=(6.0, 4.6), layout="constrained")
     ax = figure.subplots()
-    colors = dict(zip(config.widths, ("tab:blue", "tab:orange", "tab:green", "tab:purple"),
-                      strict=False))  # fmt: skip
+    widths = sorted({width for width, _ in _curves(rows)})
     for (width, kind), curve in sorted(_curves(rows).items()):
         p, accuracy = zip(*sorted(curve), strict=True)
+        look = curve_style(widths.index(width))
         if kind == "single":
-            ax.plot(p, accuracy, color="gray", linestyle="-.",
-                    label=f"single CNN, width {width:g}")  # fmt: skip
+            ax.plot(p, accuracy, color="gray", linestyle="-.", marker=look["marker"],
+                    markerfacecolor="none", label=f"single CNN, width {width:g}")  # fmt: skip
         else:
-            ax.plot(p, accuracy, color=colors.get(width, "black"), marker=".",
-                    linestyle="-" if kind == "ideal" else "--",
-                    label=f"{config.members} x width {width:g}, {kind}")  # fmt: skip
+            where = "ideal links" if kind == "ideal" else display_name(kind)
+            ax.plot(p, accuracy, linestyle="-" if kind == "ideal" else "--",
+                    label=f"K = {config.members} devices × width {width:g}, {where}",
+                    **look)  # fmt: skip
     ax.set_xlabel("connectivity probability p")
     ax.set_ylabel("accuracy")
     ax.set_title(
-        f"{config.dataset}; over the air: {config.channel}, {config.snr_db:g} dB", fontsize=9
+        f"{config.dataset}; over the air: {channel_name(config.channel)}, {config.snr_db:g} dB",
+        fontsize=9,
     )
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
     save_figure(figure, path)
 
 

@@ -52,7 +52,14 @@ from airinfer.experiments import aggregation
 from airinfer.experiments.checks import check_orthogonal_link
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, member_outputs
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import (
+    channel_name,
+    display_name,
+    dodges,
+    draw_curve,
+    save_figure,
+    style,
+)
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.ota import COMBINERS
@@ -295,53 +302,54 @@ def run_point(key, config, point):
     }
 
 
-STYLE = {
-    "noiseless": ("black", ":"),
-    "ota_belief": ("tab:blue", "-"),
-    "ota_vote": ("tab:orange", "-"),
-    "ota_sign": ("tab:green", "-"),
-    "orthogonal": ("tab:red", "--"),
-    "best_single": ("tab:gray", "-."),
-}
+def _uses_text(uses: set) -> str:
+    """The channel uses of a panel's links: one number, or the over-the-air and orthogonal ones."""
+    if len(uses) == 1:
+        return f"{next(iter(uses))} channel uses"
+    return "channel uses " + " / ".join(str(u) for u in sorted(uses))
 
 
 def plot(rows, config, path):
-    """A grid: one row of panels per K, one column per channel."""
+    """A grid: one row of panels per K (devices), one column per channel; thin 95 %
+    error bars, the schemes nudged sideways so that close curves stay apart; each
+    panel's title gives the channel uses the links spent per inference."""
     ks, channels = config.num_devices, config.channels
-    figure = Figure(figsize=(4.2 * len(channels), 3.2 * len(ks)), layout="constrained")
+    figure = Figure(figsize=(4.2 * len(channels), 3.0 * len(ks) + 1.0), layout="constrained")
     # One y-range per K: the small ensembles dip far under fading, and a shared
     # axis would flatten the larger ones' differences of a point or two.
     axes = figure.subplots(len(ks), len(channels), squeeze=False, sharex=True, sharey="row")
+    shifts = dodges(len(config.schemes), config.snr_db)
     for i, k in enumerate(ks):
         for j, channel in enumerate(channels):
             ax = axes[i][j]
-            for scheme in config.schemes:
+            uses = set()
+            for index, scheme in enumerate(config.schemes):
                 curve = sorted(
-                    (r["snr_db"], r["accuracy"], r["accuracy_ci"])
+                    (r["snr_db"], r["accuracy"], r["accuracy_ci"], r.get("channel_uses") or 0)
                     for r in rows
                     if r["num_devices"] == k and r["channel"] == channel and r["scheme"] == scheme
                 )
                 if not curve:
                     continue
-                x, y, ci = (np.asarray(c) for c in zip(*curve, strict=True))
-                color, style = STYLE[scheme]
-                ax.plot(x, y, style, color=color, marker="." if "ota" in scheme else None,
-                        label=scheme)  # fmt: skip
-                ax.fill_between(x, y - ci, y + ci, color=color, alpha=0.12, linewidth=0)
-            ax.set_title(f"{channel}, K = {k}", fontsize=9)
+                x, y, ci, spent = (np.asarray(c) for c in zip(*curve, strict=True))
+                uses.update(int(u) for u in spent if u)
+                draw_curve(ax, x, y, ci, label=display_name(scheme), dodge=shifts[index],
+                           **style(scheme, index))  # fmt: skip
+            budget = f"\n{_uses_text(uses)} per inference" if uses else ""
+            ax.set_title(f"{channel_name(channel)}, K = {k} devices{budget}", fontsize=9)
             ax.grid(alpha=0.3)
             if i == len(ks) - 1:
                 ax.set_xlabel("Es/N0 per device [dB]")
             if j == 0:
                 ax.set_ylabel("accuracy")
-    axes[0][0].legend(fontsize=7, loc="lower right")
     receiver = [f"{config.power_constraint} power constraint"]
     if config.precoding != "truncated":
         receiver.append(f"over the air: {config.precoding} precoding")
     if config.num_rx_ant > 1:
         receiver.append(f"{config.num_rx_ant} receive antennas ({config.combiner} combiner)")
-    if receiver:
-        figure.suptitle("; ".join(receiver), fontsize=9)
+    if config.equal_channel_uses:
+        receiver.append("over the air repeated to the orthogonal channel uses")
+    figure.suptitle("; ".join(receiver) + "; bars: 95 % intervals", fontsize=9)
     save_figure(figure, path)
 
 

@@ -50,7 +50,7 @@ from airinfer.experiments.budget_settings import (
 )
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.folder import cell, csv_text
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import channel_name, display_name, draw_curve, save_figure, style
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.strategies.adaptation import ADAPTIVE_CHANNELS
@@ -263,20 +263,17 @@ def run_point(key, config, point):
     }
 
 
-STYLE = {**strategies_snr.STYLE, "split_digital": ("tab:red", "--"), "hybrid": ("darkgreen", "--")}
-
-
 def plot(rows, config, path):
     """One panel per (channel, SNR): accuracy vs channel uses (symlog), one line per
     strategy through its budgets; fallbacks marked ``x`` at the uses they spent (0),
     ``local`` a dotted level."""
     figure = Figure(
-        figsize=(3.6 * len(config.snr_db), 3.2 * len(config.channels)), layout="constrained"
+        figsize=(3.6 * len(config.snr_db), 3.2 * len(config.channels) + 1.0), layout="constrained"
     )
     axes = figure.subplots(len(config.channels), len(config.snr_db), squeeze=False, sharey=True)
     for row_axes, channel in zip(axes, config.channels, strict=True):
         for ax, snr in zip(row_axes, config.snr_db, strict=True):
-            for family in config.strategies:
+            for index, family in enumerate(config.strategies):
                 curve = sorted(
                     (r for r in rows
                      if (r["channel"], r["snr_db"], r["strategy"]) == (channel, snr, family)),
@@ -284,26 +281,28 @@ def plot(rows, config, path):
                 )  # fmt: skip
                 if not curve:
                     continue
-                color, style = STYLE.get(family, (None, "-"))
+                look = style(family, index)
                 if family == "local":
-                    ax.axhline(curve[0]["accuracy"], color=color, linestyle=style, label=family)
+                    ax.axhline(curve[0]["accuracy"], color=look["color"],
+                               linestyle=look["linestyle"], label=display_name(family))  # fmt: skip
                     continue
                 spent = [r for r in curve if r["fallback"] is None]
-                (line,) = ax.plot(
-                    [r["channel_uses"] for r in spent], [r["accuracy"] for r in spent],
-                    style, color=color, marker=".", label=family,
+                draw_curve(
+                    ax, [r["channel_uses"] for r in spent], [r["accuracy"] for r in spent],
+                    [r.get("accuracy_ci") or 0.0 for r in spent], label=display_name(family),
+                    **look,
                 )  # fmt: skip
                 fell = [r for r in curve if r["fallback"] is not None]
                 ax.plot([r["channel_uses"] for r in fell], [r["accuracy"] for r in fell],
-                        "x", color=line.get_color())  # fmt: skip
+                        "x", color=look["color"])  # fmt: skip
             ax.set_xscale("symlog", linthresh=10)
-            ax.set_title(f"{channel}, Es/N0 {snr:g} dB", fontsize=9)
+            ax.set_title(f"{channel_name(channel)}, Es/N0 {snr:g} dB", fontsize=9)
             ax.grid(alpha=0.3)
         row_axes[0].set_ylabel("accuracy")
     for ax in axes[-1]:
-        ax.set_xlabel("channel uses per inference")
+        ax.set_xlabel("channel uses per inference (the budget spent)")
     axes[0][-1].plot([], [], "x", color="gray", label="fallback (local, chance)")
-    axes[0][-1].legend(fontsize=6, loc="lower right")
+    figure.suptitle("accuracy against the channel-use budget; bars: 95 % intervals", fontsize=9)
     save_figure(figure, path)
 
 

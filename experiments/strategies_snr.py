@@ -66,7 +66,14 @@ from tqdm import tqdm
 
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import (
+    channel_name,
+    display_name,
+    dodges,
+    draw_curve,
+    save_figure,
+    style,
+)
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.experiments.strategy_batches import evaluate_on_devices
@@ -428,29 +435,14 @@ def run_point(key, config, point):
     return {**accuracy, **cost, **dict(zip(MCS_COLUMNS, (mcs, fallback), strict=True))}
 
 
-STYLE = {
-    "local": ("tab:gray", ":"),
-    "cloud_digital": ("black", "--"),
-    "cloud_jpeg": ("tab:brown", "--"),
-    "split_digital_b2": ("tab:red", "--"),
-    "split_digital_b4": ("tab:orange", "--"),
-    "split_digital_b8": ("gold", "--"),
-    "split_analog": ("tab:blue", "-"),
-    "partition_layer": ("tab:purple", "-."),
-    "partition_horizontal": ("tab:pink", "-."),
-    "edge_ensemble": ("tab:green", "-"),
-    "edge_ensemble_direct": ("tab:olive", "-"),
-    "edge_ensemble_encoder": ("tab:cyan", "-"),
-    "hybrid": ("darkslategray", "--"),
-}
-
-
 def plot(rows, config, path):
-    """One panel per channel: accuracy vs Es/N0, one line per strategy."""
-    figure = Figure(figsize=(5.0 * len(config.channels), 4.0), layout="constrained")
+    """One panel per channel: accuracy vs Es/N0, one line per strategy with 95 % error
+    bars; the legend gives each strategy's channel uses per inference."""
+    figure = Figure(figsize=(5.0 * len(config.channels), 4.8), layout="constrained")
     axes = figure.subplots(1, len(config.channels), squeeze=False, sharey=True)[0]
+    shifts = dodges(len(config.strategies), config.snr_db)
     for ax, channel in zip(axes, config.channels, strict=True):
-        for name in config.strategies:
+        for index, name in enumerate(config.strategies):
             curve = sorted(
                 (r["snr_db"], r["accuracy"], r["accuracy_ci"], r["channel_uses"])
                 for r in rows
@@ -459,16 +451,17 @@ def plot(rows, config, path):
             if not curve:
                 continue
             x, y, ci, uses = (np.asarray(c) for c in zip(*curve, strict=True))
-            color, style = STYLE.get(name, (None, "-"))  # a user's strategy: the next color
-            (line,) = ax.plot(
-                x, y, style, color=color, marker=".", label=f"{name} ({uses[0]:.0f} uses)"
-            )
-            ax.fill_between(x, y - ci, y + ci, color=line.get_color(), alpha=0.12, linewidth=0)
-        ax.set_title(channel, fontsize=10)
+            draw_curve(ax, x, y, ci, label=f"{display_name(name)} ({uses[0]:.0f} uses)",
+                       dodge=shifts[index], **style(name, index))  # fmt: skip
+        ax.set_title(channel_name(channel), fontsize=10)
         ax.set_xlabel("Es/N0 per complex symbol [dB]")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("accuracy")
-    axes[-1].legend(fontsize=7, loc="lower right")
+    figure.suptitle(
+        f"{config.dataset}: accuracy per strategy (channel uses per inference); "
+        "bars: 95 % intervals",
+        fontsize=9,
+    )
     save_figure(figure, path)
 
 

@@ -43,7 +43,7 @@ from matplotlib.figure import Figure
 
 from airinfer.experiments import strategies_snr, strategy_batches
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import channel_name, display_name, save_figure, style
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.models.inversion import InversionConfig, blind_psnr, to_unit_range
@@ -222,9 +222,9 @@ def plot(rows, config, path):
         ("latency_s", "latency [ms]", False),
         ("privacy_psnr_db", "inversion PSNR [dB]", False),
     )
-    figure = Figure(figsize=(14, 0.35 * len(names) + 1.5), layout="constrained")
+    figure = Figure(figsize=(14, 0.35 * len(names) + 2.0), layout="constrained")
     axes = figure.subplots(1, len(panels), sharey=True)
-    colors = [strategies_snr.STYLE.get(n, ("tab:gray",))[0] for n in names]
+    colors = [style(name, index)["color"] for index, name in enumerate(names)]
     y = np.arange(len(names))
     for ax, (column, title, log) in zip(axes, panels, strict=True):
         values = np.asarray([r[column] for r in rows], float) * SCALE.get(column, 1)
@@ -236,14 +236,14 @@ def plot(rows, config, path):
         if log:
             ax.set_xscale("log")
         if column == "privacy_psnr_db":
-            ax.axvline(rows[0]["blind_psnr_db"], color="black", linestyle=":", label="blind")
-            ax.legend(fontsize=7)
+            ax.axvline(rows[0]["blind_psnr_db"], color="black", linestyle=":",
+                       label="blind guess (PSNR floor)")  # fmt: skip
         ax.set_title(title, fontsize=9)
         ax.grid(axis="x", alpha=0.3)
-    axes[0].set_yticks(y, names, fontsize=8)
+    axes[0].set_yticks(y, [display_name(name) for name in names], fontsize=8)
     axes[0].invert_yaxis()
     figure.suptitle(
-        f"{config.dataset}, {config.channel} at {config.snr_db[0]:g} dB, "
+        f"{config.dataset}, {channel_name(config.channel)} at {config.snr_db[0]:g} dB, "
         f"connectivity {config.connectivity:g}",
         fontsize=10,
     )

@@ -35,7 +35,7 @@ from matplotlib.ticker import MaxNLocator
 from tqdm import tqdm
 
 from airinfer.experiments.config import ConfigError
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import curve_style, display_name, draw_curve, save_figure, style
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.models.cache import cached_train_ensemble
@@ -234,33 +234,34 @@ def run_point(key, config, point):
 def plot(rows, config, path):
     """Left: each member's test accuracy (95 % interval) and validation accuracy;
     right: the accuracy of the first k members combined, against k."""
-    figure = Figure(figsize=(10.0, 3.8), layout="constrained")
+    figure = Figure(figsize=(10.0, 4.4), layout="constrained")
     left, right = figure.subplots(1, 2, sharey=True)
     members = sorted((r for r in rows if r["rule"] == "member"), key=lambda r: r["k"])
     k = [r["k"] for r in members]
-    left.errorbar(k, [r["accuracy"] for r in members], yerr=[r["accuracy_ci"] for r in members],
-                  fmt="o", color="tab:blue", capsize=3, label="test")  # fmt: skip
-    left.plot(k, [r["val_accuracy"] for r in members], "x", color="black", label="validation")
+    draw_curve(left, k, [r["accuracy"] for r in members], [r["accuracy_ci"] for r in members],
+               label="one member, test split", linestyle="none", **curve_style(0))  # fmt: skip
+    left.plot(k, [r["val_accuracy"] for r in members], "x", color="black",
+              label="one member, validation split")  # fmt: skip
     left.set_xlabel("member")
     left.set_ylabel("accuracy")
-    left.set_title(f"{config.members} x {config.model} w{config.width:g} ({config.diversity})",
-                   fontsize=9)  # fmt: skip
-    for rule, color in (("mean_softmax", "tab:green"), ("majority_vote", "tab:orange")):
+    left.set_title(f"{config.members} members: {config.model} width {config.width:g} "
+                   f"({config.diversity})", fontsize=9)  # fmt: skip
+    for index, rule in enumerate(("mean_softmax", "majority_vote")):
         curve = sorted((r["k"], r["accuracy"], r["accuracy_ci"]) for r in rows if r["rule"] == rule)
         if not curve:
             continue
         x, y, ci = (np.asarray(c) for c in zip(*curve, strict=True))
-        right.plot(x, y, "-", color=color, marker=".", label=rule.replace("_", " "))
-        right.fill_between(x, y - ci, y + ci, color=color, alpha=0.15, linewidth=0)
+        draw_curve(right, x, y, ci, label=f"first k combined, {display_name(rule)}",
+                   dodge=(index - 0.5) * 0.1, **style(rule, index))  # fmt: skip
     if members:
         mean = float(np.mean([r["accuracy"] for r in members]))
-        right.axhline(mean, color="tab:blue", linestyle=":", label="mean member")
+        right.axhline(mean, color=curve_style(0)["color"], linestyle=":",
+                      label="mean of one member")  # fmt: skip
     right.set_xlabel("first k members combined")
     right.set_title(f"{config.dataset}, test split", fontsize=9)
     for axes in (left, right):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7, loc="lower right")
     save_figure(figure, path)
 
 

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
-from airinfer.experiments.plotting import save_figure
+from airinfer.experiments.plotting import channel_name, display_name, draw_curve, save_figure, style
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
 from airinfer.models.datasets import DATASETS, Dataset, load_dataset
@@ -261,14 +261,14 @@ def run_point(key, config, point):
 
 def plot(rows, config, path):
     """Accuracy vs Es/N0 with its 95 % band; the classifier alone as a dashed line."""
-    figure = Figure(figsize=(5.0, 3.6), layout="constrained")
+    figure = Figure(figsize=(5.0, 4.0), layout="constrained")
     axes = figure.add_subplot()
     curve = sorted((r["snr_db"], r["accuracy"], r["accuracy_ci"]) for r in rows)
     x, y, ci = (np.asarray(c) for c in zip(*curve, strict=True))
-    axes.plot(x, y, "-", color="tab:blue", marker=".", label=f"split analog, {config.channel}")
-    axes.fill_between(x, y - ci, y + ci, color="tab:blue", alpha=0.15, linewidth=0)
+    label = f"{display_name('split_analog')}, {channel_name(config.channel)}"
+    draw_curve(axes, x, y, ci, label=label, **style("split_analog"))
     axes.axhline(rows[0]["classifier_accuracy"], color="black", linestyle="--",
-                 label="classifier, no link")  # fmt: skip
+                 label="classifier alone, no link")  # fmt: skip
     axes.set_xlabel("Es/N0 per complex symbol [dB]")
     axes.set_ylabel("accuracy")
     axes.set_title(
@@ -277,7 +277,6 @@ def plot(rows, config, path):
         fontsize=9,
     )
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=7, loc="lower right")
     save_figure(figure, path)
 
 
