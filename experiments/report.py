@@ -8,6 +8,12 @@ docstring, the wall time and versions (``meta.json``), the resolved config and
 overrides (``config.json``), the Markdown tables the experiment wrote, and
 ``results.csv`` as a Markdown table. Nothing is imported from the experiment
 (its docstring is read from its source), so no JAX or TensorFlow is loaded.
+
+Hand-written commentary on a run (what its numbers say, how they compare with
+the papers and with earlier runs) lives in ``docs/experiments/commentary/NAME.md``.
+The page does not copy it: it holds an include line (``--8<--``, the
+``pymdownx.snippets`` extension of the site), so editing the commentary needs no
+new run and regenerating the page keeps it.
 """
 
 from __future__ import annotations
@@ -24,13 +30,15 @@ from pathlib import Path
 from airinfer.experiments import registry
 from airinfer.experiments.folder import RESULTS_FILE, ResultsFileError, read_raw
 
-__all__ = ["MAX_ROWS", "page", "write_page", "main"]
+__all__ = ["COMMENTARY_DIR", "MAX_ROWS", "commentary_file", "page", "write_page", "main"]
 
 # the names the runner gives these files (airinfer.experiments.runner, which imports JAX)
 CONFIG_FILE = "config.json"
 META_FILE = "meta.json"
 # results.csv rows rendered on a page; the rest are counted, not shown
 MAX_ROWS = 500
+#: The hand-written commentary's folder, under the documentation's experiments/ folder.
+COMMENTARY_DIR = "commentary"
 
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc):`~?([^`]+)`")
 # "text::" before an indented literal block; the indented block is Markdown's code block
@@ -148,7 +156,12 @@ def _load(folder: Path) -> tuple[dict, dict | None, list[str], list[dict[str, st
     return stored, meta, header, rows
 
 
-def page(results_dir: str | Path, figure: str | None = None) -> str:
+def commentary_file(docs_dir: str | Path, name: str) -> Path:
+    """The commentary on experiment ``name``: ``docs_dir/experiments/commentary/NAME.md``."""
+    return Path(docs_dir) / "experiments" / COMMENTARY_DIR / f"{name}.md"
+
+
+def page(results_dir: str | Path, figure: str | None = None, commentary: str | None = None) -> str:
     """The Markdown page of one results folder.
 
     Input:
@@ -156,6 +169,9 @@ def page(results_dir: str | Path, figure: str | None = None) -> str:
             ``results.csv`` required; ``meta.json``, the figure and the
             experiment's own ``*.md`` tables used when present).
         figure: the link to the figure on the page; None for no figure.
+        commentary: the path of a commentary file relative to the documentation
+            folder, included under "Discussion" when the site is built; None
+            for none.
 
     Output:
         str: the page, Markdown.
@@ -189,6 +205,9 @@ def page(results_dir: str | Path, figure: str | None = None) -> str:
         lines += ["## Figure", "", f"![{name}]({figure})", ""]
     for table in sorted(folder.glob("*.md")):
         lines += [f"## Table: `{table.name}`", "", table.read_text(encoding="utf-8").strip(), ""]
+    if commentary is not None:
+        # included at build time, so that the commentary is edited in one place
+        lines += ["## Discussion", "", f'--8<-- "{commentary}"', ""]
 
     # columns with one value in every row go above the table, so that it stays narrow
     constant = [h for h in header if len(rows) > 1 and len({row[h] for row in rows}) == 1]
@@ -215,6 +234,8 @@ def page(results_dir: str | Path, figure: str | None = None) -> str:
 def write_page(results_dir: str | Path, docs_dir: str | Path = "docs") -> Path:
     """Write ``docs_dir/experiments/NAME.md`` and copy the figure beside it.
 
+    The page includes the commentary file :func:`commentary_file` when there is one.
+
     Input:
         results_dir: a folder written by ``airinfer run``.
         docs_dir: the documentation's source folder.
@@ -229,7 +250,12 @@ def write_page(results_dir: str | Path, docs_dir: str | Path = "docs") -> Path:
     name = _load(folder)[0]["experiment"]
     figure = folder / f"{name}.png"
     has_figure = figure.is_file()
-    text = page(folder, figure=f"{name}.png" if has_figure else None)
+    notes = commentary_file(docs_dir, name)
+    text = page(
+        folder,
+        figure=f"{name}.png" if has_figure else None,
+        commentary=notes.relative_to(Path(docs_dir)).as_posix() if notes.is_file() else None,
+    )
     target = Path(docs_dir) / "experiments"
     target.mkdir(parents=True, exist_ok=True)
     if has_figure:

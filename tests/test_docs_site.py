@@ -66,3 +66,36 @@ def test_every_public_module_gets_a_page():
     expected = {p.stem for p in (DOCS.parent / "ota").glob("[!_]*.py")}
     assert {name.rsplit(".", 1)[-1] for name in ota[1:]} == expected
     assert (hooks.TREE / "ota" / "aircomp.py").is_file()  # griffe's view of the namespace
+
+
+def test_every_commentary_is_included_by_its_page():
+    # a commentary file is shown only through its experiment page's include line
+    # (airinfer.experiments.report); one without a page, or a page that lost the
+    # line, would leave it out of the site without a warning
+    commentary = DOCS / "experiments" / "commentary"
+    names = sorted(path.stem for path in commentary.glob("*.md"))
+    assert names, "no commentary found"
+    for name in names:
+        page = DOCS / "experiments" / f"{name}.md"
+        assert page.is_file(), f"commentary/{name}.md has no page"
+        include = f'--8<-- "experiments/commentary/{name}.md"'
+        assert include in page.read_text(), f"{page.name} does not include its commentary"
+
+
+def test_the_commentary_folder_is_not_a_page_of_its_own():
+    import yaml
+
+    # mkdocs.yml holds !!python/name tags for the theme's extensions: read it leniently
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", lambda loader, suffix, node: None)
+    config = yaml.load((DOCS.parent / "mkdocs.yml").read_text(), Loader=Loader)
+    assert "/experiments/commentary/" in config["exclude_docs"].split()
+    snippets = next(
+        entry["pymdownx.snippets"]
+        for entry in config["markdown_extensions"]
+        if isinstance(entry, dict) and "pymdownx.snippets" in entry
+    )
+    # a missing commentary file fails the strict build instead of vanishing
+    assert snippets["check_paths"] is True and snippets["base_path"] == ["docs"]

@@ -115,3 +115,21 @@ def test_docstring_rst_becomes_markdown():
     assert report._rst_to_markdown(text) == (
         "Uses `airinfer.phy.theory.ber` and `Link`, like this:\n\n    x = 1\n"
     )
+
+
+def test_commentary_is_included_not_copied(tmp_path):
+    folder = _folder(tmp_path)
+    docs = tmp_path / "docs"
+    # no commentary file: no Discussion section
+    assert "## Discussion" not in report.write_page(folder, docs).read_text()
+
+    notes = report.commentary_file(docs, "link_ber")
+    assert notes == docs / "experiments" / "commentary" / "link_ber.md"
+    notes.parent.mkdir(parents=True)
+    notes.write_text("Hand-written: zebra 17.\n")
+    text = report.write_page(folder, docs).read_text()
+    # one include line, between the figure and the results table; the text itself stays out
+    section = text.split("## Discussion\n")[1].split("## Results")[0]
+    assert section.strip() == '--8<-- "experiments/commentary/link_ber.md"'
+    assert text.index("## Figure") < text.index("## Discussion") < text.index("## Results")
+    assert "zebra" not in text
