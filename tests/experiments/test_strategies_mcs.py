@@ -1,10 +1,12 @@
 """strategies_snr with a fixed or an adaptive MCS: the config field and the CSV columns."""
 
 import jax
+import numpy as np
 import pytest
 
 from airinfer.experiments import runner, strategies_snr, table1
 from airinfer.experiments.config import ConfigError, apply_overrides
+from airinfer.phy import link_adaptation
 from airinfer.phy.link_adaptation import link_config, select_mcs
 from tests.experiments.test_strategy_experiments import (
     TINY,
@@ -37,6 +39,9 @@ def test_the_mcs_field_parses_and_refuses_what_has_no_effect():
             strategies_snr.StrategiesSnrConfig(**changes)
     # a fixed MCS is fine over OFDM (the link runs it); adaptation is not
     assert strategies_snr.StrategiesSnrConfig(mcs=5, channels=("tdl-a",)).mcs == 5
+    # the MCS tables are data: backend jax takes an MCS too (it used to refuse it)
+    assert strategies_snr.StrategiesSnrConfig(mcs=10, backend="jax").mcs == 10
+    assert strategies_snr.StrategiesSnrConfig(mcs="adaptive", backend="jax").mcs == "adaptive"
     # experiments deriving the config without adapting per point refuse "adaptive"
     with pytest.raises(ConfigError, match="Table1Config runs fixed links"):
         table1.Table1Config(mcs="adaptive")
@@ -88,3 +93,30 @@ def test_a_quick_adaptive_sweep_writes_the_mcs_columns(tmp_path):
     server, _, _, images, labels = strategies_snr.setup(config)
     clean = float((jax.numpy.asarray(server(images)).argmax(-1) == labels).mean())
     assert high["accuracy"] >= clean - 0.05
+
+
+def test_adaptive_curves_that_do_not_ship_are_measured_on_the_runs_backend(monkeypatch):
+    # the horizontal partition's slices travel in 256-bit blocks: no shipped curve,
+    # so adaptation measures one per MCS, on the JAX link when the run is on jax
+    backends = []
+    fake = link_adaptation.BlerCurve(
+        np.array([0.0, 0.25, 0.5]), np.array([10, 0, 0]), np.array([10, 10, 10])
+    )
+
+    def measure(link, *, backend):
+        backends.append(backend)
+        return fake
+
+    monkeypatch.setattr(link_adaptation, "measure_bler_curve", measure)
+    link_adaptation._measured_curve.cache_clear()
+    link_adaptation._table_curves.cache_clear()
+    try:
+        config = tiny(mcs="adaptive", backend="jax", strategies=("partition_horizontal",))
+        built, fallback = strategies_snr.adapted(config, "partition_horizontal", "awgn", 10.0)
+        assert not fallback
+        # every supported MCS of table 2 (indices 2-27) measured once, all on jax
+        assert backends == ["jax"] * 26
+        assert built.hop.mcs == 27  # every fake curve is clean from 0.25 dB
+    finally:
+        link_adaptation._measured_curve.cache_clear()
+        link_adaptation._table_curves.cache_clear()
