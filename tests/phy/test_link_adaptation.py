@@ -129,6 +129,23 @@ def test_on_backend():
     assert link_adaptation.shipped_curve(link) is bler_curve(get_mcs(5, 2))
 
 
+def test_send_bits_on_jax_decodes_with_early_stopping(monkeypatch):
+    from airinfer.phy import digital_payload
+
+    seen = []
+
+    def transmit(key, bits, snr_db, config):
+        seen.append(config)
+        return bits, None
+
+    monkeypatch.setattr(digital, "transmit", transmit)
+    link = link_config(get_mcs(5, 2))
+    bits = jax.numpy.zeros((2, 700))
+    for backend in ("jax", "sionna", None):
+        digital_payload.send_bits(jax.random.key(0), bits, 5.0, link, backend=backend)
+    assert seen == [on_backend(link, "jax"), link, link] and seen[0].early_stop
+
+
 def test_link_config_of_an_mcs():
     top = link_config(get_mcs(27, 2), "rayleigh", 512)
     # n = 8 ceil(512 / (948/1024 * 8)) = 8 * 70: the fewest whole symbols at rate <= R
