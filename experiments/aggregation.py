@@ -8,8 +8,14 @@ form one batch, so there is no Python loop over samples or draws.
 Non-finite values never decide: the members' outputs and the SNRs are refused
 when they hold NaN or inf (:func:`airinfer.ota.encoding.check_finite`), and
 inside the jitted sweep an estimate that is not finite gets no decision
-(:func:`airinfer.ota.encoding.decide`): it counts as wrong, and a warning line
-names the points where that happened.
+(:func:`airinfer.ota.encoding.decide`): it counts as wrong, a warning line
+names the points where that happened, and with ``return_undecided`` the
+curves return how many inferences of each point got no decision (the
+experiments' ``undecided`` column).
+
+The members' outputs go in as ``[N, K, C]`` (test samples, devices, classes),
+checked against the labels' N and, when given, ``num_devices``: members'
+outputs come member-first, ``[K, N, C]`` (:func:`airinfer.models.ensemble_logits`).
 
 Over the air, a curve takes the path of the edge-ensemble strategy,
 :func:`airinfer.ota.ensemble.ensemble_over_the_air`, with the scheme names of
@@ -30,6 +36,7 @@ at once with ``fold_in(key, s)``, and ``devices`` does not change it.
 import functools
 import logging
 import zlib
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -50,6 +57,7 @@ from airinfer.ota.orthogonal import measure_bler_table, orthogonal_average
 from airinfer.ota.privacy import add_gaussian_noise, project_to_simplex
 
 __all__ = [
+    "Curve",
     "softmax",
     "curve_key",
     "ota_accuracy_curve",
@@ -70,6 +78,53 @@ def _checked(name, array, dtype=np.float32):
     """``array`` as a host array of ``dtype``, refused if it holds NaN or inf."""
     check_finite(name, array)
     return np.asarray(array, dtype)
+
+
+def _checked_sweep(name, values):
+    """A scalar or a 1-D sweep as ``[S]`` float32, finite."""
+    values = np.atleast_1d(_checked(name, values))
+    if values.ndim != 1:
+        raise ValueError(f"{name} must be a scalar or a 1-D sweep [S], got shape {values.shape}")
+    return values
+
+
+def _checked_outputs(name, probs, labels, num_devices=None):
+    """The members' outputs ``[N, K, C]`` (finite; N = ``len(labels)``, K = ``num_devices``)."""
+    probs = _checked(name, probs)
+    labels = np.asarray(labels)
+    expected = f"[N={len(labels)}, K={'K' if num_devices is None else num_devices}, C]"
+    if (
+        probs.ndim != 3
+        or probs.shape[0] != len(labels)
+        or (num_devices is not None and probs.shape[1] != num_devices)
+    ):
+        raise ValueError(
+            f"{name}: expected shape {expected} (test samples, devices, classes; N from "
+            f"labels {labels.shape}), got {probs.shape}; members' outputs [K, N, C] go in "
+            "as np.moveaxis(outputs, 0, 1)"
+        )
+    return probs, labels
+
+
+class Curve(NamedTuple):
+    """Accuracies of a sweep and, per point, the inferences that got no decision.
+
+    Attributes:
+        accuracy: ``[S]`` float in [0, 1].
+        undecided: ``[S]`` int, inferences (test sample x draw) whose estimate
+            was not finite (:func:`airinfer.ota.encoding.decide`); they count as wrong.
+    """
+
+    accuracy: np.ndarray
+    undecided: np.ndarray
+
+
+def _curve(what, correct, undecided, points, inferences, return_undecided):
+    """The accuracies (and with ``return_undecided`` the :class:`Curve`); reports undecided."""
+    undecided = np.asarray(undecided, np.int64)
+    _report_undecided(what, undecided, points, inferences)
+    accuracy = np.asarray(correct) / inferences
+    return Curve(accuracy, undecided) if return_undecided else accuracy
 
 
 def _report_undecided(what, undecided, points, inferences):
@@ -163,29 +218,39 @@ def _correct_counts(key, probs, labels, snr_db, connectivity, *, scheme, config,
 
 
 def ota_accuracy_curve(
-    key, probs, labels, snr_db, *, scheme, config, draws, connectivity=1.0, devices=None
-):
+    key, probs, labels, snr_db, *, scheme, config, draws, connectivity=1.0, devices=None,
+    num_devices=None, return_undecided=False,
+):  # fmt: skip
     """Accuracy of over-the-air aggregation at each point of a sweep.
 
     Input:
         key: JAX PRNG key of the curve: on the JAX channels draw d of point s
             uses ``fold_in(key, s * draws + d)``, sharded over ``devices``; through
             Sionna point s uses ``fold_in(key, s)`` on one device (see the module).
-        probs: ``[N, K, C]`` the members' softmax outputs on N test samples.
+        probs: ``[N, K, C]`` the members' softmax outputs on N test samples
+            (members' outputs ``[K, N, C]`` go in as ``np.moveaxis(probs, 0, 1)``).
         labels: ``[N]`` int.
-        snr_db: ``[S]`` Es/N0 per complex symbol in dB (see :mod:`airinfer.ota.aircomp`).
+        snr_db: scalar or ``[S]``, Es/N0 per complex symbol in dB (see
+            :mod:`airinfer.ota.aircomp`).
         scheme: ``"ota_belief"``, ``"ota_vote"`` or ``"ota_sign"``.
         config: :class:`airinfer.ota.aircomp.AirCompConfig`.
         draws: channel draws per test sample.
         connectivity: ``[S]`` or scalar, the probability that each neighbour joins.
         devices: how many devices share the draws (None: all; JAX channels only).
+        num_devices: optional K, checked against ``probs.shape[1]``.
+        return_undecided: also return the inferences that got no decision.
 
     Output:
-        ``[S]`` float accuracies in [0, 1] over ``draws x N`` inferences.
+        ``[S]`` float accuracies in [0, 1] over ``draws x N`` inferences; with
+        ``return_undecided``, a :class:`Curve` (accuracies and undecided counts).
+        NaN or inf in ``probs``, ``snr_db`` or ``connectivity`` is refused; an
+        estimate that turns non-finite inside the jitted sweep counts as wrong
+        and undecided, and a warning line names its point.
     """
-    snr_db = np.atleast_1d(_checked("snr_db", snr_db))
+    snr_db = _checked_sweep("snr_db", snr_db)
     connectivity = np.broadcast_to(_checked("connectivity", connectivity), snr_db.shape)
-    probs = jnp.asarray(_checked("probs", probs))
+    probs, labels = _checked_outputs("probs", probs, labels, num_devices)
+    probs = jnp.asarray(probs)
     if _runs_on_jax(config):
         counts, undecided = _sharded_counts(
             _ota_unit_of(scheme, config, draws), key, len(snr_db), draws, devices,
@@ -196,8 +261,8 @@ def ota_accuracy_curve(
             key, probs, jnp.asarray(labels), snr_db, connectivity,
             scheme=scheme, config=config, draws=draws,
         )  # fmt: skip
-    _report_undecided(f"{scheme}: snr_db", undecided, snr_db, draws * len(labels))
-    return np.asarray(counts) / (draws * len(labels))
+    return _curve(f"{scheme}: snr_db", counts, undecided, snr_db, draws * len(labels),
+                  return_undecided)  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("config", "draws"))
@@ -225,7 +290,10 @@ def _orthogonal_unit_of(config, draws):
     return functools.partial(_orthogonal_unit, config=config, draws=draws)
 
 
-def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws, devices=None):
+def orthogonal_accuracy_curve(
+    key, probs, labels, snr_db, *, config, draws, devices=None, num_devices=None,
+    return_undecided=False,
+):  # fmt: skip
     """Accuracy of the digital orthogonal baseline (softmax outputs quantised and coded).
 
     As :func:`ota_accuracy_curve`, with ``config`` an
@@ -235,8 +303,8 @@ def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws, devi
     table look-ups on JAX channel draws, is sharded over ``devices`` when the
     channel runs on JAX.
     """
-    snr_db = np.atleast_1d(_checked("snr_db", snr_db))
-    probs = _checked("probs", probs)
+    snr_db = _checked_sweep("snr_db", snr_db)
+    probs, labels = _checked_outputs("probs", probs, labels, num_devices)
     table = measure_bler_table(config.link(probs.shape[-1]))
     if _runs_on_jax(config) and config.mode == "abstraction":
         counts, undecided = _sharded_counts(
@@ -248,8 +316,8 @@ def orthogonal_accuracy_curve(key, probs, labels, snr_db, *, config, draws, devi
             key, jnp.asarray(probs), jnp.asarray(labels), snr_db, table, config=config,
             draws=draws,
         )  # fmt: skip
-    _report_undecided("orthogonal: snr_db", undecided, snr_db, draws * len(labels))
-    return np.asarray(counts) / (draws * len(labels))
+    return _curve("orthogonal: snr_db", counts, undecided, snr_db, draws * len(labels),
+                  return_undecided)  # fmt: skip
 
 
 def _ideal_unit(key, index, probs, labels, connectivity, *, draws):
@@ -264,21 +332,26 @@ def _ideal_unit_of(draws):
     return functools.partial(_ideal_unit, draws=draws)
 
 
-def ideal_accuracy_curve(key, probs, labels, connectivity, *, draws, devices=None):
+def ideal_accuracy_curve(
+    key, probs, labels, connectivity, *, draws, devices=None, num_devices=None,
+    return_undecided=False,
+):  # fmt: skip
     """Accuracy of perfect aggregation when each neighbour joins with probability ``p``.
 
     ``probs`` ``[N, K, C]``; device 0 always joins and the participants' softmax
     outputs are averaged exactly. ``connectivity`` ``[P]`` -> ``[P]`` accuracies.
     All JAX: draw d of point p uses ``fold_in(key, p * draws + d)``, sharded over
-    ``devices`` (None: all).
+    ``devices`` (None: all). ``num_devices`` and ``return_undecided`` as in
+    :func:`ota_accuracy_curve`.
     """
-    connectivity = np.atleast_1d(_checked("connectivity", connectivity))
+    connectivity = _checked_sweep("connectivity", connectivity)
+    probs, labels = _checked_outputs("probs", probs, labels, num_devices)
     counts, undecided = _sharded_counts(
         _ideal_unit_of(draws), key, len(connectivity), draws, devices,
-        jnp.asarray(_checked("probs", probs)), jnp.asarray(labels), connectivity,
+        jnp.asarray(probs), jnp.asarray(labels), connectivity,
     )  # fmt: skip
-    _report_undecided("ideal: connectivity", undecided, connectivity, draws * len(labels))
-    return np.asarray(counts) / (draws * len(labels))
+    return _curve("ideal: connectivity", counts, undecided, connectivity, draws * len(labels),
+                  return_undecided)  # fmt: skip
 
 
 def private_estimate(key, values, snr_db, dp_std, low, high, table, *, config, normalization):
@@ -364,7 +437,8 @@ def _private_unit_of(config, normalization, draws):
 
 
 def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, config, normalization,
-                           draws, devices=None):  # fmt: skip
+                           draws, devices=None, num_devices=None,
+                           return_undecided=False):  # fmt: skip
     """Accuracy and macro-F1 when every device adds Gaussian DP noise before sending.
 
     Input:
@@ -380,16 +454,21 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
             draw d of level p then uses ``fold_in(key, p * draws + d)``; through
             Sionna level p draws all its draws with ``fold_in(key, p)``.
 
+        num_devices: optional K, checked against ``values.shape[1]``.
+        return_undecided: also return the undecided inferences per level.
+
     Output:
         ``(accuracy [P], macro_f1 [P], over_budget [P])``: the last the fraction of
         device transmissions above the power budget (0 orthogonally), see
-        :func:`private_estimate`.
+        :func:`private_estimate`; with ``return_undecided``, a fourth ``[P]``
+        int: inferences whose estimate was not finite (counted as wrong).
     """
     orthogonal = not hasattr(config, "precoding")
     table = measure_bler_table(config.link(values.shape[-1])) if orthogonal else None
     ranges = np.asarray(ranges, np.float32)
+    values, labels = _checked_outputs("values", values, labels, num_devices)
     arrays = (
-        jnp.asarray(_checked("values", values)), _checked("snr_db", np.float32(snr_db)),
+        jnp.asarray(values), _checked("snr_db", np.float32(snr_db)),
         np.asarray(dp_std, np.float32), ranges[:, 0], ranges[:, 1], table,
     )  # fmt: skip
     if _runs_on_jax(config) and (not orthogonal or config.mode == "abstraction"):
@@ -405,27 +484,41 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
             key, *arrays, config=config, normalization=normalization, draws=draws
         )
     decisions = np.asarray(decisions)
-    labels = np.asarray(labels)
-    _report_undecided(
-        "private: level", np.sum(decisions == NO_DECISION, axis=(1, 2)),
-        np.arange(len(decisions)), decisions[0].size,
-    )  # fmt: skip
+    undecided = np.sum(decisions == NO_DECISION, axis=(1, 2))
+    _report_undecided("private: level", undecided, np.arange(len(decisions)), decisions[0].size)
     accuracy = np.mean(decisions == labels, axis=(1, 2))
     num_classes = values.shape[-1]
     f1 = [macro_f1(d, np.broadcast_to(labels, d.shape), num_classes) for d in decisions]
     transmissions = draws * values.shape[0] * values.shape[1]
-    return accuracy, np.asarray(f1), np.asarray(over_budget) / transmissions
+    curves = (accuracy, np.asarray(f1), np.asarray(over_budget) / transmissions)
+    return (*curves, undecided) if return_undecided else curves
 
 
 def noiseless_accuracy(probs, labels):
-    """Accuracy of the ensemble with perfect aggregation: argmax of the averaged softmax."""
-    return float(np.mean(np.argmax(_checked("probs", probs).mean(axis=-2), axis=-1) == labels))
+    """Accuracy of the ensemble with perfect aggregation: argmax of the averaged softmax.
+
+    ``probs`` ``[N, K, C]`` (checked against ``labels`` ``[N]``) -> float.
+    """
+    probs, labels = _checked_outputs("probs", probs, labels)
+    return float(np.mean(np.argmax(probs.mean(axis=-2), axis=-1) == labels))
 
 
 def best_single_member(val_logits, test_logits, test_labels, val_labels):
-    """Test accuracy of the member with the best validation accuracy, and its index."""
+    """Test accuracy of the member with the best validation accuracy, and its index.
+
+    The logits come member-first, ``[K, N_val, C]`` and ``[K, N, C]``, as
+    :func:`airinfer.models.ensemble_logits` returns them.
+    """
     val_logits = _checked("val_logits", val_logits)
     test_logits = _checked("test_logits", test_logits)
+    for name, logits, labels in (
+        ("val_logits", val_logits, val_labels), ("test_logits", test_logits, test_labels)
+    ):  # fmt: skip
+        if logits.ndim != 3 or logits.shape[1] != len(labels):
+            raise ValueError(
+                f"{name}: expected shape [K, N={len(labels)}, C] (members first), got "
+                f"{logits.shape}"
+            )
     val_accuracy = np.mean(np.argmax(val_logits, axis=-1) == val_labels, axis=-1)
     best = int(np.argmax(val_accuracy))
     return float(np.mean(np.argmax(test_logits[best], axis=-1) == test_labels)), best

@@ -122,7 +122,12 @@ def group_logits(
 def ensemble_logits(
     ensemble: Ensemble, images, *, formulation: str = "auto", chunk_size: int = 1000
 ) -> np.ndarray:
-    """Inference-mode logits ``[K, N, C]`` of every member, in member order."""
+    """Inference-mode logits ``[K, N, C]`` of every member, in member order.
+
+    Member-first: the over-the-air functions of ``airinfer.ota`` take the
+    devices second to last, ``[N, K, C]`` (``np.moveaxis(logits, 0, 1)``), and
+    check that axis when given ``num_devices=K``.
+    """
     return np.concatenate(
         [
             group_logits(g, images, formulation=formulation, chunk_size=chunk_size)

@@ -9,8 +9,14 @@ A typical over-the-air belief sum::
     probs = jax.nn.softmax(jax.random.normal(jax.random.key(0), (1000, 8, 10)))  # [N, K, C]
     config = ota.AirCompConfig(channel="rayleigh", precoding="truncated", backend="jax")
     estimate = ota.over_the_air_average(
-        jax.random.key(1), probs, 10.0, config, ota.Normalization.simplex(10))
-    labels = ota.decide(estimate.average)  # [N]
+        jax.random.key(1), probs, 10.0, config, ota.Normalization.simplex(10), num_devices=8)
+    labels = estimate.decision  # [N]; ota.NO_DECISION where the estimate is not finite
+
+The devices are the second-to-last axis, checked against ``num_devices`` when
+given (members' outputs come ``[K, N, C]``: ``np.moveaxis(logits, 0, 1)``). An
+SNR list or 1-D array is a sweep: ``snr_db=[0, 10, 20]`` gives ``average``
+``[3, N, C]``. NaN or inf in the values or SNRs is refused where the call is
+not traced; under ``jit`` ``estimate.decision`` flags it.
 
 Majority vote: send ``ota.one_hot_votes(probs)`` with the same normalisation;
 sign vote: ``ota.sign_votes(probs)`` with ``ota.Normalization.signs(10)``. The

@@ -56,6 +56,13 @@ def check_bool(name, value):
         raise ValueError(f"{name} must be True or False, got {value!r}")
 
 
+def check_bool_field(config, name):
+    """Refuse a non-bool in the frozen dataclass field ``name``; store a NumPy bool as ``bool``."""
+    value = getattr(config, name)
+    check_bool(name, value)
+    object.__setattr__(config, name, bool(value))
+
+
 def check_k_factor(channel, k_factor):
     """A K-factor only on Rician fading, and a positive one there (K = 0 is Rayleigh)."""
     if channel == "rician" and not k_factor > 0:

@@ -43,7 +43,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from airinfer.ota._checks import check_positive_int
+from airinfer.ota._inputs import broadcast_batch, device_values, sweep
 from airinfer.ota.aircomp_config import (  # the configuration, re-exported
     CHANNELS,
     FLAT_CHANNELS,
@@ -51,7 +51,13 @@ from airinfer.ota.aircomp_config import (  # the configuration, re-exported
     AirCompConfig,
 )
 from airinfer.ota.combining import effective_channel, receive_combiner
-from airinfer.ota.encoding import Normalization, denormalize, normalize, num_channel_uses
+from airinfer.ota.encoding import (
+    Normalization,
+    decide,
+    denormalize,
+    normalize,
+    num_channel_uses,
+)
 from airinfer.ota.precoding import precode, truncated_inversion_amplitude
 from airinfer.phy import channels
 from airinfer.phy.conventions import reals_to_symbols, snr_db_to_no, symbols_to_reals
@@ -75,10 +81,25 @@ class AirCompEstimate(NamedTuple):
         average: ``[..., C]`` float32, the estimated average of the devices' values.
         num_active: ``[...]`` float32, devices whose values entered the average
             (the local device included; averaged over resource elements on OFDM).
+
+    Under ``jit`` nothing refuses a NaN that appears inside the program (a
+    traced NaN SNR, a member's NaN output): :attr:`decision` and
+    :attr:`finite` flag it, so that no NaN wins an argmax.
     """
 
     average: jax.Array
     num_active: jax.Array
+
+    @property
+    def decision(self):
+        """``[...]`` int32: argmax of ``average``, :data:`~airinfer.ota.encoding.NO_DECISION`
+        where it is not finite (:func:`~airinfer.ota.encoding.decide`)."""
+        return decide(self.average)
+
+    @property
+    def finite(self):
+        """``[...]`` bool: whether every entry of ``average`` is finite."""
+        return jnp.all(jnp.isfinite(self.average), axis=-1)
 
 
 def noise_power(snr_db, config):
@@ -283,20 +304,26 @@ def _ofdm_block(key, reals, transmit, batch_shape, no, config):
     )
 
 
-def over_the_air_average(key, values, snr_db, config, normalization, participation=None):
+def over_the_air_average(
+    key, values, snr_db, config, normalization, participation=None, num_devices=None
+):
     """Estimate the average of the devices' values from one over-the-air block.
 
     Input:
         key: JAX PRNG key (fading, CSI error and noise derive from it).
         values: ``[..., K, C]`` float, device k's values in row k (softmax,
-            one-hot or sign votes, logits, features). Every leading dimension is
-            a batch dimension (SNR points × channel draws × samples): each entry
-            of the batch is one inference and one independent fading block. The
-            batch is the broadcast of ``values.shape[:-2]``, ``snr_db.shape`` and
-            ``participation.shape[:-1]``.
-        snr_db: the received Es/N0 per
-            complex symbol in dB of one device at full power through a
-            unit-average-gain channel: ``no = P 10^(-snr_db/10)``.
+            one-hot or sign votes, logits, features): the devices are the
+            second-to-last axis (members' outputs ``[K, N, C]`` go in as
+            ``np.moveaxis(outputs, 0, 1)``). Every leading dimension is a batch
+            dimension (SNR points × channel draws × samples): each entry of the
+            batch is one inference and one independent fading block.
+        snr_db: the received Es/N0 per complex symbol in dB of one device at
+            full power through a unit-average-gain channel: ``no = P
+            10^(-snr_db/10)`` (noise CN(0, no)). A scalar; or ``[S]``, a sweep:
+            every point applies to the whole batch and the output gains a
+            leading axis S; or an array of two or more dimensions that
+            broadcasts with the batch (e.g. ``[S, 1]`` against values ``[N, K,
+            C]``). NaN or inf is refused where the call is not traced.
         config: :class:`AirCompConfig` (static under ``jax.jit``).
         normalization: :class:`airinfer.ota.encoding.Normalization` (static), known to all;
             or ``None`` when ``values`` are already normalised with
@@ -306,26 +333,33 @@ def over_the_air_average(key, values, snr_db, config, normalization, participati
         participation: optional ``[..., K]`` 0/1 mask of the devices that join
             this inference (see :func:`airinfer.ota.connectivity.participation_mask`);
             all by default.
+        num_devices: optional K, checked against ``values.shape[-2]`` (a
+            transposed ``[K, N, C]`` would otherwise read as N devices).
 
     Output:
-        :class:`AirCompEstimate`: ``average`` ``[..., C]`` float32 (de-normalised)
-        and ``num_active`` ``[...]``. Differentiable in ``values``.
+        :class:`AirCompEstimate`: ``average`` ``[B..., C]`` float32
+        (de-normalised) and ``num_active`` ``[B...]``, with ``B...`` the
+        broadcast of ``values.shape[:-2]``, the SNR's shape and
+        ``participation.shape[:-1]``; with a sweep ``[S]``, ``[S, ..., C]``
+        and ``[S, ...]``. Differentiable in ``values``. ``values`` holding NaN
+        or inf is refused where concrete; under ``jit`` a non-finite estimate
+        gets :data:`~airinfer.ota.encoding.NO_DECISION` from
+        :attr:`AirCompEstimate.decision`.
     """
-    values = jnp.asarray(values, jnp.float32)
-    if values.ndim < 2:
-        raise ValueError(f"values must have shape [..., K, C], got {values.shape}")
-    num_devices, num_values = values.shape[-2:]
-    check_positive_int("num_devices (K, values.shape[-2])", num_devices)
-    check_positive_int("num_values (C, values.shape[-1])", num_values)
+    values = device_values(values, num_devices)
     if normalization is not None and not isinstance(normalization, Normalization):
         raise ValueError(f"normalization must be a Normalization or None, got {normalization!r}")
+    values, snr_db = sweep(values, snr_db)
+    return _average(key, values, snr_db, config, normalization, participation)
+
+
+def _average(key, values, snr_db, config, normalization, participation):
+    """:func:`over_the_air_average` on checked inputs (values float32, no 1-D sweep left)."""
+    num_devices, num_values = values.shape[-2:]
     n = num_channel_uses(num_values)
     # Every batch dimension broadcasts: values shared by all SNR points and draws
     # stay small (e.g. values [N, 1, K, C] with snr_db [1, draws]).
-    batch_shape = jnp.broadcast_shapes(
-        values.shape[:-2], jnp.shape(snr_db),
-        () if participation is None else jnp.shape(participation)[:-1],
-    )  # fmt: skip
+    batch_shape = broadcast_batch(values, snr_db, participation)
     transmit = None  # everybody
     if participation is not None or config.local_device:
         transmit = jnp.ones(batch_shape + (num_devices,), jnp.float32)

@@ -8,7 +8,7 @@ would otherwise fail or be ignored deep inside a jitted program.
 import dataclasses
 
 from airinfer.ota._checks import (
-    check_bool,
+    check_bool_field,
     check_choice,
     check_k_factor,
     check_nonnegative,
@@ -131,9 +131,9 @@ class AirCompConfig:
         check_nonnegative("k_factor", self.k_factor)
         check_nonnegative("device_csi_error_var", self.device_csi_error_var)
         check_positive_int("repetitions", self.repetitions)
-        check_bool("lmmse_denoising", self.lmmse_denoising)
+        check_bool_field(self, "lmmse_denoising")
         check_positive("lmmse_prior_energy", self.lmmse_prior_energy)
-        check_bool("local_device", self.local_device)
+        check_bool_field(self, "local_device")
         check_choice("backend", self.backend, BACKENDS)
         check_positive_int("num_ofdm_symbols", self.num_ofdm_symbols)
         if self.fft_size is not None:

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from airinfer.ota._checks import check_bool, check_positive, check_positive_int
+from airinfer.ota._checks import check_bool_field, check_positive, check_positive_int
 from airinfer.phy.conventions import reals_to_symbols, symbols_to_reals
 
 __all__ = [
@@ -77,7 +77,7 @@ class Normalization:
         if not math.isfinite(float(self.offset)):
             raise ValueError(f"offset must be finite, got {self.offset!r}")
         check_positive("scale", self.scale)
-        check_bool("clip", self.clip)
+        check_bool_field(self, "clip")
 
     @classmethod
     def simplex(cls, num_classes):
@@ -222,6 +222,8 @@ def check_finite(name: str, array) -> None:
         return
     values = np.asarray(array)
     finite = np.isfinite(values)
+    if values.ndim == 0 and not finite:
+        raise ValueError(f"{name} is {values.item()!r}; non-finite values cannot decide")
     if not finite.all():
         first = tuple(int(i) for i in np.argwhere(~finite)[0])
         raise ValueError(

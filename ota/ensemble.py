@@ -20,7 +20,8 @@ and the over-the-air experiments both take it.
 import jax.numpy as jnp
 
 from airinfer.ota._checks import check_choice
-from airinfer.ota.aircomp import AirCompEstimate, over_the_air_average
+from airinfer.ota._inputs import broadcast_batch, device_values, sweep
+from airinfer.ota.aircomp import AirCompEstimate, _average
 from airinfer.ota.connectivity import participation_mask
 from airinfer.ota.encoding import Normalization, one_hot_votes, sign_votes
 
@@ -71,8 +72,9 @@ def encode_payload(probs, payload: str):
 
 
 def ensemble_over_the_air(
-    key_air, key_join, probs, snr_db, config, payload: str = "softmax", connectivity=1.0
-) -> AirCompEstimate:
+    key_air, key_join, probs, snr_db, config, payload: str = "softmax", connectivity=1.0,
+    num_devices=None,
+) -> AirCompEstimate:  # fmt: skip
     """The receiver's estimate of the average payload of an ensemble's devices.
 
     Device 0 always joins; each other device joins with probability
@@ -82,21 +84,32 @@ def ensemble_over_the_air(
         key_air: JAX PRNG key of the channel (fading and noise).
         key_join: JAX PRNG key of who joins (two keys, so that every caller
             keeps its own key layout and its numbers).
-        probs: ``[..., K, C]`` the members' softmax outputs; every leading
-            dimension is a batch dimension (one inference each).
+        probs: ``[..., K, C]`` the members' softmax outputs, the devices second
+            to last (members' outputs ``[K, N, C]`` go in as
+            ``np.moveaxis(probs, 0, 1)``); every leading dimension is a batch
+            dimension (one inference each). NaN or inf is refused where concrete.
         snr_db: Es/N0 per complex symbol in dB of one device at full power
             through a unit-average-gain channel (noise CN(0, no),
-            ``no = P 10^(-snr_db/10)``), scalar or broadcastable to the batch.
+            ``no = P 10^(-snr_db/10)``): a scalar, ``[S]`` (a sweep: the output
+            gains a leading axis S, each point drawing its own joins and
+            channels) or an array of two or more dimensions broadcastable to
+            the batch.
         config: :class:`airinfer.ota.aircomp.AirCompConfig` (static under ``jax.jit``).
         payload: one of :data:`PAYLOADS`.
         connectivity: probability in [0, 1] that a neighbour joins, scalar or
             broadcastable to the batch.
+        num_devices: optional K, checked against ``probs.shape[-2]``.
 
     Output:
-        :class:`airinfer.ota.aircomp.AirCompEstimate`: ``average`` ``[..., C]`` (the
-        decision is its argmax) and ``num_active`` ``[...]``.
+        :class:`airinfer.ota.aircomp.AirCompEstimate`: ``average`` ``[B..., C]``
+        (the decision is :attr:`~airinfer.ota.aircomp.AirCompEstimate.decision`,
+        its argmax where finite) and ``num_active`` ``[B...]``, ``B...`` the
+        broadcast of ``probs.shape[:-2]`` and the SNR's shape (``[S, ...]``
+        for a sweep).
     """
+    check_choice("payload", payload, PAYLOADS)
+    probs, snr_db = sweep(device_values(probs, num_devices, "probs"), snr_db)
     values, normalization = encode_payload(probs, payload)
-    shape = jnp.shape(values)
-    joined = participation_mask(key_join, shape[:-2], shape[-2], connectivity)
-    return over_the_air_average(key_air, values, snr_db, config, normalization, joined)
+    batch = broadcast_batch(values, snr_db)
+    joined = participation_mask(key_join, batch, values.shape[-2], connectivity)
+    return _average(key_air, values, snr_db, config, normalization, joined)

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.ota._checks import (
-    check_bool,
+    check_bool_field,
     check_choice,
     check_k_factor,
     check_nonnegative,
@@ -38,6 +38,8 @@ from airinfer.ota._checks import (
     check_positive_int,
     refuse_changed,
 )
+from airinfer.ota._inputs import broadcast_batch, device_values, sweep
+from airinfer.ota.encoding import decide
 from airinfer.phy import channels, digital, quantize
 
 __all__ = [
@@ -136,7 +138,7 @@ class OrthogonalConfig:
         for name in ("subcarrier_spacing", "delay_spread", "carrier_frequency"):
             check_positive(name, getattr(self, name))
         check_nonnegative("speed", self.speed)
-        check_bool("local_device", self.local_device)
+        check_bool_field(self, "local_device")
         check_k_factor(self.channel, self.k_factor)
         if self.channel == "awgn":
             refuse_changed(self, ("num_rx_ant",), "channel='awgn' has no fading to combine over")
@@ -176,11 +178,25 @@ class OrthogonalEstimate(NamedTuple):
         average: ``[..., C]`` float32, the average of the values that got through.
         num_received: ``[...]`` float32, devices in that average (local one included).
         received: ``[..., K]`` bool, whose block decoded (False for silent devices).
+
+    As :class:`~airinfer.ota.aircomp.AirCompEstimate`, :attr:`decision` never lets
+    a NaN that appeared under ``jit`` win the argmax.
     """
 
     average: jax.Array
     num_received: jax.Array
     received: jax.Array
+
+    @property
+    def decision(self):
+        """``[...]`` int32: argmax of ``average``, :data:`~airinfer.ota.encoding.NO_DECISION`
+        where it is not finite (:func:`~airinfer.ota.encoding.decide`)."""
+        return decide(self.average)
+
+    @property
+    def finite(self):
+        """``[...]`` bool: whether every entry of ``average`` is finite."""
+        return jnp.all(jnp.isfinite(self.average), axis=-1)
 
 
 @functools.cache
@@ -321,37 +337,43 @@ def _simulate(key, values, snr_db, config):
     return decoded, ok
 
 
-def orthogonal_average(key, values, snr_db, config, participation=None, bler_table=None):
+def orthogonal_average(
+    key, values, snr_db, config, participation=None, bler_table=None, num_devices=None
+):
     """Average the devices' values sent digitally in orthogonal slots.
 
     Input:
         key: JAX PRNG key.
-        values: ``[..., K, C]`` float; each batch entry is one inference.
-        snr_db: broadcastable to ``values.shape[:-2]``, Es/N0 per complex symbol
-            in dB of a device's slot through a unit-average-gain channel
-            (``no = P 10^(-snr_db/10)``); device k decodes at ``snr_db +
-            10 log10 ||h_k||^2`` (OFDM: see :func:`effective_snr_db`).
+        values: ``[..., K, C]`` float, the devices second to last; each batch
+            entry is one inference. NaN or inf is refused where concrete.
+        snr_db: Es/N0 per complex symbol in dB of a device's slot through a
+            unit-average-gain channel (``no = P 10^(-snr_db/10)``); device k
+            decodes at ``snr_db + 10 log10 ||h_k||^2`` (OFDM: see
+            :func:`effective_snr_db`). A scalar; ``[S]``, a sweep (the output
+            gains a leading axis S); or an array of two or more dimensions
+            broadcastable to ``values.shape[:-2]``. NaN or inf is refused where
+            concrete.
         config: :class:`OrthogonalConfig` (static under ``jax.jit``).
         participation: optional ``[..., K]`` 0/1 mask of the devices that join.
         bler_table: :class:`BlerTable` for ``mode="abstraction"``; measured
             (and cached) with :func:`measure_bler_table` when omitted.
+        num_devices: optional K, checked against ``values.shape[-2]``.
 
     Output:
-        :class:`OrthogonalEstimate`.
+        :class:`OrthogonalEstimate`, over the batch ``[B...]``: the broadcast of
+        ``values.shape[:-2]`` and the SNR's shape (``[S, ...]`` for a sweep).
     """
-    values = jnp.asarray(values, jnp.float32)
-    if values.ndim < 2:
-        raise ValueError(f"values must have shape [..., K, C], got {values.shape}")
+    values, snr_db = sweep(device_values(values, num_devices), snr_db)
+    batch_shape = broadcast_batch(values, snr_db, participation)
+    values = jnp.broadcast_to(values, batch_shape + values.shape[-2:])
     num_devices, num_values = values.shape[-2:]
-    check_positive_int("num_devices (K, values.shape[-2])", num_devices)
-    batch_shape = values.shape[:-2]
     transmit = jnp.ones(batch_shape + (num_devices,), bool)
     if participation is not None:
         transmit = transmit & (jnp.asarray(participation) > 0)
     if config.local_device:
         transmit = transmit.at[..., 0].set(False)
     key_channel, key_link = jax.random.split(key)
-    snr_db = jnp.broadcast_to(jnp.asarray(snr_db, jnp.float32), batch_shape)
+    snr_db = jnp.broadcast_to(snr_db, batch_shape)
     effective = effective_snr_db(key_channel, snr_db, num_devices, num_values, config)
 
     if config.mode == "simulate":
@@ -367,6 +389,9 @@ def orthogonal_average(key, values, snr_db, config, participation=None, bler_tab
         uniform = jax.random.uniform(key_link, (effective.size,)).reshape(effective.shape)
         ok = uniform >= bler_at(effective, table)
 
+    # A NaN or inf value stays one through the quantiser (which would map it to a
+    # level), so that under jit it never decides (estimate.decision).
+    decoded = jnp.where(jnp.isfinite(values), decoded, values)
     received = transmit & ok
     weights = received.astype(jnp.float32)
     total = jnp.einsum("...k,...kc->...c", weights, decoded)
@@ -376,4 +401,6 @@ def orthogonal_average(key, values, snr_db, config, participation=None, bler_tab
         count = count + 1.0
     safe_count = jnp.where(count > 0, count, 1.0)[..., None]
     average = jnp.where((count > 0)[..., None], total / safe_count, values[..., 0, :])
+    # a traced NaN SNR drops every block (no comparison holds): flag it, not device 0 alone
+    average = jnp.where(jnp.isnan(snr_db)[..., None], jnp.nan, average)
     return OrthogonalEstimate(average, count, received)

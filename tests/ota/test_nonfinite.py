@@ -1,5 +1,6 @@
 """Non-finite values never decide: NaN or inf in members' outputs or SNRs, eager and jitted."""
 
+import functools
 import logging
 
 import jax
@@ -75,13 +76,18 @@ def test_non_finite_estimates_inside_the_jitted_sweep_count_as_wrong_and_are_rep
     config = AirCompConfig(channel="awgn", backend="jax")
     real = aggregation.ensemble_over_the_air
 
-    def poisoned(key_air, key_join, probs, snr, config, payload, p):
-        estimate = real(key_air, key_join, probs, snr, config, payload, p)
+    def poisoned(key_air, key_join, probs, snr, config, payload, p, **kwargs):
+        estimate = real(key_air, key_join, probs, snr, config, payload, p, **kwargs)
         # NaN at class 0 at the second SNR point only (snr is traced here)
         nan_at_zero = jnp.where(snr > 5.0, jnp.nan, estimate.average[..., 0])
         return estimate._replace(average=estimate.average.at[..., 0].set(nan_at_zero))
 
     monkeypatch.setattr(aggregation, "ensemble_over_the_air", poisoned)
+    # the sharded program is compiled once per unit function: a fresh cache of units,
+    # so that the poisoned program never serves another test's curve
+    monkeypatch.setattr(
+        aggregation, "_ota_unit_of", functools.cache(aggregation._ota_unit_of.__wrapped__)
+    )
     with caplog.at_level(logging.WARNING, logger="airinfer"):
         accuracy = aggregation.ota_accuracy_curve(
             jax.random.key(0), probs, labels, [0.0, 10.0], scheme="ota_belief", config=config,
