@@ -28,6 +28,7 @@ Every experiment's figure follows the same rules, kept here:
 
 from collections.abc import Sequence
 
+import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -308,4 +309,6 @@ def save_figure(figure: Figure, path, legend: bool = True) -> None:
     FigureCanvasAgg(figure)  # render with Agg whatever pyplot's backend is
     suffix = str(path).rsplit(".", 1)[-1].lower()
     metadata = {"pdf": {"CreationDate": None}, "svg": {"Date": None}}.get(suffix)
-    figure.savefig(path, dpi=150, metadata=metadata)
+    # a fixed salt: the SVG's element ids do not change from one drawing to the next
+    with matplotlib.rc_context({"svg.hashsalt": "airinfer"}):
+        figure.savefig(path, dpi=150, metadata=metadata)

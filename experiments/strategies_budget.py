@@ -301,7 +301,7 @@ def plot(rows, config, path):
         row_axes[0].set_ylabel("accuracy")
     for ax in axes[-1]:
         ax.set_xlabel("channel uses per inference (the budget spent)")
-    axes[0][-1].plot([], [], "x", color="gray", label="fallback (local, chance)")
+    axes[0][-1].plot([], [], "x", color="gray", label="fell back to the device alone or chance")
     figure.suptitle("accuracy against the channel-use budget; bars: 95 % intervals", fontsize=9)
     save_figure(figure, path)
 
