@@ -118,7 +118,7 @@ def _run_lines(meta: dict | None) -> list[str]:
         f"- wall time: {_wall_time(meta['wall_time_s'])}"
         + (
             f" (first point {meta['first_point_s']:.0f} s, compilation included)"
-            if "first_point_s" in meta
+            if meta.get("first_point_s") is not None  # None: every point was resumed
             else ""
         ),
         f"- points computed: {meta.get('points_computed')}, resumed: {meta.get('points_resumed')}"

@@ -67,6 +67,14 @@ def test_resumed_run_says_whose_wall_time(tmp_path):
     assert "resumed: 2 (the wall time is the last session's" in text
 
 
+def test_run_with_every_point_resumed_has_no_first_point(tmp_path):
+    # running a finished sweep again computes nothing: the runner records no first point
+    meta = {**META, "first_point_s": None, "points_computed": 0, "points_resumed": 3}
+    text = report.page(_folder(tmp_path, meta=meta))
+    assert "- wall time: 2 min 05 s\n" in text
+    assert "first point" not in text
+
+
 def test_unfinished_run_and_no_figure(tmp_path):
     text = report.page(_folder(tmp_path, meta=None, figure=False))
     assert "the run had not finished" in text
