@@ -333,7 +333,7 @@ HEADLINES = ("accuracy", "macro_f1", "ber", "bler", "latency_s", "psnr_db", "mse
 
 
 def _headline(row: Mapping[str, str], point: Mapping) -> str:
-    """A row's headline result, ``name=value`` (with ``± ci`` when it has one)."""
+    """A row's headline result, ``name=value`` (with ``+/- ci`` when it has one)."""
     measured = [name for name in row if name not in point and row[name] != ""]
     named = [name for name in HEADLINES if name in measured]
     if not named:
@@ -342,7 +342,8 @@ def _headline(row: Mapping[str, str], point: Mapping) -> str:
         return "no result"
     name = named[0]
     ci = row.get(f"{name}_ci") or ""
-    return f"{name}={_short(row[name])}" + (f" ± {_short(ci)}" if ci else "")
+    # ASCII only: a log on a stream without UTF-8 must not fail a run
+    return f"{name}={_short(row[name])}" + (f" +/- {_short(ci)}" if ci else "")
 
 
 def _short(text: str) -> str:

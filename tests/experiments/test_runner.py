@@ -341,3 +341,16 @@ def test_artifacts_bytes_always_writers_only_when_computed_or_missing(tmp_path):
     # the folder was replaced whole, and no temporary name is left behind
     assert [p.name for p in (tmp_path / "model").iterdir()] == ["part4"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_point_status_line_names_the_point_its_headline_and_its_time():
+    point = {"channel": "awgn", "snr_db": 5.0}
+    row = {"channel": "awgn", "snr_db": "5.0", "undecided": "3", "accuracy": "0.912345",
+           "accuracy_ci": "0.0123"}  # fmt: skip
+    assert runner._point_status("ota_snr", 2, 9, point, row, 75.0) == (
+        "ota_snr [3/9] channel=awgn snr_db=5: accuracy=0.9123 +/- 0.0123 (1 min 15 s)"
+    )
+    # no known headline: the first measured column that is no interval
+    row = {"snr_db": "0.0", "value_ci": "1", "value": "2.5"}
+    assert runner._headline(row, {"snr_db": 0.0}) == "value=2.5 +/- 1"
+    assert runner._headline({"snr_db": "0.0"}, {"snr_db": 0.0}) == "no result"
