@@ -24,7 +24,6 @@ whether the members came from the cache). ``train.png`` draws both.
 import dataclasses
 import functools
 import json
-import sys
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -32,8 +31,8 @@ import jax
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from tqdm import tqdm
 
+from airinfer.experiments import progress
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.plotting import curve_style, display_name, draw_curve, save_figure, style
 from airinfer.experiments.registry import Experiment, register
@@ -170,16 +169,18 @@ def trained(config: TrainEnsembleConfig) -> Trained:
         config.epochs, config.batch_size, config.learning_rate, seed=config.seed
     )
     total = planned_member_steps(len(dataset.train_labels), ensemble_config, train_config)
-    with tqdm(total=total, unit="step", desc="training", file=sys.stderr) as bar:
+    with progress.training(
+        f"members: {config.members} x {config.model} w{config.width} on {config.dataset}", total
+    ) as on_step:
         if config.cache:
             ensemble, report, cached_at = cached_train_ensemble(
                 dataset, config.seed, ensemble_config, train_config,
-                formulation=config.formulation, on_step=bar.update,
+                formulation=config.formulation, on_step=on_step,
             )  # fmt: skip
         else:
             ensemble, report = train_ensemble(
                 dataset, ensemble_config, train_config,
-                formulation=config.formulation, on_step=bar.update,
+                formulation=config.formulation, on_step=on_step,
             )  # fmt: skip
             cached_at = None
     return Trained(

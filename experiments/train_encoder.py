@@ -28,7 +28,6 @@ import dataclasses
 import functools
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -36,8 +35,8 @@ from typing import Literal, NamedTuple
 import jax
 import numpy as np
 from matplotlib.figure import Figure
-from tqdm import tqdm
 
+from airinfer.experiments import progress
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
 from airinfer.experiments.plotting import channel_name, display_name, draw_curve, save_figure, style
@@ -210,17 +209,14 @@ def trained(config: TrainEncoderConfig) -> Trained:
     steps = config.epochs * (num_train // min(config.batch_size, num_train))
     description = f"codec over {config.channel} ({config.backend})"
     start = time.perf_counter()
-    with tqdm(total=steps, desc=description, unit="step", file=sys.stderr) as bar:
+    with progress.training(description, steps) as on_step:
         if config.cache:
             codec, classifier_after, report, cached_at = cached_train_jscc(
-                classifier, dataset, config.seed, jscc, on_step=bar.update
+                classifier, dataset, config.seed, jscc, on_step=on_step
             )
         else:
-            codec, classifier_after, report = train_jscc(
-                classifier, dataset, jscc, on_step=bar.update
-            )
+            codec, classifier_after, report = train_jscc(classifier, dataset, jscc, on_step=on_step)
             cached_at = None
-        bar.update(steps - bar.n)  # loaded from the cache: nothing to train
     train_seconds = report.train_seconds if report is not None else time.perf_counter() - start
     clean = ensemble_logits(ensemble, dataset.test_images)[0]
     return Trained(
