@@ -28,7 +28,9 @@ from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import channel_name, curve_style, display_name, save_figure
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.experiments.unused import refuse_invalid, refuse_unused
 from airinfer.ota.aircomp import AirCompConfig
+from airinfer.ota.encoding import NO_DECISION, decide
 
 __all__ = ["OtaConnectivityConfig", "EXPERIMENT"]
 
@@ -95,6 +97,21 @@ class OtaConnectivityConfig:
             raise ConfigError(f"snr_db: {self.snr_db} is not finite")
         if any(not 0 < w <= 4 for w in (*self.widths, self.full_width)):
             raise ConfigError(f"widths: every width must lie in (0, 4], got {self.widths}")
+        if "ota" not in self.aggregations:
+            refuse_unused(
+                self, ("channel", "snr_db", "threshold", "backend"),
+                "they only apply to the over-the-air aggregation ('ota' in aggregations)",
+            )  # fmt: skip
+        elif self.channel == "awgn":
+            refuse_unused(self, ("threshold",), "channel='awgn' has no fading to truncate")
+        refuse_invalid("over the air", self.air_config)  # what the ota curve builds, built now
+
+    def air_config(self):
+        """The :class:`~airinfer.ota.aircomp.AirCompConfig` of the ``ota`` curves."""
+        return AirCompConfig(
+            channel=self.channel, threshold=self.threshold, local_device=True,
+            backend=self.backend,
+        )  # fmt: skip
 
     def spec(self, width, members, diversity=None, recipe=None):
         return EnsembleSpec(
@@ -122,40 +139,43 @@ def points(config):
 
 @functools.cache
 def _curve(config, width, aggregation_kind):
-    """({p: accuracy}, test images) of one curve, all p in one jitted call."""
+    """({p: (accuracy, undecided)}, test images) of one curve, all p in one jitted call."""
     p = np.asarray(config.connectivity, np.float32)
     if aggregation_kind == "single":
         outputs = member_outputs(config.spec(width, 1, "init", config.reference_recipe))
-        accuracy = float(np.mean(np.argmax(outputs.test_logits[0], -1) == outputs.test_labels))
-        return dict.fromkeys(config.connectivity, accuracy), len(outputs.test_labels)
+        decisions = np.asarray(decide(outputs.test_logits[0]))  # a NaN never decides
+        accuracy = float(np.mean(decisions == outputs.test_labels))
+        undecided = int(np.sum(decisions == NO_DECISION))
+        return dict.fromkeys(config.connectivity, (accuracy, undecided)), len(decisions)
     outputs = member_outputs(config.spec(width, config.trained_members))
     logits = outputs.test_logits[: config.members]
     probs = np.moveaxis(aggregation.softmax(logits), 0, 1)  # [N, K, C]
     key = aggregation.curve_key(config.seed, width, aggregation_kind)
     if aggregation_kind == "ideal":
-        accuracy = aggregation.ideal_accuracy_curve(
-            key, probs, outputs.test_labels, p, draws=config.draws, devices=config.devices
-        )
+        curve = aggregation.ideal_accuracy_curve(
+            key, probs, outputs.test_labels, p, draws=config.draws, devices=config.devices,
+            num_devices=config.members, return_undecided=True,
+        )  # fmt: skip
     else:
-        air = AirCompConfig(
-            channel=config.channel, threshold=config.threshold, local_device=True,
-            backend=config.backend,
-        )  # fmt: skip
-        accuracy = aggregation.ota_accuracy_curve(
+        curve = aggregation.ota_accuracy_curve(
             key, probs, outputs.test_labels, np.full_like(p, config.snr_db),
-            scheme="ota_belief", config=air, draws=config.draws, connectivity=p,
-            devices=config.devices,
+            scheme="ota_belief", config=config.air_config(), draws=config.draws,
+            connectivity=p, devices=config.devices, num_devices=config.members,
+            return_undecided=True,
         )  # fmt: skip
-    curve = {q: float(a) for q, a in zip(config.connectivity, accuracy, strict=True)}
-    return curve, len(outputs.test_labels)
+    return {
+        q: (float(a), int(u))
+        for q, a, u in zip(config.connectivity, curve.accuracy, curve.undecided, strict=True)
+    }, len(outputs.test_labels)
 
 
 def run_point(key, config, point):
-    """Accuracy with its 95 % Wilson interval over the test images."""
+    """Accuracy with its 95 % Wilson interval over the test images, and ``undecided``:
+    inferences (test image x draw) whose estimate was not finite (counted as wrong)."""
     curve, num_images = _curve(config, point["width"], point["aggregation"])
-    accuracy = curve[point["p"]]
+    accuracy, undecided = curve[point["p"]]
     low, high = wilson_interval(round(accuracy * num_images), num_images)
-    return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2}
+    return {"accuracy": accuracy, "accuracy_ci": (high - low) / 2, "undecided": undecided}
 
 
 def plot(rows, config, path):

@@ -39,6 +39,7 @@ from airinfer.experiments.members import EnsembleSpec, member_outputs
 from airinfer.experiments.plotting import display_name, draw_curve, save_figure, style
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.experiments.unused import refuse_unused
 from airinfer.ota import privacy
 from airinfer.ota.aircomp import AirCompConfig, noise_power
 from airinfer.ota.cost import channel_uses
@@ -108,6 +109,16 @@ class OtaPrivacyConfig:
         if not math.isfinite(self.snr_db):
             raise ConfigError(f"snr_db: {self.snr_db} is not finite")
         check_orthogonal_link(self.bits, self.modulation, self.code_rate)
+        if not any(s.startswith("orthogonal") for s in self.schemes):
+            refuse_unused(
+                self, ("bits", "modulation", "code_rate"),
+                "no orthogonal scheme (orthogonal_belief, orthogonal_vote) in schemes",
+            )  # fmt: skip
+        if not any(s.startswith("ota") for s in self.schemes):
+            refuse_unused(
+                self, ("power_excess_probability",),
+                "no over-the-air scheme (ota_belief, ota_vote) in schemes",
+            )  # fmt: skip
 
 
 QUICK = {"ensemble.dataset": "digits", "ensemble.epochs": 10, "draws": 10}
@@ -183,9 +194,10 @@ def _curve(config, scheme):
             "orthogonal", num_classes, num_devices, bits=config.bits,
             code_rate=config.code_rate, bits_per_symbol=link.bits_per_symbol,
         )  # fmt: skip
-    accuracy, macro_f1, excess = aggregation.private_accuracy_curve(
+    accuracy, macro_f1, excess, undecided = aggregation.private_accuracy_curve(
         key, values, outputs.test_labels, config.snr_db, device_std, ranges,
         config=link, normalization=normalization, draws=config.draws, devices=config.devices,
+        num_devices=num_devices, return_undecided=True,
     )  # fmt: skip
     over_the_air = scheme.startswith("ota")
     return {
@@ -196,16 +208,26 @@ def _curve(config, scheme):
             "dp_noise_std": float(s),
             "channel_uses": uses,
             "power_excess": float(x) if over_the_air else None,
+            "undecided": int(u),
         }  # fmt: skip
-        for e, a, f, ea, s, x in zip(
-            config.epsilon, accuracy, macro_f1, achieved, device_std, excess, strict=True
+        for e, a, f, ea, s, x, u in zip(
+            config.epsilon,
+            accuracy,
+            macro_f1,
+            achieved,
+            device_std,
+            excess,
+            undecided,
+            strict=True,
         )  # fmt: skip
     }
 
 
 def run_point(key, config, point):
     """Accuracy (95 % Wilson interval over test images, not image x draw pairs: the draws
-    of one image share it), macro-F1, DP noise, achieved ε and the power excess."""
+    of one image share it), macro-F1, DP noise, achieved ε, the power excess and
+    ``undecided``: inferences (test image x draw) whose estimate was not finite
+    and got no decision (counted as wrong)."""
     columns = dict(_curve(config, point["scheme"])[point["epsilon"]])
     num_images = len(member_outputs(config.ensemble).test_labels)
     low, high = wilson_interval(round(columns["accuracy"] * num_images), num_images)

@@ -62,6 +62,7 @@ from airinfer.experiments.plotting import (
 )
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.experiments.unused import refuse_invalid, refuse_unused
 from airinfer.ota import COMBINERS
 from airinfer.ota.aircomp import AirCompConfig
 from airinfer.ota.cost import channel_uses
@@ -159,6 +160,36 @@ class OtaSnrConfig:
         if any(not math.isfinite(s) for s in self.snr_db):
             raise ConfigError(f"snr_db: {self.snr_db} has a non-finite value")
         check_orthogonal_link(self.bits, self.modulation, self.code_rate)
+        self._refuse_unused()
+        for channel in self.channels:  # what the curves build after training, built now
+            refuse_invalid(f"over the air on {channel}", air_config, self, channel, 1)
+            refuse_invalid(f"orthogonal on {channel}", _orthogonal_config, self, channel)
+
+    def _refuse_unused(self):
+        """Fields that the schemes and channels chosen leave without effect."""
+        over_the_air = any(s.startswith("ota_") for s in self.schemes)
+        if not over_the_air:
+            refuse_unused(
+                self, ("precoding", "threshold", "power_constraint", "combiner",
+                       "equal_channel_uses"),
+                "no over-the-air scheme (ota_belief, ota_vote, ota_sign) in schemes",
+            )  # fmt: skip
+        if "orthogonal" not in self.schemes and not (over_the_air and self.equal_channel_uses):
+            refuse_unused(
+                self, ("bits", "modulation", "code_rate"),
+                "the orthogonal link only matters to the orthogonal scheme and, with "
+                "equal_channel_uses, to the over-the-air repetitions",
+            )  # fmt: skip
+        if not over_the_air and "orthogonal" not in self.schemes:
+            refuse_unused(
+                self, ("num_rx_ant", "backend"),
+                "noiseless and best_single use no channel",
+            )  # fmt: skip
+        if set(self.channels) <= {"awgn"}:
+            refuse_unused(
+                self, ("num_rx_ant", "power_constraint"),
+                "AWGN alone has one stream and no fading (devices send at full power)",
+            )  # fmt: skip
 
     def _check_power_constraint(self):
         """``peak`` anywhere; ``average`` with truncated inversion, one antenna, awgn/rayleigh."""
@@ -243,7 +274,7 @@ def channel_costs(config, num_devices, num_classes):
 
 @functools.cache
 def _curve(config, num_devices, channel, scheme):
-    """{snr_db: (accuracy, channel_uses)} of one curve (computed once per process)."""
+    """{snr_db: (accuracy, channel_uses, undecided)} of one curve (computed once per process)."""
     outputs = member_outputs(config.ensemble)
     probs = aggregation.softmax(outputs.test_logits[:num_devices])  # [K, N, C]
     labels = outputs.test_labels
@@ -259,24 +290,28 @@ def _curve(config, num_devices, channel, scheme):
                 outputs.val_logits[:num_devices], outputs.test_logits[:num_devices],
                 labels, outputs.val_labels,
             )  # fmt: skip
-        return {s: (accuracy, 0) for s in config.snr_db}
+        return {s: (accuracy, 0, 0) for s in config.snr_db}  # finite outputs: checked
 
     key = aggregation.curve_key(config.seed, num_devices, channel, scheme)
     device_major = np.moveaxis(probs, 0, 1)  # [N, K, C]
     if scheme == "orthogonal":
-        accuracy = aggregation.orthogonal_accuracy_curve(
+        curve = aggregation.orthogonal_accuracy_curve(
             key, device_major, labels, snr, config=_orthogonal_config(config, channel),
-            draws=config.draws, devices=config.devices,
+            draws=config.draws, devices=config.devices, num_devices=num_devices,
+            return_undecided=True,
         )  # fmt: skip
         uses = orthogonal_uses
     else:
         air = air_config(config, channel, repetitions)
-        accuracy = aggregation.ota_accuracy_curve(
+        curve = aggregation.ota_accuracy_curve(
             key, device_major, labels, snr, scheme=scheme, config=air, draws=config.draws,
-            devices=config.devices,
+            devices=config.devices, num_devices=num_devices, return_undecided=True,
         )  # fmt: skip
         uses = repetitions * math.ceil(num_classes / 2)
-    return {s: (float(a), uses) for s, a in zip(config.snr_db, accuracy, strict=True)}
+    return {
+        s: (float(a), uses, int(u))
+        for s, a, u in zip(config.snr_db, curve.accuracy, curve.undecided, strict=True)
+    }
 
 
 def run_point(key, config, point):
@@ -285,11 +320,13 @@ def run_point(key, config, point):
     The curve's key, not ``key``, drives the draws: a curve is computed in one
     call. The interval counts test images (``ci_test_images``), not draws,
     since the draws of one image share it. Over the air on a fading channel,
-    ``power_constraint`` says which convention the devices met.
+    ``power_constraint`` says which convention the devices met. ``undecided``
+    counts the inferences (test image x draw) whose estimate was not finite
+    and got no decision (counted as wrong; 0 unless something went wrong).
     """
-    accuracy, uses = _curve(config, point["num_devices"], point["channel"], point["scheme"])[
-        point["snr_db"]
-    ]
+    accuracy, uses, undecided = _curve(
+        config, point["num_devices"], point["channel"], point["scheme"]
+    )[point["snr_db"]]
     num_images = len(member_outputs(config.ensemble).test_labels)
     low, high = wilson_interval(round(accuracy * num_images), num_images)
     faded = point["scheme"].startswith("ota") and point["channel"] != "awgn"
@@ -299,6 +336,7 @@ def run_point(key, config, point):
         "ci_test_images": num_images,
         "channel_uses": uses,
         "power_constraint": config.power_constraint if faded else None,
+        "undecided": undecided,
     }
 
 
