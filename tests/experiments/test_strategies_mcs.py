@@ -8,6 +8,7 @@ from airinfer.experiments import runner, strategies_snr, table1
 from airinfer.experiments.config import ConfigError, apply_overrides
 from airinfer.phy import link_adaptation
 from airinfer.phy.link_adaptation import link_config, select_mcs
+from airinfer.strategies.adaptation import adapt_mcs
 from tests.experiments.test_strategy_experiments import (
     TINY,
     own_cache,  # noqa: F401 (autouse)
@@ -120,3 +121,8 @@ def test_adaptive_curves_that_do_not_ship_are_measured_on_the_runs_backend(monke
     finally:
         link_adaptation._measured_curve.cache_clear()
         link_adaptation._table_curves.cache_clear()
+
+
+def test_adapt_mcs_refuses_an_unknown_backend():
+    with pytest.raises(ValueError, match=r"^backend: 'tf' is not one of sionna, jax$"):
+        adapt_mcs(object(), "awgn", 5.0, (8, 8, 1), backend="tf")
