@@ -4,7 +4,7 @@ PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.1
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: setup demo test test-slow bench lint clean docs docs-pages
+.PHONY: setup demo test test-slow bench lint clean docs docs-pages tutorials
 
 $(BIN)/airinfer: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ docs: $(BIN)/mkdocs
 docs-pages: setup
 	$(BIN)/python -m airinfer.experiments.report --docs docs \
 		$(wildcard $(addprefix results/,$(DOCS_RESULTS)))
+
+# The tutorials (tutorials/*.py, jupytext percent scripts) run as plain scripts on digits,
+# their results under $(TUTORIALS_OUT); the figures they draw are copied into
+# docs/tutorials/, where their documentation pages show them (commit them).
+TUTORIALS_OUT ?= results/tutorials
+
+tutorials: setup
+	@set -e; for script in tutorials/*.py; do \
+		echo "== $$script"; AIRINFER_TUTORIALS_OUT=$(TUTORIALS_OUT) $(BIN)/python $$script; \
+	done
+	find $(TUTORIALS_OUT) -name '*.png' -exec cp {} docs/tutorials/ \;
 
 clean:
 	rm -rf $(VENV) results site build/docs-tree

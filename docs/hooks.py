@@ -5,12 +5,14 @@ The packages install as ``airinfer.phy``, ``airinfer.ota``, ... from top-level f
 ``airinfer/phy`` on its search paths. So the build links the folders under
 ``build/docs-tree/airinfer/`` (the path mkdocstrings searches, see mkdocs.yml) and
 lists the modules by walking them, so that a new module gets its page without an edit;
-the experiments' section lists the pages found in docs/experiments/.
+the experiments' section lists the pages found in docs/experiments/. The tutorials' pages
+are rendered from their scripts (tutorials/NAME.py, jupytext percent format).
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from mkdocs.structure.files import File
@@ -18,6 +20,7 @@ from mkdocs.structure.files import File
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "docs" / "experiments"
 TREE = ROOT / "build" / "docs-tree" / "airinfer"
+TUTORIALS = ROOT / "tutorials"
 # the layers, bottom up, as the architecture page draws them
 PACKAGES = ("phy", "ota", "models", "strategies", "experiments")
 
@@ -65,7 +68,32 @@ def on_config(config):
     return config
 
 
+_CELL = re.compile(r"^# %%(.*)$", re.MULTILINE)
+_FIGURE = re.compile(r'"(\w+\.png)"')
+
+
+def tutorial_page(source: str) -> str:
+    """The page of a tutorial from its percent-format script: ``# %% [markdown]`` cells as
+    text, code cells as Python blocks, then the figures it names (``"NAME.png"``), which
+    ``make tutorials`` copies into docs/tutorials/."""
+    pieces = _CELL.split(source)
+    blocks = []
+    for header, body in zip(pieces[1::2], pieces[2::2], strict=True):
+        body = body.strip("\n")
+        if "[markdown]" in header:
+            blocks.append("\n".join(line[2:] for line in body.splitlines()))
+        elif body:
+            blocks.append(f"```python\n{body}\n```")
+    figures = [f"![{name}]({name})" for name in dict.fromkeys(_FIGURE.findall(source))]
+    if figures:
+        blocks.append("The figures as `make tutorials` drew them:")
+    return "\n\n".join(blocks + figures) + "\n"
+
+
 def on_files(files, config):
+    for script in sorted(TUTORIALS.glob("*.py")):
+        page = tutorial_page(script.read_text(encoding="utf-8"))
+        files.append(File.generated(config, f"tutorials/{script.stem}.md", content=page))
     for package in PACKAGES:
         for module in public_modules(package):
             content = f"# `{module}`\n\n::: {module}\n"
