@@ -80,6 +80,11 @@ def _checked(name, array, dtype=np.float32):
     return np.asarray(array, dtype)
 
 
+def _check_draws(draws):
+    if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1:
+        raise ValueError(f"draws must be an int >= 1, got {draws!r}")
+
+
 def _checked_sweep(name, values):
     """A scalar or a 1-D sweep as ``[S]`` float32, finite."""
     values = np.atleast_1d(_checked(name, values))
@@ -247,6 +252,9 @@ def ota_accuracy_curve(
         estimate that turns non-finite inside the jitted sweep counts as wrong
         and undecided, and a warning line names its point.
     """
+    if scheme not in SCHEME_PAYLOADS:
+        raise ValueError(f"scheme must be one of {tuple(SCHEME_PAYLOADS)}, got {scheme!r}")
+    _check_draws(draws)
     snr_db = _checked_sweep("snr_db", snr_db)
     connectivity = np.broadcast_to(_checked("connectivity", connectivity), snr_db.shape)
     probs, labels = _checked_outputs("probs", probs, labels, num_devices)
@@ -303,6 +311,7 @@ def orthogonal_accuracy_curve(
     table look-ups on JAX channel draws, is sharded over ``devices`` when the
     channel runs on JAX.
     """
+    _check_draws(draws)
     snr_db = _checked_sweep("snr_db", snr_db)
     probs, labels = _checked_outputs("probs", probs, labels, num_devices)
     table = measure_bler_table(config.link(probs.shape[-1]))
@@ -344,6 +353,7 @@ def ideal_accuracy_curve(
     ``devices`` (None: all). ``num_devices`` and ``return_undecided`` as in
     :func:`ota_accuracy_curve`.
     """
+    _check_draws(draws)
     connectivity = _checked_sweep("connectivity", connectivity)
     probs, labels = _checked_outputs("probs", probs, labels, num_devices)
     counts, undecided = _sharded_counts(
@@ -466,6 +476,7 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
     orthogonal = not hasattr(config, "precoding")
     table = measure_bler_table(config.link(values.shape[-1])) if orthogonal else None
     ranges = np.asarray(ranges, np.float32)
+    _check_draws(draws)
     values, labels = _checked_outputs("values", values, labels, num_devices)
     arrays = (
         jnp.asarray(values), _checked("snr_db", np.float32(snr_db)),

@@ -88,6 +88,22 @@ def test_the_aggregation_curves_refuse_member_first_outputs():
         aggregation.best_single_member(probs, probs, labels, labels)  # [N, K, C]: wrong way
 
 
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(scheme="ota_bellef"), "scheme must be one of"),
+        (dict(draws=0), "draws must be an int >= 1"),
+        (dict(draws=2.0), "draws must be an int >= 1"),
+    ],
+)
+def test_a_curve_refuses_an_unknown_scheme_or_no_draws_in_one_line(changes, message):
+    probs, labels = member_probs(N, K, C)
+    arguments = dict(scheme="ota_belief", config=AWGN, draws=1) | changes
+    with pytest.raises(ValueError, match=f"^{message}") as excinfo:
+        aggregation.ota_accuracy_curve(jax.random.key(0), probs, labels, 0.0, **arguments)
+    _one_line(excinfo)
+
+
 # ------------------------------------------------------------------------------ SNR sweeps
 
 
