@@ -52,6 +52,7 @@ from airinfer.phy.digital_payload import (
     LinkSettings,
     channel_uses_per_sample,
     num_blocks,
+    on_backend,
     send_bits,
 )
 from airinfer.phy.source_coding import ImageCodec, PixelFormat, bits_to_bytes, bytes_to_bits
@@ -200,7 +201,9 @@ class ImageLink:
         if abstraction:
             decided = bits
             blocks = num_blocks(payload, config.k)
-            intact = message_intact(key, link.snr_db, config, blocks, (batch,))
+            intact = message_intact(
+                key, link.snr_db, on_backend(config, link.backend), blocks, (batch,)
+            )
         else:
             decided = send_bits(key, bits, link.snr_db, config, backend=link.backend)
             sent = jnp.arange(bits.shape[1]) < payload[:, None]

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.phy import quantize
-from airinfer.phy.digital_payload import DIGITAL_CHANNELS, LinkSettings
+from airinfer.phy.digital_payload import DIGITAL_CHANNELS, LinkSettings, on_backend
 
 __all__ = ["HOP_CHANNELS", "HopCost", "DigitalHop", "send", "reconstruct"]
 
@@ -264,7 +264,7 @@ def send(key, values, snr_db, hop, channel, *, backend="sionna"):
         raise ValueError(f"values must have shape [..., V] with V >= 1, got {values.shape}")
     leading, num_values = values.shape[:-1], values.shape[-1]
     messages = math.prod(leading)
-    link = dataclasses.replace(hop.link(num_values, channel), backend=backend)
+    link = on_backend(hop.link(num_values, channel), backend)
     blocks = hop.num_blocks(num_values)
     payload = num_values * hop.bits
     middle, clip = hop._quantizer()

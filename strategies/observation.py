@@ -55,6 +55,7 @@ from airinfer.phy.digital_payload import (
     LinkSettings,
     channel_uses_per_sample,
     num_blocks,
+    on_backend,
     send_bits,
 )
 from airinfer.strategies.cloud import ImageLink
@@ -432,7 +433,9 @@ class SharedEncoder:
         config = self.link_config(link.channel)
         if _abstracted(self.mode, link.channel):
             blocks = num_blocks(flat.shape[1], config.k)
-            intact = message_intact(key, link.snr_db, config, blocks, flat.shape[:1])
+            intact = message_intact(
+                key, link.snr_db, on_backend(config, link.backend), blocks, flat.shape[:1]
+            )
             decided = flat
         else:
             decided = send_bits(key, flat, link.snr_db, config, backend=link.backend)
