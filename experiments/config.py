@@ -34,8 +34,6 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 __all__ = [
     "ConfigError",
     "apply_overrides",
@@ -64,6 +62,13 @@ class _Mismatch(Exception):
 
 
 @functools.cache
+def _is_bool(value) -> bool:
+    """A Python or NumPy bool (the int 1 is none); NumPy is not imported for it, since
+    ``airinfer list`` and ``--help`` read configs without loading NumPy."""
+    kind = type(value)
+    return kind is bool or (kind.__module__ == "numpy" and kind.__name__ in ("bool", "bool_"))
+
+
 def _field_types(config_type: type) -> dict[str, object]:
     """Field name -> resolved annotation (string annotations evaluated)."""
     hints = typing.get_type_hints(config_type)
@@ -200,7 +205,7 @@ def _check_value(value, tp):
     if isinstance(value, str) and not _holds_text(tp):
         return _parse_text(value, tp)
     if tp is bool:
-        if isinstance(value, bool | np.bool_):  # the int 1 is no bool
+        if _is_bool(value):  # the int 1 is no bool
             return bool(value)
     elif tp is int:
         if isinstance(value, numbers.Integral) and not isinstance(value, bool):
@@ -434,7 +439,7 @@ def check_config(config, prefix: str = "") -> None:
         if dataclasses.is_dataclass(value):
             check_config(value, key + ".")
             continue
-        if field_types[field.name] is bool and not isinstance(value, bool | np.bool_):
+        if field_types[field.name] is bool and not _is_bool(value):
             raise ConfigError(f"{key}: {value!r} is not a bool (True or False)")
         if field.name == "devices" and isinstance(value, int) and value < 1:
             raise ConfigError(f"{key}: {value} is not >= 1 (or none: all devices)")

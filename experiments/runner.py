@@ -343,7 +343,9 @@ def _headline(row: Mapping[str, str], point: Mapping) -> str:
     name = named[0]
     ci = row.get(f"{name}_ci") or ""
     # ASCII only: a log on a stream without UTF-8 must not fail a run
-    return f"{name}={_short(row[name])}" + (f" +/- {_short(ci)}" if ci else "")
+    headline = f"{name}={_short(row[name])}" + (f" +/- {_short(ci)}" if ci else "")
+    undecided = row.get("undecided") or "0"
+    return headline + (f", undecided={undecided}" if undecided != "0" else "")
 
 
 def _short(text: str) -> str:

@@ -52,18 +52,16 @@ measured on the first ``num_test`` test images with a 95 % Wilson interval;
 the cost columns are per inference.
 """
 
-import contextlib
 import dataclasses
 import functools
 import math
-import sys
 from typing import Literal, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
-from tqdm import tqdm
 
+from airinfer.experiments import progress
 from airinfer.experiments.config import ConfigError
 from airinfer.experiments.members import EnsembleSpec, trained_ensemble
 from airinfer.experiments.plotting import (
@@ -352,18 +350,11 @@ def setup(config) -> Setup:
     )
 
 
-@contextlib.contextmanager
-def _training_bar(description: str):
-    """What builders that train show: a bar of training steps on stderr."""
-    with tqdm(desc=description, unit="step", file=sys.stderr) as bar:
-        yield bar.update
-
-
 @functools.cache
 def _context(config) -> strategy_registry.BuildContext:
     server, ensemble, dataset, _, _ = setup(config)
     return strategy_registry.BuildContext(
-        server, ensemble, dataset, options=config, progress=_training_bar
+        server, ensemble, dataset, options=config, progress=progress.training
     )
 
 

@@ -348,8 +348,11 @@ def test_a_point_status_line_names_the_point_its_headline_and_its_time():
     row = {"channel": "awgn", "snr_db": "5.0", "undecided": "3", "accuracy": "0.912345",
            "accuracy_ci": "0.0123"}  # fmt: skip
     assert runner._point_status("ota_snr", 2, 9, point, row, 75.0) == (
-        "ota_snr [3/9] channel=awgn snr_db=5: accuracy=0.9123 +/- 0.0123 (1 min 15 s)"
+        "ota_snr [3/9] channel=awgn snr_db=5: accuracy=0.9123 +/- 0.0123, undecided=3 (1 min 15 s)"
     )
+    # inferences without a decision are named only when there are some
+    row = {**row, "undecided": "0"}
+    assert runner._headline(row, point) == "accuracy=0.9123 +/- 0.0123"
     # no known headline: the first measured column that is no interval
     row = {"snr_db": "0.0", "value_ci": "1", "value": "2.5"}
     assert runner._headline(row, {"snr_db": 0.0}) == "value=2.5 +/- 1"
