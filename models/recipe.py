@@ -13,6 +13,7 @@ from typing import NamedTuple
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["TrainConfig", "Augmentation", "converged_recipe", "Distillation"]
 
@@ -56,8 +57,9 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise ValueError(f"{name}: {value!r} is not an int >= 0")
-        if not isinstance(self.flip, bool):
+        if not isinstance(self.flip, bool | np.bool_):
             raise ValueError(f"flip: {self.flip!r} is not a bool")
+        object.__setattr__(self, "flip", bool(self.flip))
 
     @property
     def augmentation(self) -> "Augmentation | None":

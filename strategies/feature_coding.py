@@ -64,8 +64,9 @@ class FeatureQuantizer:
             raise ValueError(f"clip: {self.clip!r} is not a number")
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"clip: {self.clip!r} is not finite and > 0")
-        if not isinstance(self.signed, bool):
+        if not isinstance(self.signed, bool | np.bool_):
             raise ValueError(f"signed: {self.signed!r} is not a bool")
+        object.__setattr__(self, "signed", bool(self.signed))
 
     @property
     def error_bound(self) -> float:

@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 __all__ = ["DECODERS", "InversionConfig"]
 
 DECODERS = ("auto", "mlp", "deconv", "best")
@@ -62,6 +64,9 @@ class InversionConfig:
         if not all(isinstance(h, int) and h >= 1 for h in hidden):
             raise ValueError(f"hidden: {self.hidden!r} is not a tuple of ints >= 1")
         object.__setattr__(self, "hidden", hidden)  # JSON gives lists; keep it hashable
+        if not isinstance(self.linear_path, bool | np.bool_):
+            raise ValueError(f"linear_path: {self.linear_path!r} is not a bool")
+        object.__setattr__(self, "linear_path", bool(self.linear_path))
         if self.decoder not in DECODERS:
             raise ValueError(f"decoder: unknown {self.decoder!r}; allowed: {', '.join(DECODERS)}")
         if not 0.0 <= self.validation_fraction < 1.0:

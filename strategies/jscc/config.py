@@ -4,6 +4,8 @@ import dataclasses
 import math
 from typing import Literal
 
+import numpy as np
+
 from airinfer.strategies.base import CHANNELS
 
 __all__ = ["JSCCConfig"]
@@ -67,8 +69,11 @@ class JSCCConfig:
             raise ValueError(f"learning_rate: {self.learning_rate!r} is not > 0")
         # JSON round trips give lists; keep the config hashable
         object.__setattr__(self, "snr_range_db", (low, high))
-        object.__setattr__(self, "side_info", bool(self.side_info))
-        object.__setattr__(self, "fine_tune_back", bool(self.fine_tune_back))
+        for name in ("side_info", "fine_tune_back"):
+            value = getattr(self, name)
+            if not isinstance(value, bool | np.bool_):  # 1 and "yes" are no bools
+                raise ValueError(f"{name}: {value!r} is not a bool")
+            object.__setattr__(self, name, bool(value))
 
     def to_dict(self) -> dict:
         """A JSON-ready dict; ``JSCCConfig(**d)`` rebuilds the config."""
