@@ -261,6 +261,21 @@ def _skip_without_data(command: str) -> None:
                 pytest.skip(f"{name} is not on this machine ({type(error).__name__})")
 
 
+def _fill_cache(words: list[str], folder: Path) -> None:
+    """Run a multi-process command once in one process first, as docs/scaling.md advises.
+
+    The processes of one run would each train the members into the shared model
+    cache; one fills it first (with an empty cache the ranks fail to write their
+    training checkpoints: orbax refuses host-local arrays under several processes).
+    """
+    out = words.index("--out")
+    single = [*words[: out + 1], str(folder / "cache-fill"), *words[out + 2 :]]
+    done = subprocess.run(
+        single, cwd=folder, env=_environment({}), capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, f"{shlex.join(single)}:\n{done.stderr[-4000:]}"
+
+
 def _execute_block(commands: list[str], folder: Path) -> None:
     """Run a block's commands in ``folder``, in order; a multi-process run's ranks together."""
     for command in commands:
@@ -277,6 +292,8 @@ def _execute_block(commands: list[str], folder: Path) -> None:
             words = [sys.executable, *words[1:]]
         if "AIRINFER_COORDINATOR" in env:  # "host a" is this machine
             env["AIRINFER_COORDINATOR"] = f"127.0.0.1:{port}"
+            if not ranks:
+                _fill_cache(words, folder)
             ranks.append(
                 subprocess.Popen(words, cwd=folder, env=_environment(env), text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
