@@ -20,6 +20,7 @@
 # %%
 import csv
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -173,6 +174,7 @@ with open(out / "results.csv", newline="") as file:
         accuracy = float(row["accuracy"])
         print(f"K = {row['k_factor']:>4}, SNR {row['snr_db']:>5} dB: accuracy {accuracy:.3f}")
 print("figure:", out / "k_sweep.png")
+shutil.rmtree(package)  # the package and its pip install; the results stay in `out`
 
 # %% [markdown]
 # A stronger line of sight (larger K) means fewer deep fades, so the weakest
