@@ -9,7 +9,7 @@ half-written file behind:
 - ``results.csv``: one row per finished point, the point's identifying columns
   first, then the measured ones; rewritten after every point;
 - ``meta.json``: versions, devices (and how many shared the sweep), seed, git
-  revision, timings;
+  revision, timings (:mod:`airinfer.experiments.run_meta`);
 - ``NAME.png`` (or ``.pdf``, ``.svg``: ``figure_format``): the experiment's plot,
   drawn from the rows read back from the CSV.
 
@@ -25,12 +25,8 @@ written after the sweep.
 """
 
 import dataclasses
-import datetime
-import importlib.metadata
 import json
 import os
-import platform
-import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -58,6 +54,7 @@ from airinfer.experiments.folder import (
     write_json,
     write_with,
 )
+from airinfer.experiments.run_meta import META_FILE, git_revision, run_meta
 
 __all__ = [
     "FIGURE_FORMATS",
@@ -71,15 +68,11 @@ __all__ = [
 ]
 
 CONFIG_FILE = "config.json"
-META_FILE = "meta.json"
 #: The plot's file types (``airinfer run/plot --format``); the suffix picks the writer.
 FIGURE_FORMATS = ("png", "pdf", "svg")
 
 #: Config fields that do not change results: ignored when a run resumes.
 RESULT_NEUTRAL = ("devices",)
-
-# Distributions whose versions meta.json records (looked up, never imported).
-_VERSIONED = ("jax", "jaxlib", "flax", "tensorflow", "sionna-no-rt", "numpy")
 
 
 class OutputConflict(ValueError):
@@ -234,79 +227,6 @@ def _clear_folder(out_dir: Path, name: str) -> None:
     names.update(f"{stem}.{suffix}" for stem in stems for suffix in FIGURE_FORMATS)
     for file_name in names:
         (out_dir / file_name).unlink(missing_ok=True)
-
-
-# ------------------------------------------------------------------------------ meta
-
-
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def git_revision(source: Path) -> dict | None:
-    """Commit and dirty flag of the checkout holding ``source``, or None if there is none."""
-
-    def git(*args):
-        return subprocess.run(
-            ["git", "-C", str(source), *args],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        # Like `git describe --dirty`: changes to tracked files count, untracked files do not.
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return {"commit": commit, "dirty": dirty}
-
-
-def _utc(timestamp: float) -> str:
-    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).isoformat(timespec="seconds")
-
-
-def _meta(
-    seed: int,
-    started: float,
-    finished: float,
-    first_point_s: float | None,
-    computed: int,
-    resumed: int,
-    sharded_devices: int,
-) -> dict:
-    return {
-        "versions": {
-            "python": platform.python_version(),
-            **{name: _version(name) for name in _VERSIONED},
-        },
-        "jax_backend": jax.default_backend(),
-        "jax_devices": [str(device) for device in jax.devices()],
-        # how many of them shared the sweeps' JAX Monte-Carlo loops, over how many processes
-        "sharded_devices": sharded_devices,
-        "process_count": jax.process_count(),
-        "seed": seed,
-        "git": git_revision(Path(__file__).resolve().parent),
-        "started_utc": _utc(started),
-        "finished_utc": _utc(finished),
-        "wall_time_s": round(finished - started, 3),
-        # The first point computed in this process includes JIT compilation.
-        "first_point_s": None if first_point_s is None else round(first_point_s, 3),
-        "points_computed": computed,
-        "points_resumed": resumed,
-        "platform": {
-            "system": platform.system(),
-            "release": platform.release(),
-            "machine": platform.machine(),
-            "python_implementation": platform.python_implementation(),
-            "cpu_count": os.cpu_count(),
-        },
-    }
 
 
 # ---------------------------------------------------------------------------- runs
@@ -516,7 +436,7 @@ def _run(experiment, config, out_dir, overrides, quick, overwrite, figure_format
     finished = time.time()
     write_json(
         out_dir / META_FILE,
-        _meta(config.seed, started, finished, first_point_s, computed, resumed, sharded_devices),
+        run_meta(config.seed, started, finished, first_point_s, computed, resumed, sharded_devices),
     )
     return RunResult(out_dir, rows, computed, resumed, plot_path)
 
