@@ -27,7 +27,7 @@ HEAVY_MODULES = (
 )  # fmt: skip
 LIGHT_EXPERIMENTS_MODULES = (
     "airinfer.experiments", "airinfer.experiments.cli", "airinfer.experiments.config",
-    "airinfer.experiments.registry",
+    "airinfer.experiments.config_help", "airinfer.experiments.registry",
 )  # fmt: skip
 
 
