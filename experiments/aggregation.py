@@ -16,6 +16,8 @@ experiments' ``undecided`` column).
 The members' outputs go in as ``[N, K, C]`` (test samples, devices, classes),
 checked against the labels' N and, when given, ``num_devices``: members'
 outputs come member-first, ``[K, N, C]`` (:func:`airinfer.models.ensemble_logits`).
+The checks and the channel-free references (softmax, perfect aggregation, the
+best member, macro-F1) live in :mod:`airinfer.experiments.ensemble_scores`.
 
 Over the air, a curve takes the path of the edge-ensemble strategy,
 :func:`airinfer.ota.ensemble.ensemble_over_the_air`, with the scheme names of
@@ -43,11 +45,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from airinfer.experiments import sharding
+from airinfer.experiments.ensemble_scores import (
+    best_single_member,
+    check_draws,
+    checked_array,
+    checked_outputs,
+    checked_sweep,
+    macro_f1,
+    noiseless_accuracy,
+    softmax,
+)
 from airinfer.ota.aircomp import over_the_air_average
 from airinfer.ota.connectivity import participation_mask
 from airinfer.ota.encoding import (
     NO_DECISION,
-    check_finite,
     decide,
     normalize,
     num_channel_uses,
@@ -72,43 +83,6 @@ __all__ = [
 
 
 _log = logging.getLogger(__name__)
-
-
-def _checked(name, array, dtype=np.float32):
-    """``array`` as a host array of ``dtype``, refused if it holds NaN or inf."""
-    check_finite(name, array)
-    return np.asarray(array, dtype)
-
-
-def _check_draws(draws):
-    if isinstance(draws, bool) or not isinstance(draws, int | np.integer) or draws < 1:
-        raise ValueError(f"draws must be an int >= 1, got {draws!r}")
-
-
-def _checked_sweep(name, values):
-    """A scalar or a 1-D sweep as ``[S]`` float32, finite."""
-    values = np.atleast_1d(_checked(name, values))
-    if values.ndim != 1:
-        raise ValueError(f"{name} must be a scalar or a 1-D sweep [S], got shape {values.shape}")
-    return values
-
-
-def _checked_outputs(name, probs, labels, num_devices=None):
-    """The members' outputs ``[N, K, C]`` (finite; N = ``len(labels)``, K = ``num_devices``)."""
-    probs = _checked(name, probs)
-    labels = np.asarray(labels)
-    expected = f"[N={len(labels)}, K={'K' if num_devices is None else num_devices}, C]"
-    if (
-        probs.ndim != 3
-        or probs.shape[0] != len(labels)
-        or (num_devices is not None and probs.shape[1] != num_devices)
-    ):
-        raise ValueError(
-            f"{name}: expected shape {expected} (test samples, devices, classes; N from "
-            f"labels {labels.shape}), got {probs.shape}; members' outputs [K, N, C] go in "
-            "as np.moveaxis(outputs, 0, 1)"
-        )
-    return probs, labels
 
 
 class Curve(NamedTuple):
@@ -147,13 +121,6 @@ def _correct_and_undecided(decisions, labels):
         jnp.sum(decisions == labels).astype(jnp.int32),
         jnp.sum(decisions == NO_DECISION).astype(jnp.int32),
     )
-
-
-def softmax(logits):
-    """Softmax over the last axis, in NumPy (member logits are host arrays)."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def curve_key(seed, *parts):
@@ -254,10 +221,10 @@ def ota_accuracy_curve(
     """
     if scheme not in SCHEME_PAYLOADS:
         raise ValueError(f"scheme must be one of {tuple(SCHEME_PAYLOADS)}, got {scheme!r}")
-    _check_draws(draws)
-    snr_db = _checked_sweep("snr_db", snr_db)
-    connectivity = np.broadcast_to(_checked("connectivity", connectivity), snr_db.shape)
-    probs, labels = _checked_outputs("probs", probs, labels, num_devices)
+    check_draws(draws)
+    snr_db = checked_sweep("snr_db", snr_db)
+    connectivity = np.broadcast_to(checked_array("connectivity", connectivity), snr_db.shape)
+    probs, labels = checked_outputs("probs", probs, labels, num_devices)
     probs = jnp.asarray(probs)
     if _runs_on_jax(config):
         counts, undecided = _sharded_counts(
@@ -311,9 +278,9 @@ def orthogonal_accuracy_curve(
     table look-ups on JAX channel draws, is sharded over ``devices`` when the
     channel runs on JAX.
     """
-    _check_draws(draws)
-    snr_db = _checked_sweep("snr_db", snr_db)
-    probs, labels = _checked_outputs("probs", probs, labels, num_devices)
+    check_draws(draws)
+    snr_db = checked_sweep("snr_db", snr_db)
+    probs, labels = checked_outputs("probs", probs, labels, num_devices)
     table = measure_bler_table(config.link(probs.shape[-1]))
     if _runs_on_jax(config) and config.mode == "abstraction":
         counts, undecided = _sharded_counts(
@@ -353,9 +320,9 @@ def ideal_accuracy_curve(
     ``devices`` (None: all). ``num_devices`` and ``return_undecided`` as in
     :func:`ota_accuracy_curve`.
     """
-    _check_draws(draws)
-    connectivity = _checked_sweep("connectivity", connectivity)
-    probs, labels = _checked_outputs("probs", probs, labels, num_devices)
+    check_draws(draws)
+    connectivity = checked_sweep("connectivity", connectivity)
+    probs, labels = checked_outputs("probs", probs, labels, num_devices)
     counts, undecided = _sharded_counts(
         _ideal_unit_of(draws), key, len(connectivity), draws, devices,
         jnp.asarray(probs), jnp.asarray(labels), connectivity,
@@ -476,10 +443,10 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
     orthogonal = not hasattr(config, "precoding")
     table = measure_bler_table(config.link(values.shape[-1])) if orthogonal else None
     ranges = np.asarray(ranges, np.float32)
-    _check_draws(draws)
-    values, labels = _checked_outputs("values", values, labels, num_devices)
+    check_draws(draws)
+    values, labels = checked_outputs("values", values, labels, num_devices)
     arrays = (
-        jnp.asarray(values), _checked("snr_db", np.float32(snr_db)),
+        jnp.asarray(values), checked_array("snr_db", np.float32(snr_db)),
         np.asarray(dp_std, np.float32), ranges[:, 0], ranges[:, 1], table,
     )  # fmt: skip
     if _runs_on_jax(config) and (not orthogonal or config.mode == "abstraction"):
@@ -503,45 +470,3 @@ def private_accuracy_curve(key, values, labels, snr_db, dp_std, ranges, *, confi
     transmissions = draws * values.shape[0] * values.shape[1]
     curves = (accuracy, np.asarray(f1), np.asarray(over_budget) / transmissions)
     return (*curves, undecided) if return_undecided else curves
-
-
-def noiseless_accuracy(probs, labels):
-    """Accuracy of the ensemble with perfect aggregation: argmax of the averaged softmax.
-
-    ``probs`` ``[N, K, C]`` (checked against ``labels`` ``[N]``) -> float.
-    """
-    probs, labels = _checked_outputs("probs", probs, labels)
-    return float(np.mean(np.argmax(probs.mean(axis=-2), axis=-1) == labels))
-
-
-def best_single_member(val_logits, test_logits, test_labels, val_labels):
-    """Test accuracy of the member with the best validation accuracy, and its index.
-
-    The logits come member-first, ``[K, N_val, C]`` and ``[K, N, C]``, as
-    :func:`airinfer.models.ensemble_logits` returns them.
-    """
-    val_logits = _checked("val_logits", val_logits)
-    test_logits = _checked("test_logits", test_logits)
-    for name, logits, labels in (
-        ("val_logits", val_logits, val_labels), ("test_logits", test_logits, test_labels)
-    ):  # fmt: skip
-        if logits.ndim != 3 or logits.shape[1] != len(labels):
-            raise ValueError(
-                f"{name}: expected shape [K, N={len(labels)}, C] (members first), got "
-                f"{logits.shape}"
-            )
-    val_accuracy = np.mean(np.argmax(val_logits, axis=-1) == val_labels, axis=-1)
-    best = int(np.argmax(val_accuracy))
-    return float(np.mean(np.argmax(test_logits[best], axis=-1) == test_labels)), best
-
-
-def macro_f1(predictions, labels, num_classes):
-    """Unweighted mean of the per-class F1 scores (0 for a class never predicted nor present)."""
-    predictions, labels = np.asarray(predictions).ravel(), np.asarray(labels).ravel()
-    scores = []
-    for c in range(num_classes):
-        true_positive = np.sum((predictions == c) & (labels == c))
-        predicted, actual = np.sum(predictions == c), np.sum(labels == c)
-        denominator = predicted + actual
-        scores.append(2 * true_positive / denominator if denominator else 0.0)
-    return float(np.mean(scores))
