@@ -229,6 +229,9 @@ _WITHOUT_TENSORFLOW = """
 """
 
 
+# slow: tests/experiments/test_tf_free.py runs the JAX digital links without TensorFlow
+# in the default suite (link_ber, and strategies_snr's split_digital with an adaptive MCS)
+@pytest.mark.slow
 @pytest.mark.xla_optimized
 def test_jax_backend_runs_without_tensorflow_or_sionna():
     # the link on both flat channels, a cloud_digital call and a partitioning hop

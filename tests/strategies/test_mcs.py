@@ -341,6 +341,8 @@ def _check_adapted_link(strategy, channel, index, messages, seed):
     return measured
 
 
+# slow: phy's test_adaptive_mcs_meets_the_target_on_the_link checks the same rule on the link
+@pytest.mark.slow
 @pytest.mark.xla_optimized
 def test_the_adapted_link_meets_the_target_where_it_was_chosen(cnn):
     # High rates keep the decoder cheap. AWGN, one 512-bit block per message (the

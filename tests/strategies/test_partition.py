@@ -167,6 +167,7 @@ def test_layer_cost_hand_computed(untrained):
     assert (one_device.channel_uses, one_device.payload_bits) == (0, 0)
 
 
+@pytest.mark.slow
 def test_layer_high_snr_is_the_quantised_model(untrained, images, chain):
     """Every hop decodes without error at 40 dB: the output is the model with
     its activations quantised at the cuts, exactly."""
@@ -276,6 +277,9 @@ def test_horizontal_slices_and_flops(untrained):
     assert hidden.server_flops == counts[3]
 
 
+# slow, as the next: two minutes of LDPC under load; the default suite keeps a hop's
+# high-SNR quantiser and the chain's perfect links (test_hop_send_..., ..._perfect_links_...)
+@pytest.mark.slow
 def test_horizontal_high_snr_is_the_quantised_model(untrained, images):
     strategy = HorizontalPartitionStrategy.calibrated(untrained, "hidden", 3, images, bits=4)
     outcome = strategy(jax.random.key(1), images, Link(snr_db=40.0))
