@@ -306,7 +306,12 @@ def _execute_block(commands: list[str], folder: Path) -> None:
             f"{shlex.join(words)}:\n{done.stdout[-2000:]}{done.stderr[-4000:]}"
         )
     for process in ranks:
-        output, _ = process.communicate(timeout=3600)
+        try:
+            output, _ = process.communicate(timeout=1200)  # a quick run takes minutes
+        except subprocess.TimeoutExpired:
+            for rank in ranks:
+                rank.kill()
+            pytest.fail(f"{process.args}: no result after 20 minutes (the ranks hang)")
         assert process.returncode == 0, f"{process.args}:\n{output[-4000:]}"
 
 
