@@ -195,8 +195,8 @@ def _show_config(name: str, overrides: list[str], quick: bool) -> int:
 
     experiment = registry.load(name)
     resolved = runner.resolve_config(experiment, None, overrides, quick)
-    values = _flat(config.to_json_dict(resolved))
-    defaults = _flat(config.to_json_dict(experiment.config()))
+    values = config.flat_dict(config.to_json_dict(resolved))
+    defaults = config.flat_dict(config.to_json_dict(experiment.config()))
     quick_keys = set(experiment.quick) if quick else set()
     set_keys = {item.partition("=")[0].strip() for item in overrides}
     helps = field_help(experiment.config)
@@ -215,16 +215,6 @@ def _show_config(name: str, overrides: list[str], quick: bool) -> int:
         print(textwrap.fill(helps.get(key) or "(undocumented)", width=96, initial_indent=" " * 6,
                             subsequent_indent=" " * 6))  # fmt: skip
     return 0
-
-
-def _flat(data: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
 
 
 def _plot(args) -> int:

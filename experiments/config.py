@@ -38,6 +38,7 @@ __all__ = [
     "ConfigError",
     "apply_overrides",
     "check_config",
+    "flat_dict",
     "from_dict",
     "leaf_keys",
     "to_dict",
@@ -378,6 +379,17 @@ def to_dict(config) -> dict:
 def to_json_dict(config) -> dict:
     """The config exactly as it reads back from JSON (tuples become lists)."""
     return json.loads(json.dumps(to_dict(config)))
+
+
+def flat_dict(data: dict, prefix: str = "") -> dict:
+    """Nested dicts (a config's JSON) -> ``{"dotted.key": value}``, the ``--set`` keys."""
+    flat = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            flat.update(flat_dict(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
 
 
 def from_dict(config_type: type, data: Mapping, prefix: str = ""):

@@ -39,6 +39,7 @@ from airinfer.experiments.config import (
     ConfigError,
     apply_overrides,
     check_config,
+    flat_dict,
     from_dict,
     to_json_dict,
 )
@@ -111,22 +112,11 @@ def resolve_config(experiment: registry.Experiment, config=None, overrides=(), q
     return config
 
 
-def _flatten(data, prefix="") -> dict[str, object]:
-    """Nested dicts -> ``{"dotted.key": value}``."""
-    flat = {}
-    for name, value in data.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{name}."))
-        else:
-            flat[prefix + name] = value
-    return flat
-
-
 def _config_differences(stored: Mapping, current: Mapping) -> list[str]:
     """``"key: stored -> current"`` for every field that differs (JSON forms compared),
     the :data:`RESULT_NEUTRAL` ones aside."""
     old, new = (
-        {key: value for key, value in _flatten(config).items() if key not in RESULT_NEUTRAL}
+        {key: value for key, value in flat_dict(config).items() if key not in RESULT_NEUTRAL}
         for config in (stored, current)
     )
     missing = "(absent)"
@@ -408,7 +398,7 @@ def _run(experiment, config, out_dir, overrides, quick, overwrite, figure_format
     config_json = to_json_dict(config)
     points = [dict(point) for point in experiment.points(config)]
     if not points:
-        empty = [key for key, value in _flatten(config_json).items() if value == []]
+        empty = [key for key, value in flat_dict(config_json).items() if value == []]
         hint = f" (empty: {', '.join(empty)})" if empty else ""
         raise ConfigError(f"{experiment.name}: this config gives no points to run{hint}")
 
