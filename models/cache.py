@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import jax
+
 from airinfer.models.checkpoint import (
     CHECKPOINT_FORMAT,
     MANIFEST_FILE,
@@ -127,8 +129,10 @@ def load_or_build(
         build: ``build(partial)`` makes the artefact (trains it) when there is
             no entry. ``partial`` (``<entry>.partial``) is its folder for
             checkpoints: a build that was cut resumes from them; it is removed
-            once the entry is stored.
-        save: writes a built artefact to ``path`` (orbax: refuses an existing folder).
+            once the entry is stored. None in a ``jax.distributed`` run (no
+            training checkpoints there).
+        save: writes a built artefact to ``path`` (orbax: refuses an existing
+            folder). In a ``jax.distributed`` run only process 0 calls it.
 
     Returns:
         ``(artefact, built)``: ``built`` is False when it was loaded.
@@ -148,13 +152,37 @@ def load_or_build(
                     f"cache entry {path} is corrupt or unreadable ({reason}); "
                     "move it away to retrain it"
                 ) from None
-            aside = _move_aside(path)
+            try:
+                aside = _move_aside(path)
+            except FileNotFoundError:  # another process moved it aside first
+                aside = path.with_name(f"{path.name}.bad-*")
             _log.warning(
                 "cache entry %s is corrupt or unreadable (%s); moved to %s and built again",
                 path, reason, aside.name,
             )  # fmt: skip
     partial = path.with_name(path.name + ".partial")
+    if jax.process_count() > 1:
+        # the training loop's checkpoints (models.fit's CheckpointManager)
+        # hold device arrays, which orbax refuses in a jax.distributed run,
+        # and sync all processes: build without them (a cut build restarts)
+        partial = None
     artefact = build(partial)
+    _store(path, artefact, save)
+    if partial is not None:
+        shutil.rmtree(partial, ignore_errors=True)
+    return artefact, True
+
+
+def _store(path: pathlib.Path, artefact, save: Callable[[pathlib.Path, Artefact], object]):
+    """``save`` the artefact to ``path`` (orbax writes a temporary folder, then renames it).
+
+    In a ``jax.distributed`` run only process 0 stores: orbax writes NumPy
+    arrays on process 0 only (its NumpyHandler takes them for copies of one
+    replicated array), so another process's entry would hold no arrays. The
+    other processes keep the artefact they built.
+    """
+    if jax.process_index() != 0:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         save(path, artefact)
@@ -165,8 +193,6 @@ def load_or_build(
             raise
     if not (path / MANIFEST_FILE).exists():  # a save that wrote none
         write_manifest(path)
-    shutil.rmtree(partial, ignore_errors=True)
-    return artefact, True
 
 
 def cache_key(

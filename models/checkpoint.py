@@ -33,6 +33,7 @@ import pathlib
 import secrets
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -45,6 +46,8 @@ __all__ = [
     "CheckpointMismatchError",
     "CorruptCheckpointError",
     "MANIFEST_FILE",
+    "host_local",
+    "process_local_options",
     "write_manifest",
     "verify_manifest",
     "save_checkpoint",
@@ -140,8 +143,40 @@ def verify_manifest(path) -> bool:
     return True
 
 
+def process_local_options() -> ocp.options.MultiprocessingOptions:
+    """Orbax's multiprocessing options that make a checkpoint this process's alone.
+
+    By default orbax treats a checkpoint as shared by every process of a
+    ``jax.distributed`` run: process 0 writes, the others wait at barriers
+    for it. airinfer's processes each train or load their members themselves,
+    at their own pace, so every process is its own primary host and syncs
+    with nobody (on one process these are orbax's defaults).
+    """
+    if jax.process_count() == 1:
+        return ocp.options.MultiprocessingOptions()
+    return ocp.options.MultiprocessingOptions(
+        primary_host=None, active_processes={jax.process_index()}
+    )
+
+
+def host_local(tree):
+    """``tree`` with every array as NumPy on this host.
+
+    Orbax refuses a ``jax.Array`` of one process's devices once several
+    processes run (it takes it for a shard of a global array); NumPy arrays are
+    stored as they are.
+    """
+    return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
 def _checkpointer() -> ocp.Checkpointer:
-    return ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    options = process_local_options()
+    handler = ocp.CompositeCheckpointHandler(
+        description=ocp.JsonCheckpointHandler(multiprocessing_options=options),
+        state=ocp.StandardCheckpointHandler(multiprocessing_options=options),
+        composite_options=ocp.CompositeOptions(multiprocessing_options=options),
+    )
+    return ocp.Checkpointer(handler, multiprocessing_options=options)
 
 
 def save_checkpoint(path, description: dict, state) -> pathlib.Path:
@@ -157,12 +192,21 @@ def save_checkpoint(path, description: dict, state) -> pathlib.Path:
 
     Raises:
         ValueError: ``path`` exists (orbax refuses to overwrite).
+        RuntimeError: called on a process other than 0 of a ``jax.distributed``
+            run (orbax's NumPy handler writes on process 0 only: the
+            checkpoint would hold no arrays).
     """
+    if jax.process_index() != 0:
+        raise RuntimeError(
+            f"save_checkpoint: process {jax.process_index()} of a jax.distributed run "
+            "cannot write a checkpoint (orbax stores NumPy arrays on process 0 only)"
+        )
     path = pathlib.Path(path).absolute()
     _checkpointer().save(
         path,
         ocp.args.Composite(
-            description=ocp.args.JsonSave(description), state=ocp.args.StandardSave(state)
+            description=ocp.args.JsonSave(description),
+            state=ocp.args.StandardSave(host_local(state)),
         ),
     )
     write_manifest(path)
@@ -217,7 +261,9 @@ def restore_state(path, abstract, what: str = "state"):
         CheckpointMismatchError: the stored arrays have another structure or shape.
     """
     path = pathlib.Path(path).absolute()
-    abstract = jax.tree.map(lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype), abstract)
+    # NumPy leaves make orbax read host-local NumPy arrays (no sharding to
+    # agree on with other processes); they go to this process's device after
+    abstract = jax.tree.map(lambda leaf: np.empty(leaf.shape, leaf.dtype), abstract)
     try:
         restored = _checkpointer().restore(
             path, ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
@@ -226,7 +272,7 @@ def restore_state(path, abstract, what: str = "state"):
         raise CheckpointMismatchError(
             f"{path}: the stored {what} has another architecture ({error})"
         ) from None
-    return restored["state"]
+    return jax.tree.map(jnp.asarray, restored["state"])
 
 
 def state_fingerprint(module: nnx.Module) -> str:

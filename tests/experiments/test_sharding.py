@@ -245,6 +245,78 @@ def test_two_processes_give_the_results_of_one(four_devices):
         assert (four_devices / f"process{rank}" / "results.csv").read_bytes() == single
 
 
+# the CLI itself: real members, trained or loaded from the model cache
+CLI = "import sys; from airinfer.experiments import cli; sys.exit(cli.main(sys.argv[1:]))"
+REAL_SETTINGS = (*SETTINGS, "ensemble.epochs=2")
+
+
+def _run_processes(commands: list[tuple[list[str], dict]], timeout: float) -> None:
+    """Run the commands side by side; fail with a process's stderr if one fails or hangs."""
+    processes = [
+        subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for args, env in commands
+    ]
+    try:
+        for process in processes:
+            _, err = process.communicate(timeout=timeout)
+            assert process.returncode == 0, err[-3000:]
+    finally:
+        for process in processes:  # a rank left waiting for a failed one
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+
+
+def _ota_snr_command(out, cache, environment=None) -> tuple[list[str], dict]:
+    args = [sys.executable, "-c", CLI, "run", "ota_snr", "--quick", "--no-progress"]
+    for item in REAL_SETTINGS:
+        args += ["--set", item]
+    env = {**os.environ, "AIRINFER_CACHE": str(cache), **(environment or {})}
+    return [*args, "--out", str(out)], env
+
+
+def _two_ranks(tmp_path, name: str, cache) -> list[tuple[list[str], dict]]:
+    port = _free_port()
+    return [
+        _ota_snr_command(
+            tmp_path / f"{name}{rank}",
+            cache,
+            {
+                "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+                "AIRINFER_COORDINATOR": f"localhost:{port}",
+                "AIRINFER_NUM_PROCESSES": "2",
+                "AIRINFER_PROCESS_ID": str(rank),
+            },
+        )
+        for rank in range(2)
+    ]
+
+
+@pytest.mark.slow
+def test_two_processes_train_and_load_real_members_like_one(tmp_path):
+    """Two jax.distributed processes train the members (empty cache), then load them.
+
+    Each process trains itself and saves host-local checkpoints (orbax would
+    refuse device arrays, and sync with the other process); process 0 stores
+    the cache entry. A second pair of processes loads it (this used to hang).
+    Every ``results.csv`` equals the one-process run's, byte for byte.
+    """
+    _run_processes([_ota_snr_command(tmp_path / "single", tmp_path / "cache1")], timeout=600)
+    single = (tmp_path / "single" / "results.csv").read_bytes()
+    cache = tmp_path / "cache2"
+    _run_processes(_two_ranks(tmp_path, "trained", cache), timeout=600)
+    entries = sorted(entry.name for entry in cache.iterdir())
+    assert len(entries) == 1 and len(entries[0]) == 64, entries  # one entry, nothing aside
+    _run_processes(_two_ranks(tmp_path, "loaded", cache), timeout=600)
+    assert sorted(entry.name for entry in cache.iterdir()) == entries  # loaded, not rebuilt
+    for name in ("trained", "loaded"):
+        for rank in range(2):
+            out = tmp_path / f"{name}{rank}"
+            meta = json.loads((out / "meta.json").read_text())
+            assert (meta["process_count"], meta["sharded_devices"]) == (2, 4)
+            assert (out / "results.csv").read_bytes() == single, (name, rank)
+
+
 # ----------------------------------------------------------------- one device, here
 
 
