@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 
 from airinfer.experiments import (
     ota_snr,
@@ -27,6 +28,7 @@ from airinfer.experiments import (
     strategy_batches,
 )
 from airinfer.experiments.config import ConfigError, apply_overrides, leaf_keys
+from airinfer.models.checkpoint import load_ensemble, verify_manifest
 from airinfer.strategies.base import Link
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 
@@ -298,17 +300,28 @@ def test_two_processes_train_and_load_real_members_like_one(tmp_path):
 
     Each process trains itself and saves host-local checkpoints (orbax would
     refuse device arrays, and sync with the other process); process 0 stores
-    the cache entry. A second pair of processes loads it (this used to hang).
-    Every ``results.csv`` equals the one-process run's, byte for byte.
+    the cache entry, which holds the one-process run's weights. A second pair
+    loads the entry the one-process run stored (this used to hang). Every
+    ``results.csv`` equals the one-process run's, byte for byte.
     """
-    _run_processes([_ota_snr_command(tmp_path / "single", tmp_path / "cache1")], timeout=600)
+    single_cache, cache = tmp_path / "cache1", tmp_path / "cache2"
+    _run_processes([_ota_snr_command(tmp_path / "single", single_cache)], timeout=600)
     single = (tmp_path / "single" / "results.csv").read_bytes()
-    cache = tmp_path / "cache2"
     _run_processes(_two_ranks(tmp_path, "trained", cache), timeout=600)
     entries = sorted(entry.name for entry in cache.iterdir())
-    assert len(entries) == 1 and len(entries[0]) == 64, entries  # one entry, nothing aside
-    _run_processes(_two_ranks(tmp_path, "loaded", cache), timeout=600)
-    assert sorted(entry.name for entry in cache.iterdir()) == entries  # loaded, not rebuilt
+    assert entries == sorted(entry.name for entry in single_cache.iterdir())  # nothing aside
+    stored, reference = (
+        load_ensemble(root / entries[0])[0] for root in (cache, single_cache)
+    )  # fmt: skip
+    assert verify_manifest(cache / entries[0])
+    for mine, theirs in zip(stored.groups, reference.groups, strict=True):
+        jax.tree.map(
+            np.testing.assert_array_equal,
+            nnx.to_pure_dict(mine.state),
+            nnx.to_pure_dict(theirs.state),
+        )
+    _run_processes(_two_ranks(tmp_path, "loaded", single_cache), timeout=600)
+    assert sorted(entry.name for entry in single_cache.iterdir()) == entries  # loaded, not rebuilt
     for name in ("trained", "loaded"):
         for rank in range(2):
             out = tmp_path / f"{name}{rank}"
