@@ -10,7 +10,11 @@ A checkpoint is one orbax composite checkpoint (a folder) with two items:
 store and read any such artefact (trained ensembles here, the analog split
 link's codec in :mod:`airinfer.strategies.jscc`). Orbax writes into a temporary folder
 and renames it once complete, so a reader never sees a half-written
-checkpoint. Loading first reads the description, checks it against what the
+checkpoint. Arrays are stored and read as host NumPy arrays, and orbax is
+told that a checkpoint is this process's alone (:func:`process_local_options`),
+so that each process of a ``jax.distributed`` run reads its own without
+waiting for the others; orbax writes NumPy arrays from process 0 only, so
+only process 0 saves there. Loading first reads the description, checks it against what the
 caller expects and fails with :class:`CheckpointMismatchError` naming the
 differing fields, before any array is read.
 
