@@ -48,14 +48,14 @@ def sweep(values, snr_db, name="snr_db"):
         values: ``[..., K, C]`` float32.
         snr_db: scalar, ``[S]`` (a sweep) or an array of two or more dimensions
             that broadcasts with ``values.shape[:-2]``; refused if NaN or
-            infinite where concrete.
+            -inf where concrete (+inf dB is a noiseless link).
 
     Output:
         ``(values, snr_db)``: for a sweep, values ``[1, ..., K, C]`` and snr_db
         ``[S, 1, ..., 1]``, so that the batch becomes ``[S, ...]``; otherwise
         both as given (float32).
     """
-    check_finite(name, snr_db)
+    check_finite(name, snr_db, allow_posinf=True)
     snr_db = jnp.asarray(snr_db, jnp.float32)
     if snr_db.ndim != 1:
         return values, snr_db

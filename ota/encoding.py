@@ -212,8 +212,11 @@ def decide(average):
     return jnp.where(usable, jnp.argmax(average, axis=-1), NO_DECISION).astype(jnp.int32)
 
 
-def check_finite(name: str, array) -> None:
+def check_finite(name: str, array, allow_posinf: bool = False) -> None:
     """Refuse NaN or inf in ``array`` where it is concrete (a traced one passes: :func:`decide`).
+
+    ``allow_posinf`` lets +inf through: an SNR of +inf dB is a noiseless link, the
+    same eager as under ``jit``.
 
     Raises:
         ValueError: naming ``name``, how many values are not finite and the first one's index.
@@ -221,12 +224,13 @@ def check_finite(name: str, array) -> None:
     if isinstance(array, jax.core.Tracer):
         return
     values = np.asarray(array)
-    finite = np.isfinite(values)
+    finite = np.isfinite(values) | (allow_posinf & (values == np.inf))
+    what = "NaN or -inf" if allow_posinf else "NaN or infinite"
     if values.ndim == 0 and not finite:
         raise ValueError(f"{name} is {values.item()!r}; non-finite values cannot decide")
     if not finite.all():
         first = tuple(int(i) for i in np.argwhere(~finite)[0])
         raise ValueError(
-            f"{name}: {values.size - int(finite.sum())} of {values.size} values are NaN or "
-            f"infinite (the first at index {first}); non-finite values cannot decide"
+            f"{name}: {values.size - int(finite.sum())} of {values.size} values are {what} "
+            f"(the first at index {first}); non-finite values cannot decide"
         )

@@ -146,9 +146,13 @@ def test_an_snr_that_fits_no_batch_is_refused_in_one_line(average):
 # ------------------------------------------------------------------------ non-finite values
 
 
+# an SNR of +inf dB is a noiseless link (test_nonfinite), eager as under jit
 @pytest.mark.parametrize("average", AVERAGES)
-@pytest.mark.parametrize("where", ["values", "snr_db"])
-@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize(
+    "where, bad",
+    [("values", np.nan), ("values", np.inf), ("values", -np.inf),
+     ("snr_db", np.nan), ("snr_db", -np.inf)],
+)  # fmt: skip
 def test_non_finite_values_or_snrs_are_refused_eagerly_in_one_line(average, where, bad):
     probs, _ = member_probs(N, K, C)
     snr = np.array([0.0, 10.0], np.float32)

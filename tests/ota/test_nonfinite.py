@@ -13,6 +13,7 @@ from airinfer.experiments import aggregation
 from airinfer.ota.aircomp import AirCompConfig
 
 N, K, C = 40, 4, 5
+SIMPLEX_C = ota.Normalization.simplex(C)
 
 
 def _probs():
@@ -96,3 +97,24 @@ def test_non_finite_estimates_inside_the_jitted_sweep_count_as_wrong_and_are_rep
     assert accuracy[1] == 0.0  # no NaN decided; every inference counted wrong
     [record] = caplog.records
     assert "10.0" in record.getMessage() and f"{2 * N} of {2 * N}" in record.getMessage()
+
+
+@pytest.mark.parametrize("snr", [np.nan, -np.inf])
+def test_an_eager_nan_or_minus_inf_snr_is_refused_by_the_ota_functions(snr):
+    probs, _ = _probs()
+    config = AirCompConfig(channel="awgn", backend="jax")
+    with pytest.raises(ValueError, match=r"^snr_db is (nan|-inf); non-finite values cannot decide"):
+        ota.over_the_air_average(jax.random.key(0), probs, snr, config, SIMPLEX_C)
+
+
+def test_an_snr_of_plus_inf_is_a_noiseless_link_eager_as_under_jit():
+    """+inf dB means no noise in both modes; on AWGN with perfect CSI the estimate
+    is then the devices' exact average."""
+    probs, _ = _probs()
+    config = AirCompConfig(channel="awgn", backend="jax")
+    average = functools.partial(ota.over_the_air_average, config=config,
+                                normalization=SIMPLEX_C)  # fmt: skip
+    eager = average(jax.random.key(0), probs, jnp.inf)
+    jitted = jax.jit(average)(jax.random.key(0), probs, jnp.inf)
+    np.testing.assert_array_equal(np.asarray(eager.average), np.asarray(jitted.average))
+    np.testing.assert_allclose(np.asarray(eager.average), probs.mean(axis=-2), atol=1e-6)
