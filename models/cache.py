@@ -153,12 +153,12 @@ def load_or_build(
                     "move it away to retrain it"
                 ) from None
             try:
-                aside = _move_aside(path)
+                aside = _move_aside(path).name
             except FileNotFoundError:  # another process moved it aside first
-                aside = path.with_name(f"{path.name}.bad-*")
+                aside = "a .bad folder beside it, by another process"
             _log.warning(
                 "cache entry %s is corrupt or unreadable (%s); moved to %s and built again",
-                path, reason, aside.name,
+                path, reason, aside,
             )  # fmt: skip
     partial = path.with_name(path.name + ".partial")
     if jax.process_count() > 1:
