@@ -5,7 +5,9 @@ points; here the operating system kills a real ``airinfer run`` process wherever
 it is (inside a point, or while a row is being written), so nothing of the
 runner's own clean-up runs. The synthetic ``sturdy`` experiment of those tests
 runs in a child process, each point slowed down so that the kill lands inside
-the sweep.
+the sweep. The uncut run and the resumption run here, through the same command
+(a child interpreter costs seconds of imports; what the kill left on disk is
+all a resumption reads).
 """
 
 import os
@@ -15,6 +17,9 @@ import sys
 import time
 
 import numpy as np
+
+from airinfer.experiments import cli, registry
+from tests.experiments import test_reliability as sturdy
 
 #: The child: ``sturdy`` as the only experiment, each point taking ``delay`` seconds.
 CHILD = """
@@ -53,10 +58,19 @@ def _rows(out):
     return max(0, len(csv.read_text().splitlines()) - 1) if csv.exists() else 0
 
 
-def test_a_sweep_killed_at_a_random_moment_resumes_to_the_same_bytes(tmp_path):
+def _run_here(out, monkeypatch):
+    """The child's command without delay, in this process: ``sturdy`` the only experiment."""
+    monkeypatch.setattr(registry, "builtin", dict)
+    monkeypatch.setattr(registry, "plugins", dict)
+    monkeypatch.setattr(registry, "REGISTERED", {sturdy.STURDY.name: sturdy.STURDY})
+    assert cli.main(["run", "sturdy", "--out", str(out), *SWEEP]) == 0
+
+
+def test_a_sweep_killed_at_a_random_moment_resumes_to_the_same_bytes(tmp_path, monkeypatch):
     env = _env(tmp_path)
+    monkeypatch.setenv("AIRINFER_CACHE", env["AIRINFER_CACHE"])
     whole, cut = tmp_path / "whole", tmp_path / "cut"
-    subprocess.run(_command(whole, 0.0), env=env, check=True, timeout=300)
+    _run_here(whole, monkeypatch)
 
     delay = 0.4
     child = subprocess.Popen(_command(cut, delay), env=env)
@@ -74,7 +88,7 @@ def test_a_sweep_killed_at_a_random_moment_resumes_to_the_same_bytes(tmp_path):
     assert child.returncode == -signal.SIGKILL, "the sweep ended before it could be killed"
     assert 1 <= _rows(cut) < 6
 
-    subprocess.run(_command(cut, 0.0), env=env, check=True, timeout=300)
+    _run_here(cut, monkeypatch)
     assert (cut / "results.csv").read_bytes() == (whole / "results.csv").read_bytes(), (
         f"killed {wait:.2f} s after the first row"
     )
