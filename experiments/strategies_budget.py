@@ -18,7 +18,8 @@ Columns: ``setting`` (the chosen knobs; empty on a fallback), ``fallback``
 stream's length varies), ``mcs`` (the MCS index of the digital links, ``a/b``
 when they differ) and ``mcs_fallback`` (a link below its BLER target: no MCS
 met it), ``accuracy`` with its 95 % Wilson half-width ``accuracy_ci`` on the
-first ``num_test`` test images, and the other cost columns of
+first ``num_test`` test images, ``undecided`` (test images whose logits were
+not finite: no decision, counted as wrong) and the other cost columns of
 ``strategies_snr``. A budget that chooses the same setting as another at the
 same (channel, SNR) gives the same measurement: every evaluation at one
 (channel, SNR) uses that cell's key (common random numbers across strategies
@@ -212,7 +213,7 @@ def _cell_key(config, channel, snr_db):
 
 @functools.cache
 def _measured(config, setting, channel: str, snr_db: float):
-    """``(correct, cost columns, mcs cell)`` of ``setting`` at (channel, SNR)."""
+    """``(correct, cost columns, undecided, mcs cell)`` of ``setting`` at (channel, SNR)."""
     _, _, dataset, images, labels = strategies_snr.setup(config)
     built = runnable(config, setting, channel, plan(config, setting, channel, snr_db))
     link = Link(
@@ -220,8 +221,10 @@ def _measured(config, setting, channel: str, snr_db: float):
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
     key = _cell_key(config, channel, snr_db)
-    correct, cost = strategy_batches.evaluate_on_devices(built, key, images, labels, link, config)
-    return correct, cost, strategies_snr.mcs_cell(built, dataset.image_shape)
+    correct, cost, undecided = strategy_batches.evaluate_on_devices(
+        built, key, images, labels, link, config, return_undecided=True
+    )
+    return correct, cost, undecided, strategies_snr.mcs_cell(built, dataset.image_shape)
 
 
 def clear_caches() -> None:
@@ -244,12 +247,12 @@ def run_point(key, config, point):
     channel, snr, family = point["channel"], point["snr_db"], point["strategy"]
     choice = choose(config, family, channel, snr, point["budget"])
     labels = strategies_snr.setup(config).labels
-    mcs = None
+    mcs, undecided = None, 0
     if choice.fallback == "chance":
         correct, cost = chance_correct(config), dict.fromkeys(strategy_batches.COST_COLUMNS, 0.0)
     else:
         setting = choice.setting or settings(config, "local")[0]
-        correct, cost, mcs = _measured(config, setting, channel, snr)
+        correct, cost, undecided, mcs = _measured(config, setting, channel, snr)
     low, high = wilson_interval(correct, len(labels))
     return {
         "setting": None if choice.setting is None else choice.setting.label,
@@ -260,6 +263,7 @@ def run_point(key, config, point):
         "mcs_fallback": choice.plan is not None and choice.plan.mcs_fallback,
         "accuracy": correct / len(labels),
         "accuracy_ci": (high - low) / 2,
+        "undecided": undecided,
     }
 
 

@@ -49,7 +49,9 @@ shared with the ``ota_*`` experiments. The edge ensembles' costs count both
 rounds (the multicast, then the return over the air). ``snr_db`` is Es/N0
 per complex symbol of every link (average Es/N0 under fading). Accuracy is
 measured on the first ``num_test`` test images with a 95 % Wilson interval;
-the cost columns are per inference.
+the cost columns are per inference. ``undecided`` counts the test images
+whose logits were not finite (NaN or +inf): they get no decision and count
+as wrong (:func:`airinfer.ota.encoding.decide`).
 """
 
 import dataclasses
@@ -409,7 +411,8 @@ def clear_caches() -> None:
 
 
 def run_point(key, config, point):
-    """Accuracy (95 % Wilson half-width), cost and MCS of one strategy at one SNR."""
+    """Accuracy (95 % Wilson half-width), undecided images, cost and MCS of one strategy
+    at one SNR."""
     _, _, _, images, labels = setup(config)
     name, channel = point["strategy"], point["channel"]
     built, fallback = strategy(config, name, channel), False
@@ -420,9 +423,13 @@ def run_point(key, config, point):
         snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend,
         server_connectivity=jnp.float32(config.server_connectivity),
     )  # fmt: skip
-    correct, cost = evaluate_on_devices(built, key, images, labels, link, config)
+    correct, cost, undecided = evaluate_on_devices(
+        built, key, images, labels, link, config, return_undecided=True
+    )
     low, high = wilson_interval(correct, len(labels))
-    accuracy = {"accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2}
+    accuracy = {
+        "accuracy": correct / len(labels), "accuracy_ci": (high - low) / 2, "undecided": undecided,
+    }  # fmt: skip
     return {**accuracy, **cost, **dict(zip(MCS_COLUMNS, (mcs, fallback), strict=True))}
 
 

@@ -9,16 +9,23 @@ devices, and counts the correct decisions after gathering them: the same
 result for any number of devices. A strategy with a digital link (Sionna's
 LDPC code, through TensorFlow) or on an OFDM channel (Sionna's) cannot cross
 JAX devices and keeps the batch-after-batch loop.
+
+Logits holding NaN or +inf never decide (:func:`airinfer.ota.encoding.decide`
+gives :data:`~airinfer.ota.encoding.NO_DECISION`): such an image counts as
+wrong. Both paths count these undecided images (with ``return_undecided``:
+the strategy sweeps' ``undecided`` column), and a warning line names the link
+where any occurred.
 """
 
 import functools
+import logging
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from airinfer.experiments import sharding
-from airinfer.ota.encoding import decide
+from airinfer.ota.encoding import NO_DECISION, decide
 from airinfer.phy.channels import OFDM_MODELS
 from airinfer.strategies.adaptation import digital_links
 
@@ -32,6 +39,8 @@ __all__ = [
 
 #: the cost of one inference, averaged over the test images
 COST_COLUMNS = ("channel_uses", "payload_bits", "device_flops", "server_flops", "latency_s")
+
+_log = logging.getLogger(__name__)
 
 
 def runs_on_jax(strategy, link, image_shape) -> bool:
@@ -57,7 +66,28 @@ def _batch_outcome_of(strategy, batch_size):
     return functools.partial(_batch_outcome, strategy=strategy, batch_size=batch_size)
 
 
-def evaluate_sharded(strategy, key, images, labels, link, batch_size, columns, devices=None):
+def _counted(strategy, link, decisions, labels):
+    """``(correct, undecided)`` of ``decisions``; a warning line where an image got no
+    decision."""
+    correct = int(np.sum(decisions == labels))
+    undecided = int(np.sum(decisions == NO_DECISION))
+    if undecided:
+        _log.warning(
+            "%s on %s at snr_db=%s: %d of %d test images had non-finite logits and got "
+            "no decision (counted as wrong)", getattr(strategy, "name", type(strategy).__name__),
+            link.channel, np.asarray(link.snr_db).tolist(), undecided, len(labels),
+        )  # fmt: skip
+    return correct, undecided
+
+
+def _result(correct, cost, undecided, return_undecided):
+    return (correct, cost, undecided) if return_undecided else (correct, cost)
+
+
+def evaluate_sharded(
+    strategy, key, images, labels, link, batch_size, columns, devices=None, *,
+    return_undecided=False,
+):  # fmt: skip
     """Correct decisions and the mean cost of ``strategy`` over ``images``, batches sharded.
 
     Input:
@@ -72,10 +102,13 @@ def evaluate_sharded(strategy, key, images, labels, link, batch_size, columns, d
         columns: the cost fields to average (names of
             :class:`airinfer.strategies.cost.Cost`).
         devices: how many devices share the batches (None: all).
+        return_undecided: also return how many images got no decision
+            (non-finite logits; counted as wrong).
 
     Output:
-        ``(correct, cost)``: an int, and ``{column: mean over the images}``; as
-        the batch-after-batch loop gives them, for any ``devices``.
+        ``(correct, cost)``: an int, and ``{column: mean over the images}``;
+        with ``return_undecided``, ``(correct, cost, undecided)``. As the
+        batch-after-batch loop gives them, for any ``devices``.
     """
     num_batches = -(-len(labels) // batch_size)
     padding = num_batches * batch_size - len(labels)
@@ -84,14 +117,15 @@ def evaluate_sharded(strategy, key, images, labels, link, batch_size, columns, d
         _batch_outcome_of(strategy, batch_size), key, num_batches, jnp.asarray(padded), link,
         devices=devices,
     )  # fmt: skip
-    correct = int(np.sum(decisions.reshape(-1)[: len(labels)] == labels))
+    correct, undecided = _counted(strategy, link, decisions.reshape(-1)[: len(labels)], labels)
     sizes = [min(batch_size, len(labels) - start) for start in range(0, len(labels), batch_size)]
     means = {
         name: sum(size * float(np.mean(per_batch)) for size, per_batch in zip(
             sizes, getattr(cost, name), strict=True))
         for name in columns
     }  # fmt: skip
-    return correct, {name: total / len(labels) for name, total in means.items()}
+    cost = {name: total / len(labels) for name, total in means.items()}
+    return _result(correct, cost, undecided, return_undecided)
 
 
 @functools.cache
@@ -99,7 +133,7 @@ def _jitted(strategy):
     return jax.jit(strategy)
 
 
-def evaluate(strategy, key, images, labels, link, batch_size):
+def evaluate(strategy, key, images, labels, link, batch_size, *, return_undecided=False):
     """Correct decisions and the mean cost of ``strategy`` over ``images`` in batches.
 
     Every batch has ``batch_size`` images (the last one padded by repetition,
@@ -107,30 +141,36 @@ def evaluate(strategy, key, images, labels, link, batch_size):
 
     Returns:
         ``(correct, cost)``: an int and a dict of the cost columns, averaged
-        over the images (codecs send a different number of bits per image).
+        over the images (codecs send a different number of bits per image);
+        with ``return_undecided``, ``(correct, cost, undecided)``, the last the
+        images whose logits were not finite (no decision, counted as wrong).
     """
     run = _jitted(strategy)
-    correct, totals = 0, dict.fromkeys(COST_COLUMNS, 0.0)
+    decided, totals = [], dict.fromkeys(COST_COLUMNS, 0.0)
     for i, start in enumerate(range(0, len(labels), batch_size)):
         batch = images[start : start + batch_size]
         size = len(batch)
         if size < batch_size:
             batch = np.concatenate([batch, np.repeat(batch[-1:], batch_size - size, axis=0)])
         outcome = run(jax.random.fold_in(key, i), batch, link)
-        decisions = np.asarray(decide(outcome.logits))[:size]  # NaN never decides
-        correct += int(np.sum(decisions == labels[start : start + size]))
+        decided.append(np.asarray(decide(outcome.logits))[:size])  # NaN never decides
         for name in COST_COLUMNS:
             totals[name] += size * float(np.mean(getattr(outcome.cost, name)))
-    return correct, {name: total / len(labels) for name, total in totals.items()}
+    correct, undecided = _counted(strategy, link, np.concatenate(decided), np.asarray(labels))
+    cost = {name: total / len(labels) for name, total in totals.items()}
+    return _result(correct, cost, undecided, return_undecided)
 
 
-def evaluate_on_devices(strategy, key, images, labels, link, config):
+def evaluate_on_devices(strategy, key, images, labels, link, config, *, return_undecided=False):
     """:func:`evaluate` with ``config.batch_size``, its batches sharded over
     ``config.devices`` when every draw of ``strategy`` is JAX (the same results,
     :func:`evaluate_sharded`); through Sionna's TensorFlow
-    bridge, on one device, batch after batch."""
+    bridge, on one device, batch after batch. ``return_undecided`` as there."""
     if runs_on_jax(strategy, link, images.shape[1:]):
         return evaluate_sharded(
-            strategy, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices
-        )
-    return evaluate(strategy, key, images, labels, link, config.batch_size)
+            strategy, key, images, labels, link, config.batch_size, COST_COLUMNS, config.devices,
+            return_undecided=return_undecided,
+        )  # fmt: skip
+    return evaluate(
+        strategy, key, images, labels, link, config.batch_size, return_undecided=return_undecided
+    )

@@ -9,6 +9,8 @@ probability ``server_connectivity``), one row with
   inference: ``channel_uses``, ``payload_bits``, ``device_flops``,
   ``server_flops`` and ``latency_s`` (device compute + channel uses / symbol
   rate + server compute, with :class:`airinfer.strategies.cost.Hardware`'s speeds);
+* ``undecided``: the test images whose logits were not finite (NaN or +inf) at
+  the reference link; they get no decision and count as wrong;
 * ``privacy_psnr_db``: the privacy proxy, the PSNR with which an inverse
   network trained on what leaves the device (:meth:`Strategy.message`, before
   the channel: the most an eavesdropper could see) reconstructs unseen inputs
@@ -139,7 +141,8 @@ def privacy_psnr(key, config, strategy):
 
 
 def run_point(key, config, point):
-    """One row of the table: accuracy, cost, privacy proxy and the offline accuracy."""
+    """One row of the table: accuracy, undecided images, cost, privacy proxy and the
+    offline accuracy."""
     _, _, _, images, labels = strategies_snr.setup(config)
     name = point["strategy"]
     strategy = strategies_snr.strategy(config, name, config.channel)
@@ -152,10 +155,10 @@ def run_point(key, config, point):
             server_connectivity=jnp.float32(server_connectivity),
         )  # fmt: skip
         return strategy_batches.evaluate_on_devices(
-            strategy, key_link, images, labels, link, config
+            strategy, key_link, images, labels, link, config, return_undecided=True
         )
 
-    correct, cost = accuracy(config.connectivity, config.server_connectivity)
+    correct, cost, undecided = accuracy(config.connectivity, config.server_connectivity)
     low, high = wilson_interval(correct, len(labels))
     offline = None
     # decides on the device with no link (the edge ensembles average over no
@@ -165,6 +168,7 @@ def run_point(key, config, point):
     return {
         "accuracy": correct / len(labels),
         "accuracy_ci": (high - low) / 2,
+        "undecided": undecided,
         **cost,
         "privacy_psnr_db": privacy_psnr(key_attack, config, strategy),
         "blind_psnr_db": blind_floor(config),
