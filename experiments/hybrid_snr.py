@@ -15,8 +15,10 @@ One point per ``channel``, ``server_connectivity`` (of
 ``server_connectivities``) and ``snr_db`` (Es/N0 per complex symbol of every
 link, average Es/N0 under fading). Accuracy is measured on the first
 ``num_test`` test images with 95 % Wilson intervals; ``server_reached`` is the
-fraction of inferences where the server's answer counted. The plot has one
-panel per channel and server connectivity, the three curves in each.
+fraction of inferences where the server's answer counted; ``undecided`` counts
+the test images whose fused scores were not finite (no decision, counted as
+wrong). The plot has one panel per channel and server connectivity, the three
+curves in each.
 """
 
 import dataclasses
@@ -39,6 +41,7 @@ from airinfer.experiments.plotting import (
 )
 from airinfer.experiments.registry import Experiment, register
 from airinfer.experiments.stats import wilson_interval
+from airinfer.ota.encoding import NO_DECISION
 from airinfer.ota.encoding import decide as ota_decide
 from airinfer.strategies.base import Link
 
@@ -113,10 +116,11 @@ def evaluate(hybrid, key, images, labels, link, batch_size):
     """Correct decisions of each scheme (:data:`SCHEMES`) and how often the server counted.
 
     Batches as in :func:`airinfer.experiments.strategy_batches.evaluate` (the last one
-    padded, the padding not counted). Returns ``({scheme: correct}, reached)``.
+    padded, the padding not counted). Returns ``({scheme: correct}, reached,
+    undecided)``, the last the images the fused decision left undecided.
     """
     run = _decide(hybrid)
-    correct, reached = dict.fromkeys(SCHEMES, 0), 0
+    correct, reached, undecided = dict.fromkeys(SCHEMES, 0), 0, 0
     for i, start in enumerate(range(0, len(labels), batch_size)):
         batch = images[start : start + batch_size]
         size = len(batch)
@@ -130,7 +134,8 @@ def evaluate(hybrid, key, images, labels, link, batch_size):
             # the server alone has no answer where it did not count
             correct[scheme] += int(np.sum(right & ok if scheme == "server" else right))
         reached += int(np.sum(ok))
-    return correct, reached
+        undecided += int(np.sum(np.asarray(decisions[0])[:size] == NO_DECISION))
+    return correct, reached, undecided
 
 
 def run_point(key, config, point):
@@ -141,9 +146,9 @@ def run_point(key, config, point):
         snr_db=jnp.float32(point["snr_db"]), channel=point["channel"], backend=config.backend,
         server_connectivity=jnp.float32(point["server_connectivity"]),
     )  # fmt: skip
-    correct, reached = evaluate(hybrid, key, images, labels, link, config.batch_size)
+    correct, reached, undecided = evaluate(hybrid, key, images, labels, link, config.batch_size)
     n = len(labels)
-    row = {"server_reached": reached / n}
+    row = {"server_reached": reached / n, "undecided": undecided}
     for scheme in SCHEMES:
         low, high = wilson_interval(correct[scheme], n)
         row[scheme] = correct[scheme] / n

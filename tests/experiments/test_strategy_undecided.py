@@ -16,6 +16,7 @@ import pytest
 
 from airinfer.experiments import (
     budget_settings,
+    hybrid_snr,
     runner,
     strategies_budget,
     strategies_snr,
@@ -184,3 +185,30 @@ def test_strategies_budget_rows_count_the_undecided_images(fake_setup, monkeypat
     assert spent[0.0]["undecided"] == 0
     # guessing the most frequent class decides every image
     assert guessed["undecided"] == 0 and guessed["fallback"] == "chance"
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class PoisonedHybrid:
+    """A hybrid whose fused scores are :class:`Poisoned`'s, its ensemble always right and
+    its server right but never reached."""
+
+    fused: Poisoned = STRATEGY
+
+    def branches(self, key, images, link):
+        clean = Poisoned()(key, images.at[:, *WRONG, 0].set(0.0).at[:, *POISON, 0].set(0.0), link)
+        return types.SimpleNamespace(
+            fused=self.fused(key, images, link), ensemble=clean, server=clean,
+            server_ok=jnp.zeros(len(images), bool),
+        )  # fmt: skip
+
+    def fuse(self, branches):
+        return branches.fused.logits
+
+
+def test_hybrid_snr_counts_the_images_its_fused_decision_leaves_undecided():
+    correct, reached, undecided = hybrid_snr.evaluate(
+        PoisonedHybrid(), jax.random.key(0), IMAGES, LABELS, Link(snr_db=jnp.float32(10.0)), BATCH
+    )
+    assert undecided == UNDECIDED
+    assert correct == {"hybrid": CORRECT, "ensemble": len(LABELS), "server": 0}
+    assert reached == 0
