@@ -44,10 +44,6 @@ def _run(tmp_path, runs):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
-def test_link_ber_and_ota_snr_run_without_tensorflow(tmp_path):
-    _run(tmp_path, (LINK_BER, OTA_SNR))
-
-
 @pytest.mark.slow  # LDPC decoders and OFDM links to compile, BLER tables to measure: minutes
 def test_experiments_with_digital_and_ofdm_links_run_without_tensorflow(tmp_path):
     runs = (
@@ -93,16 +89,17 @@ _TINY_STRATEGIES = ("epochs=1", "server_recipe=short", "ensemble_members=2",
                     "channels=[awgn]")  # fmt: skip
 
 
-def test_strategies_snr_with_an_adaptive_mcs_runs_without_tensorflow(tmp_path):
-    # the split's 512-bit blocks at the MCS chosen for 12 dB (16QAM or 64QAM):
-    # the LDPC decoder with early stopping runs on the JAX twin
-    _run(tmp_path, (("strategies_snr", (*_TINY_STRATEGIES, "mcs=adaptive", "snr_db=[12]",
-                                        "strategies=[local,split_digital_b8]")),))  # fmt: skip
+# strategies_snr over the split's 512-bit blocks at the MCS chosen for 12 dB (16QAM or
+# 64QAM): the LDPC decoder with early stopping runs on the JAX twin. strategies_budget
+# plans every setting through link adaptation and runs none over LDPC.
+ADAPTIVE_MCS = ("strategies_snr", (*_TINY_STRATEGIES, "mcs=adaptive", "snr_db=[12]",
+                                   "strategies=[local,split_digital_b8]"))  # fmt: skip
+BUDGET = ("strategies_budget", (*_TINY_STRATEGIES, "snr_db=[15]",
+                                "strategies=[local,split_digital,edge_ensemble]",
+                                "budgets=[4,16,64]", "ota_repetitions=[1,3,12]"))  # fmt: skip
 
 
-def test_strategies_budget_runs_without_tensorflow(tmp_path):
-    # budgets that plan every setting through link adaptation and run none over LDPC
-    _run(tmp_path, (("strategies_budget", (*_TINY_STRATEGIES, "snr_db=[15]",
-                                           "strategies=[local,split_digital,edge_ensemble]",
-                                           "budgets=[4,16,64]",
-                                           "ota_repetitions=[1,3,12]")),))  # fmt: skip
+def test_link_ber_ota_snr_adaptive_mcs_and_budget_run_without_tensorflow(tmp_path):
+    # one child for the four: each interpreter start imports JAX anew, and the two
+    # strategy experiments share the tiny models the first one trains (one cache)
+    _run(tmp_path, (LINK_BER, OTA_SNR, ADAPTIVE_MCS, BUDGET))
