@@ -22,6 +22,10 @@ moved aside (``<entry>.bad-<time>``, kept for inspection) and built again;
 inside :func:`keep_bad_entries` it stops the run instead
 (:class:`BadCacheEntryError`). An entry written before manifests existed is
 loaded unverified and gets its manifest then.
+
+Runs that share a cache may ask for the same entry at once: one builds it (a
+file lock, ``<entry>.lock``), the others wait and then load it, so nothing is
+trained twice into the same ``.partial`` folder.
 """
 
 import contextlib
@@ -50,6 +54,11 @@ from airinfer.models.datasets import Dataset
 from airinfer.models.ensemble import Ensemble, EnsembleConfig
 from airinfer.models.recipe import TrainConfig
 from airinfer.models.train import TrainReport, train_ensemble
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs sharing a cache do not wait for each other
+    fcntl = None
 
 __all__ = [
     "BadCacheEntryError",
@@ -115,6 +124,30 @@ def description_key(description: dict) -> str:
     return hashlib.sha256(json.dumps(description, sort_keys=True).encode()).hexdigest()
 
 
+@contextlib.contextmanager
+def _exclusive(path: pathlib.Path) -> Iterator[None]:
+    """Held while this process loads or builds the entry at ``path``: another run asking
+    for it meanwhile waits, then loads what this one stored."""
+    if fcntl is None or jax.process_count() > 1:
+        # jax.distributed: each process builds on its own devices, without
+        # training checkpoints, and only process 0 stores (see _store)
+        yield
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(path.with_name(path.name + ".lock"), "a")  # closed below
+    except OSError:  # a read-only cache: nothing will be stored there anyway
+        yield
+        return
+    with lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            _log.warning("cache entry %s is being built by another run; waiting for it", path)
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # the lock goes with the file's closing
+
+
 def load_or_build(
     path,
     load: Callable[[pathlib.Path], Artefact],
@@ -122,6 +155,9 @@ def load_or_build(
     save: Callable[[pathlib.Path, Artefact], object],
 ) -> tuple[Artefact, bool]:
     """The artefact stored at ``path``, or a new one built and stored there.
+
+    One process at a time: a run that asks while another builds the same entry
+    waits for it and loads its entry.
 
     Args:
         path: the entry's checkpoint folder.
@@ -142,6 +178,11 @@ def load_or_build(
             :func:`keep_bad_entries` (elsewhere it is moved aside and rebuilt).
     """
     path = pathlib.Path(path)
+    with _exclusive(path):
+        return _load_or_build(path, load, build, save)
+
+
+def _load_or_build(path, load, build, save):
     if path.is_dir():
         try:
             return _load_verified(path, load), False
