@@ -50,8 +50,19 @@ def test_grid_is_sionnas_resource_grid_mapper_output(kwargs):
     np.testing.assert_array_equal(ofdm_receiver.data_symbols(ours, config), x)
 
 
-@pytest.mark.parametrize("interpolation", ["nn", "lin", "lin_time_avg"])
-@pytest.mark.parametrize("pilots", [(2, 11), (0, 4, 9), (6,)])
+# Every interpolation and every pilot layout by default, each once (a Sionna estimator
+# built per pairing); the other six pairings are slow.
+_LS_PAIRINGS = {("nn", (2, 11)), ("lin", (0, 4, 9)), ("lin_time_avg", (6,))}
+
+
+@pytest.mark.parametrize(
+    ("interpolation", "pilots"),
+    [
+        pytest.param(i, p, marks=[pytest.mark.slow] * ((i, p) not in _LS_PAIRINGS))
+        for p in [(2, 11), (0, 4, 9), (6,)]
+        for i in ["nn", "lin", "lin_time_avg"]
+    ],
+)
 def test_ls_estimates_are_sionnas_and_exact_on_a_noiseless_flat_channel(interpolation, pilots):
     config = dataclasses.replace(
         LS, ls_interpolation=interpolation, pilot_ofdm_symbol_indices=pilots, fft_size=12
