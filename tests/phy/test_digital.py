@@ -47,9 +47,23 @@ def _bits(seed):
     return jnp.asarray(np.random.default_rng(seed).integers(0, 2, (BLOCKS, K)), jnp.float32)
 
 
+# Each backend in the default run: both modulations and both channels, two
+# compilations each; the other four pairings are slow.
+_SLOW_PAIRINGS = {("qpsk", "awgn", "sionna"), ("16qam", "rayleigh", "sionna"),
+                  ("16qam", "awgn", "jax"), ("qpsk", "rayleigh", "jax")}  # fmt: skip
+
+
 @pytest.mark.xla_optimized
-@pytest.mark.parametrize("backend", ["sionna", "jax"])
-@pytest.mark.parametrize(("modulation", "channel"), list(UNCODED_POINTS))
+@pytest.mark.parametrize(
+    ("modulation", "channel", "backend"),
+    [
+        pytest.param(
+            *point, backend, marks=[pytest.mark.slow] * ((*point, backend) in _SLOW_PAIRINGS)
+        )
+        for backend in ("sionna", "jax")
+        for point in UNCODED_POINTS
+    ],
+)
 def test_uncoded_ber_matches_the_closed_form(modulation, channel, backend):
     config = LinkConfig(modulation, channel, "uncoded", k=K, backend=backend)
     for i, snr_db in enumerate(UNCODED_POINTS[modulation, channel]):
@@ -84,6 +98,8 @@ def test_ldpc_corrects_every_error_at_high_snr():
     assert int(coded.bit_errors) == 0 and int(coded.block_errors) == 0  # ... the code fixes all
 
 
+# Optimised as the test above: the same two links, compiled once for both.
+@pytest.mark.xla_optimized
 def test_ldpc_beats_uncoded_in_the_waterfall():
     # 2 dB Es/N0 (Eb/N0 = 2 dB at rate 1/2): uncoded QPSK BER ≈ 0.10, LDPC orders lower.
     snr_db = 2.0
@@ -106,21 +122,24 @@ def test_llr_sign_convention_is_log_p1_over_p0():
     np.testing.assert_array_equal(np.asarray(llr) > 0, np.asarray(bits) == 1)
 
 
-def test_same_key_same_output_different_key_different_output():
+# The draws come from the key through the bridge alike on both links; [ldpc] (a
+# deterministic decoder on top, one more compilation) is slow.
+@pytest.mark.parametrize(
+    ("channel", "coding"),
+    [("rayleigh", "uncoded"), pytest.param("awgn", "ldpc", marks=pytest.mark.slow)],
+)
+def test_same_key_same_output_different_key_different_output(channel, coding):
     bits = _bits(5)
     snr_db = jnp.full((BLOCKS,), 1.0)  # noisy enough for decisions to differ
-    for config in (
-        LinkConfig("qpsk", "rayleigh", "uncoded", k=K),
-        LinkConfig("qpsk", "awgn", "ldpc", k=K),
-    ):
-        hat1, llr1 = digital.transmit(jax.random.key(1), bits, snr_db, config)
-        hat2, llr2 = digital.transmit(jax.random.key(1), bits, snr_db, config)
-        hat3, llr3 = digital.transmit(jax.random.key(2), bits, snr_db, config)
-        assert hat1.shape == (BLOCKS, K) and llr1.shape == (BLOCKS, config.codeword_length)
-        np.testing.assert_array_equal(hat1, hat2)
-        np.testing.assert_array_equal(llr1, llr2)
-        assert np.mean(np.asarray(llr1) != np.asarray(llr3)) > 0.99
-        assert np.any(np.asarray(hat1) != np.asarray(hat3))
+    config = LinkConfig("qpsk", channel, coding, k=K)
+    hat1, llr1 = digital.transmit(jax.random.key(1), bits, snr_db, config)
+    hat2, llr2 = digital.transmit(jax.random.key(1), bits, snr_db, config)
+    hat3, llr3 = digital.transmit(jax.random.key(2), bits, snr_db, config)
+    assert hat1.shape == (BLOCKS, K) and llr1.shape == (BLOCKS, config.codeword_length)
+    np.testing.assert_array_equal(hat1, hat2)
+    np.testing.assert_array_equal(llr1, llr2)
+    assert np.mean(np.asarray(llr1) != np.asarray(llr3)) > 0.99
+    assert np.any(np.asarray(hat1) != np.asarray(hat3))
 
 
 def test_second_call_with_another_snr_does_not_recompile():
