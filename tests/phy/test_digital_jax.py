@@ -49,14 +49,16 @@ def test_transmitted_symbols_are_the_sionna_links(modulation, coding):
     np.testing.assert_array_equal(ours, theirs)
 
 
-def test_both_backends_decode_every_block_of_a_noiseless_link():
+# [sionna] is slow: the default run has the Sionna link decoding every block at 5 dB
+# (tests/phy/test_digital.py: test_ldpc_corrects_every_error_at_high_snr)
+@pytest.mark.parametrize("backend", [pytest.param("sionna", marks=pytest.mark.slow), "jax"])
+def test_both_backends_decode_every_block_of_a_noiseless_link(backend):
     bits = _bits(2)
-    for backend in ("sionna", "jax"):
-        config = LinkConfig("16qam", "awgn", "ldpc", k=K, backend=backend)
-        # 80 dB: noise 1e-8 against the smallest 16QAM distance 0.63: no symbol is wrong.
-        hat, llr = digital.transmit(jax.random.key(3), bits, 80.0, config)
-        np.testing.assert_array_equal(hat, bits, err_msg=backend)
-        assert llr.shape == (BLOCKS, 2 * K) and np.all(np.isfinite(llr))
+    config = LinkConfig("16qam", "awgn", "ldpc", k=K, backend=backend)
+    # 80 dB: noise 1e-8 against the smallest 16QAM distance 0.63: no symbol is wrong.
+    hat, llr = digital.transmit(jax.random.key(3), bits, 80.0, config)
+    np.testing.assert_array_equal(hat, bits, err_msg=backend)
+    assert llr.shape == (BLOCKS, 2 * K) and np.all(np.isfinite(llr))
 
 
 # ------------------------------------------------------------ (c) statistics: coded BLER
@@ -148,6 +150,11 @@ def test_early_stopping_stops_at_once_on_a_codeword_and_vmaps():
     np.testing.assert_array_equal(mapped[:, 0], bits)
 
 
+# slow: the default run has the decoder's early stopping against the full decoder
+# (test_early_stopping_keeps_the_decisions_of_converged_blocks) and the link with
+# early stopping against the shipped BLER curve (tests/phy/test_link_adaptation.py:
+# test_a_shipped_curve_holds_for_the_jax_link_at_its_waterfall)
+@pytest.mark.slow
 @pytest.mark.xla_optimized
 def test_early_stopping_link_has_the_full_links_errors():
     # same key, same LLRs: only blocks that never converge may decide differently
