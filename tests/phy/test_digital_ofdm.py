@@ -13,8 +13,9 @@ from airinfer.phy.digital import LinkConfig
 from airinfer.phy.sionna_backend import sionna_phy, tensorflow
 
 # Long programs (OFDM links decoding 100 LDPC blocks per call, shared by the
-# tests): full XLA optimisation pays (tests/conftest.py).
-pytestmark = pytest.mark.xla_optimized
+# tests): full XLA optimisation pays (tests/conftest.py). The uncoded link and
+# the grid's checks compile at the suite's cheap default.
+long_program = pytest.mark.xla_optimized
 
 # One codeword fills one slot exactly, as in Sionna's OFDM tutorials: 576 info
 # bits at rate 1/2 give 576 QPSK symbols = 12 data OFDM symbols x 48 subcarriers
@@ -103,12 +104,14 @@ def _assert_same_bler(ours, reference, blocks):
 # slow (5 min of Sionna OFDM under load): the default suite has the JAX twin's error-free
 # run at 40 dB and this link's BLER against Sionna's own OFDM link at 8 dB
 @pytest.mark.slow
+@long_program
 def test_error_free_at_40_db_with_perfect_and_ls_csi():
     for config in (PERFECT, LS):
         counts = digital.error_counts(jax.random.key(40), config, 40.0, BLOCKS)
         assert int(counts.bit_errors) == 0 and int(counts.block_errors) == 0, config.csi
 
 
+@long_program
 def test_bler_matches_sionnas_own_ofdm_link():
     blocks = REFERENCE_BATCHES * BLOCKS
     ours = _middle_snr_block_errors("ls")
@@ -117,6 +120,7 @@ def test_bler_matches_sionnas_own_ofdm_link():
 
 
 @pytest.mark.slow
+@long_program
 def test_bler_matches_sionnas_own_ofdm_link_closely():
     # 2000 blocks each: 3.5 sigma = 0.05 at BLER 1/3, for both CSI modes.
     batches = 20
@@ -126,6 +130,11 @@ def test_bler_matches_sionnas_own_ofdm_link_closely():
         _assert_same_bler(ours, reference, batches * BLOCKS)
 
 
+# slow: the perfect-CSI link is one more OFDM link to build and compile (some 30
+# CPU-seconds); the default run has the LS link against Sionna's own LS link above
+# and the LS estimator against Sionna's (tests/phy/test_digital_ofdm_jax.py)
+@pytest.mark.slow
+@long_program
 def test_ls_estimation_loses_blocks_that_perfect_csi_decodes():
     # Same keys: both links see the same channels and noise (LS draws nothing),
     # so the difference of block errors is the number of blocks only one of them
@@ -136,6 +145,7 @@ def test_ls_estimation_loses_blocks_that_perfect_csi_decodes():
     assert ls - perfect > 3 * math.sqrt(ls + perfect), (ls, perfect)
 
 
+@long_program
 def test_another_snr_does_not_recompile():
     digital.error_counts(jax.random.key(0), LS, 40.0, BLOCKS)
     size = digital._error_counts._cache_size()
@@ -161,6 +171,7 @@ def test_per_block_snr_and_extreme_snr_give_finite_llrs():
 
 
 @pytest.mark.slow
+@long_program
 def test_cdl_over_several_slots_with_doppler_is_error_free_at_40_db():
     # 512 QPSK symbols on 24 subcarriers: 2 slots, the second partly empty.
     config = LinkConfig(channel="cdl-c", csi="ls", fft_size=24, speed=30.0, delay_spread=300e-9)
