@@ -34,7 +34,7 @@ from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 
 # The child: synthetic members (no training), then the CLI twice and the module's
 # functions on 1..4 devices; it writes what the tests check as JSON.
-CHILD = textwrap.dedent(
+_HEADER = textwrap.dedent(
     """
     import json, sys
     import jax, jax.numpy as jnp, numpy as np
@@ -50,6 +50,10 @@ CHILD = textwrap.dedent(
             return logits, labels
         return MemberOutputs(*split(200), *split(100), (1,) * spec.members)
 
+    """
+)
+_COMMANDS = textwrap.dedent(
+    """
     ota_snr.member_outputs = member_outputs
     out = sys.argv[1]
     status = {}
@@ -61,19 +65,28 @@ CHILD = textwrap.dedent(
 
     def index_bits(key, index):
         return jax.random.bits(key, (2,), jnp.uint32), index
-
-    # the other sharded curves, on 1 and 3 devices (9 draws: padded to 12 on 3)
+    """
+)
+# the ensemble's test probabilities for the curves
+_PROBABILITIES = textwrap.dedent(
+    """
+    out = sys.argv[1]
     from airinfer.experiments import aggregation
     from airinfer.ota.aircomp import AirCompConfig
     from airinfer.ota.encoding import Normalization
     from airinfer.ota.orthogonal import BlerTable, OrthogonalConfig
 
-    # a steep made-up BLER curve instead of the LDPC measurement (a minute)
-    aggregation.measure_bler_table = lambda link: BlerTable(
-        np.array([-5.0, 5.0], np.float32), np.array([1.0, 0.0], np.float32))
     outputs = member_outputs(type("Spec", (), {"members": 4})())
     probs = np.asarray(np.moveaxis(aggregation.softmax(outputs.test_logits), 0, 1))[:60]
     labels, snr = outputs.test_labels[:60], np.array([-5.0, 0.0, 5.0], np.float32)
+    """
+)
+_CURVES = textwrap.dedent(
+    """
+    # the other sharded curves, on 1 and 3 devices (9 draws: padded to 12 on 3)
+    # a steep made-up BLER curve instead of the LDPC measurement (a minute)
+    aggregation.measure_bler_table = lambda link: BlerTable(
+        np.array([-5.0, 5.0], np.float32), np.array([1.0, 0.0], np.float32))
     air = AirCompConfig(channel="rayleigh", backend="jax", local_device=True)
     digital = OrthogonalConfig(channel="rayleigh", backend="jax", local_device=True)
     curves = {
@@ -91,9 +104,33 @@ CHILD = textwrap.dedent(
              == [np.asarray(a).tolist() for a in np.atleast_2d(curve(3))]
              for name, curve in curves.items()}
 
-    # TDL-A over OFDM on the JAX twin: sharded too (the calls are recorded), the same
-    # curve on 1 and 2 devices; compiled without XLA's expensive passes (seconds, not tens)
+    # 7 indices, each device count with one chunk size: padded to 7, 8, 12 and 8
+    key = jax.random.key(7)
+    mapped = {
+        f"{devices}x{chunk}": [a.tolist() for a in sharding.map_indices(
+            index_bits, key, 7, devices=devices, chunk=chunk)]
+        for devices, chunk in ((1, 1), (2, 2), (3, 2), (4, 1))
+    }
+    json.dump({
+        "status": status,
+        "visible": len(jax.devices()),
+        "mapped": mapped,
+        "agree": agree,
+        "direct": [jax.random.bits(jax.random.fold_in(key, i), (2,), jnp.uint32).tolist()
+                   for i in range(7)],
+    }, open(f"{out}/child.json", "w"))
+    """
+)
+CHILD = _HEADER + _COMMANDS + _PROBABILITIES + _CURVES
+# TDL-A over OFDM on the JAX twin: sharded too (the calls are recorded), the same
+# curve on 1 and 2 devices; compiled without XLA's expensive passes (seconds, not tens)
+CHILD_TDL = (
+    _HEADER
+    + _PROBABILITIES
+    + textwrap.dedent(
+        """
     jax.config.update("jax_disable_most_optimizations", True)
+    key = jax.random.key(5)
     sharded_calls = []
     map_indices = sharding.map_indices
     def recorded(*args, **kwargs):
@@ -104,24 +141,10 @@ CHILD = textwrap.dedent(
     tdl_curves = [aggregation.ota_accuracy_curve(
         key, probs, labels, np.array([-10.0, 10.0], np.float32), scheme="ota_belief",
         config=tdl, draws=3, devices=d).tolist() for d in (1, 2)]
-    sharding.map_indices = map_indices
-
-    key = jax.random.key(7)
-    mapped = {
-        devices: [a.tolist() for a in sharding.map_indices(
-            index_bits, key, 7, devices=devices, chunk=chunk)]
-        for devices in (1, 2, 3, 4) for chunk in (1, 2)
-    }
-    json.dump({
-        "status": status,
-        "visible": len(jax.devices()),
-        "mapped": mapped,
-        "agree": agree,
-        "tdl": {"curves": tdl_curves, "sharded_calls": sharded_calls},
-        "direct": [jax.random.bits(jax.random.fold_in(key, i), (2,), jnp.uint32).tolist()
-                   for i in range(7)],
-    }, open(f"{out}/child.json", "w"))
+    json.dump({"curves": tdl_curves, "sharded_calls": sharded_calls},
+              open(f"{out}/tdl.json", "w"))
     """
+    )
 )
 # A quick ota_snr: one fading curve, 3 SNR points x 3 draws = 9 indices, which
 # four devices share as 12 (padding dropped).
@@ -131,20 +154,24 @@ SETTINGS = (
 )  # fmt: skip
 
 
+def _child(out, script, settings=(), devices=4):
+    """Run ``script`` in ``out`` on ``devices`` fake CPU devices; fail with its stderr."""
+    (out / "child.py").write_text(script, encoding="utf-8")
+    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    for name in sharding.ENVIRONMENT:  # one process, whatever the caller's shell says
+        env.pop(name, None)
+    done = subprocess.run(
+        [sys.executable, str(out / "child.py"), str(out), *settings],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def four_devices(tmp_path_factory):
     """The child's outputs folder, after one run on four fake CPU devices."""
     out = tmp_path_factory.mktemp("sharding")
-    script = out / "child.py"
-    script.write_text(CHILD, encoding="utf-8")
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}
-    for name in sharding.ENVIRONMENT:  # one process, whatever the caller's shell says
-        env.pop(name, None)
-    done = subprocess.run(
-        [sys.executable, str(script), str(out), *SETTINGS],
-        capture_output=True, text=True, timeout=300, env=env,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    _child(out, CHILD, SETTINGS)
     return out
 
 
@@ -170,9 +197,12 @@ def test_every_sharded_curve_agrees_on_1_and_3_devices(four_devices):
     assert child["agree"] == {"ideal": True, "orthogonal": True, "private": True}
 
 
-def test_tdl_a_curve_is_sharded_and_agrees_on_1_and_2_devices(four_devices):
+# the sharded path in the default suite: the Rayleigh curves above
+@pytest.mark.slow  # the OFDM twin compiled twice, in a child of its own
+def test_tdl_a_curve_is_sharded_and_agrees_on_1_and_2_devices(tmp_path):
     """With backend="jax" an OFDM curve runs the sharded path on the 38.901 twin."""
-    tdl = json.loads((four_devices / "child.json").read_text())["tdl"]
+    _child(tmp_path, CHILD_TDL, devices=2)
+    tdl = json.loads((tmp_path / "tdl.json").read_text())
     assert tdl["sharded_calls"] == [1, 2]
     one, two = tdl["curves"]
     assert one == two
@@ -181,7 +211,7 @@ def test_tdl_a_curve_is_sharded_and_agrees_on_1_and_2_devices(four_devices):
 
 
 def test_keys_depend_only_on_the_global_index(four_devices):
-    """7 indices on 1-4 devices in chunks of 1 and 2 (padded to 8 or 12): the same bits,
+    """7 indices on 1-4 devices in chunks of 1 or 2 (padded to 8 or 12): the same bits,
     those of ``fold_in(key, i)``, in index order, the padding dropped."""
     child = json.loads((four_devices / "child.json").read_text())
     assert len(child["mapped"]) == 4
