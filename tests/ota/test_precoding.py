@@ -53,10 +53,12 @@ def test_optimal_denoising_factor_and_mse_are_the_papers_closed_forms(no):
     g = complex_normal(0, (DRAWS, DEVICES, 1))
     eta = _eta(g, POWER, no)[:, 0]
     mse = sum_mse(g, _optimal(g, POWER, no), no)[:, 0]
-    expected = np.array([theorem_1(row, POWER, no) for row in np.asarray(g[..., 0])])
+    # the paper's loop in Python on the first 500 draws (on all 2000 it took most of the time)
+    checked = 500
+    expected = np.array([theorem_1(row, POWER, no) for row in np.asarray(g[:checked, :, 0])])
     # float32 sums of six terms: a few ulps
-    np.testing.assert_allclose(eta, expected[:, 0], rtol=2e-6)
-    np.testing.assert_allclose(mse, expected[:, 1], rtol=2e-5)
+    np.testing.assert_allclose(eta[:checked], expected[:, 0], rtol=2e-6)
+    np.testing.assert_allclose(mse[:checked], expected[:, 1], rtol=2e-5)
 
 
 def test_optimal_policy_has_the_threshold_structure():
