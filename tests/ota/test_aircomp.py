@@ -86,7 +86,11 @@ def test_sign_votes_and_decision():
         ),
         dict(channel="rayleigh", precoding="full", backend="jax", local_device=True),
         dict(channel="rayleigh", precoding="full", backend="jax", lmmse_denoising=True),
-        dict(channel="rayleigh", precoding="optimal", backend="jax"),
+        # one antenna: covered by the 4-antenna case below and end to end, against the
+        # closed form, by test_mse_vs_snr_over_the_air_is_the_closed_form_of_every_draw
+        pytest.param(
+            dict(channel="rayleigh", precoding="optimal", backend="jax"), marks=pytest.mark.slow
+        ),
         dict(
             channel="rayleigh", precoding="optimal", num_rx_ant=4, combiner="lmmse", backend="jax"
         ),
@@ -151,7 +155,9 @@ UNBIASED_SIGMAS = 5.0
     [
         dict(channel="awgn", backend="jax"),
         dict(channel="rayleigh", precoding="truncated", backend="jax"),
-        dict(channel="rayleigh", precoding="truncated", backend="sionna"),
+        # the same draws as test_jax_twin_and_sionna_agree_in_distribution's, compared there
+        pytest.param(dict(channel="rayleigh", precoding="truncated", backend="sionna"),
+                     marks=pytest.mark.slow),
         pytest.param(dict(channel="rayleigh", precoding="truncated", backend="jax",
                           num_rx_ant=2), marks=pytest.mark.slow),
     ],
@@ -249,7 +255,8 @@ def test_jax_twin_and_sionna_agree_in_distribution(key):
 
 
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
-@pytest.mark.parametrize("backend", ["jax", "sionna"])
+# the mask is applied after the channel draws, whichever backend drew them
+@pytest.mark.parametrize("backend", ["jax", pytest.param("sionna", marks=pytest.mark.slow)])
 def test_p_zero_is_local_inference_exactly(key, channel, backend):
     probs, _ = member_probs(256, 6, NUM_CLASSES)
     mask = ota.participation_mask(jax.random.key(9), (256,), 6, 0.0)
@@ -281,12 +288,15 @@ def test_participation_frequency_and_local_device_weight(key):
     "config",
     [
         dict(channel="rayleigh", precoding="truncated", backend="jax"),
-        dict(channel="rayleigh", precoding="truncated", backend="sionna"),
+        # gradients flow through the values, not the draws: the jax case above covers it
+        pytest.param(dict(channel="rayleigh", precoding="truncated", backend="sionna"),
+                     marks=pytest.mark.slow),
         dict(channel="rayleigh", precoding="full", backend="jax", num_rx_ant=2),
         dict(channel="rayleigh", precoding="phase", backend="jax", device_csi_error_var=0.1,
              lmmse_denoising=True, local_device=True),
-        dict(channel="rayleigh", precoding="optimal", backend="jax", num_rx_ant=2,
-             combiner="lmmse", device_csi_error_var=0.1),
+        # its precoder and combiner: test_optimal_and_lmmse_gradients_are_finite_at_zero_channels
+        pytest.param(dict(channel="rayleigh", precoding="optimal", backend="jax", num_rx_ant=2,
+                          combiner="lmmse", device_csi_error_var=0.1), marks=pytest.mark.slow),
         pytest.param(dict(channel="tdl-a", precoding="truncated"), marks=pytest.mark.slow),
     ],
     ids=lambda c: "-".join(f"{v}" for v in c.values()),
