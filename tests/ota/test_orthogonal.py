@@ -109,14 +109,17 @@ def test_ofdm_slots_decode_at_the_mutual_information_effective_snr(key):
     np.testing.assert_array_equal(estimate.received, np.asarray(effective) > 1e-3)
 
 
-def test_ofdm_gains_are_drawn_in_bounded_calls(key, monkeypatch):
+# the chunking does not depend on who draws: Sionna's OFDM channel against its JAX
+# twin is tests/phy's, and Sionna's gains here the slow case
+@pytest.mark.parametrize("backend", ["jax", pytest.param("sionna", marks=pytest.mark.slow)])
+def test_ofdm_gains_are_drawn_in_bounded_calls(key, monkeypatch, backend):
     # 3 blocks per call: 8 blocks take 3 calls (the last one partly dropped), call i
     # drawing what one call with fold_in(key, i) draws (up to round-off: XLA fuses the
     # loop body differently); a batch that fits is one call, with the key itself.
     # Every call draws 3 blocks: one shape, one Sionna graph to build and compile.
     from airinfer.ota import orthogonal
 
-    config = ota.OrthogonalConfig(channel="tdl-a", bits=4)
+    config = ota.OrthogonalConfig(channel="tdl-a", bits=4, backend=backend)
     num_symbols = config.link(4).num_symbols
     whole = orthogonal.ofdm_slot_gains(key, 3, 2, num_symbols, config)
     monkeypatch.setattr(orthogonal, "MAX_OFDM_ELEMENTS_PER_CALL", 3 * 2 * num_symbols)
