@@ -106,6 +106,15 @@ def complex_normal(seed, shape):
 SHARED_DIR_ENV = "AIRINFER_TEST_SHARED_DIR"
 
 
+def _cache_options(shared):
+    """JAX's persistent compilation cache in the run's folder, for every program."""
+    return {
+        "jax_compilation_cache_dir": os.path.join(shared, "jax"),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": 0,
+    }
+
+
 def pytest_configure(config):
     """Share compiled programs between the run's processes, through a fresh folder.
 
@@ -113,24 +122,27 @@ def pytest_configure(config):
     tests that build their jitted functions anew. JAX's persistent compilation
     cache stores every executable (no minimum compile time or size) in the
     run's shared folder; the next compilation of the same program, in any
-    process of the run, loads it. The folder is new for every run: no test
-    depends on what an earlier run compiled.
+    process of the run (the subprocesses tests start included), loads it. The
+    folder is new for every run: no test depends on what an earlier run compiled.
     """
     if not hasattr(config, "workerinput"):  # the process that starts the run
         config._airinfer_shared_dir = tempfile.mkdtemp(prefix="airinfer-tests-")
         os.environ[SHARED_DIR_ENV] = config._airinfer_shared_dir
     shared = os.environ.get(SHARED_DIR_ENV)
     if shared:
-        jax.config.update("jax_compilation_cache_dir", os.path.join(shared, "jax"))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+        for name, value in _cache_options(shared).items():
+            jax.config.update(name, value)
+            # and the Python subprocesses tests start (a killed training, a run
+            # without TensorFlow) share it: JAX reads its options from the environment
+            os.environ[name.upper()] = str(value)
 
 
 def pytest_unconfigure(config):
     shared = getattr(config, "_airinfer_shared_dir", None)
     if shared:
         shutil.rmtree(shared, ignore_errors=True)
-        os.environ.pop(SHARED_DIR_ENV, None)
+        for name in (SHARED_DIR_ENV, *(option.upper() for option in _cache_options(shared))):
+            os.environ.pop(name, None)
 
 
 def built_once_per_run(name, build):

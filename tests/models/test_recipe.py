@@ -1,7 +1,6 @@
 """Training recipes: augmentation, early stopping on the validation split, resumable runs."""
 
 import dataclasses
-import os
 import pathlib
 import signal
 import subprocess
@@ -182,20 +181,9 @@ def test_a_training_killed_at_a_random_step_resumes_to_the_same_parameters(
     # a step drawn at random (seeded: the same one every run) in either member's training
     kill_at = int(np.random.default_rng(15).integers(1, 2 * steps_per_member))
     monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path))
-    env = dict(os.environ)
-    # The run's compilation cache (tests/conftest.py's SHARED_DIR_ENV, not imported: the
-    # child imports this module): the resumed and whole trainings below load the
-    # steps the child compiled instead of compiling them again.
-    if shared := os.environ.get("AIRINFER_TEST_SHARED_DIR"):
-        env |= {
-            "JAX_COMPILATION_CACHE_DIR": os.path.join(shared, "jax"),
-            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
-        }
     killed = subprocess.run(
         [sys.executable, "-c", KILLED_TRAINING, str(kill_at)],
         cwd=pathlib.Path(__file__).parents[2], capture_output=True, text=True, timeout=600,
-        env=env,
     )  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     assert list(tmp_path.glob("*.partial")), "the killed run left no checkpoint"
