@@ -457,7 +457,9 @@ def test_strategy_batches_sharded_equal_the_loop(digits, digits_ensemble):
     )
     assert sharded == loop
     # at -5 dB under fading the channel costs accuracy: the draws matter
-    clean = strategy_batches.evaluate(strategy, key, images, labels, link.replace(snr_db=40.0), 64)
+    # (a float32 SNR as above: a Python float would be weakly typed, a new compilation)
+    clean_link = link.replace(snr_db=jnp.float32(40.0))
+    clean = strategy_batches.evaluate(strategy, key, images, labels, clean_link, 64)
     assert loop[0] < clean[0]
 
 
