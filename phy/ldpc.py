@@ -19,8 +19,17 @@ Decoding (:func:`decode`) is Sionna's default belief propagation: flooding,
 the boxplus-φ check-node update, the sum variable-node update, messages and
 channel LLRs clipped at ``llr_max``, a fixed number of iterations; its rate
 recovery (punctured bits at LLR 0, filler bits known) and its pruning of the
-degree-one parity nodes that nothing sent reaches. The sums run in another
-order than TensorFlow's, so rare blocks on the edge of a decision may differ.
+degree-one parity nodes that nothing sent reaches. φ is computed as Sionna
+writes it, ``log(exp(x) + 1) - log(exp(x) - 1)``; XLA's ``exp`` and ``log``
+round differently from TensorFlow's in the last bit (on about 15 % and 40 % of
+float32 arguments), and the subtractions in
+φ and in the check-node sums magnify that, so the soft values drift apart over
+the iterations of a block that converges to no codeword. On 5,000 blocks at
+1 dB (k = 512, n = 1024) the twin decides as Sionna's decoder run eagerly on
+all but 2 blocks (that no decoder decoded correctly), and as Sionna run as a
+graph (``tf.function``, where TensorFlow rewrites φ with ``log1p`` and
+``expm1``) on all but 9; Sionna's two modes differ on the same 9. 8 of them
+no decoder decoded correctly; the ninth Sionna's graph mode alone failed.
 
 >>> import numpy as np
 >>> code = ldpc_code(512, 1024)

