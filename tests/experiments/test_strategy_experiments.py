@@ -1,6 +1,8 @@
 """strategies_snr and table1 on digits with briefly trained models (own model cache)."""
 
 import dataclasses
+import os
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -15,6 +17,7 @@ from airinfer.strategies.cloud import CloudStrategy
 from airinfer.strategies.edge_ensemble import EdgeEnsembleStrategy
 from airinfer.strategies.local import LocalStrategy
 from airinfer.strategies.split_digital import SplitDigitalStrategy
+from tests.conftest import SHARED_DIR_ENV
 
 # Two compact members and a full CNN, three epochs each: cheap, yet far above chance.
 TINY = {
@@ -26,8 +29,15 @@ TINY = {
 
 @pytest.fixture(autouse=True)
 def own_cache(tmp_path_factory, monkeypatch):
-    """A model cache of this module's own (shared by its tests), and fresh memo tables."""
-    monkeypatch.setenv("AIRINFER_CACHE", str(tmp_path_factory.getbasetemp() / "models"))
+    """A model cache of the strategy experiments' own, and fresh memo tables.
+
+    The cache is in the run's shared folder, so that the tiny models are trained
+    once per run, not once per worker (the cache's lock makes the other workers
+    wait for them); in this process's base folder without one.
+    """
+    shared = os.environ.get(SHARED_DIR_ENV)
+    root = pathlib.Path(shared) if shared else tmp_path_factory.getbasetemp()
+    monkeypatch.setenv("AIRINFER_CACHE", str(root / "strategy-models"))
     strategies_snr.clear_caches()
     table1.attack_data.cache_clear()
     table1.blind_floor.cache_clear()
