@@ -102,6 +102,10 @@ def test_cost_hand_computed(digits_cnn):
     assert bottleneck_flops(bottleneck, (2, 2, 32), "compress") == 4 * (2 * 32 * 4 + 4)
 
 
+# slow: one more compilation of the LDPC link; the default suite covers its parts, the
+# jitted receive and the server (test_eight_bits_at_40_db_within_the_quantiser_bound)
+# and the cost (test_cost_hand_computed)
+@pytest.mark.slow
 def test_full_call_is_jitted_and_its_cost_exact(eight_bits, digits_cnn, digits_batch, key):
     strategy, receive = eight_bits
     images, _ = digits_batch
@@ -162,6 +166,9 @@ def test_eight_bits_at_40_db_within_the_quantiser_bound(eight_bits, digits_cnn, 
     assert accuracy(strategy.server(hopeless.received), labels) <= chance_bound(labels)
 
 
+# slow: another LDPC program (four blocks); the 8-bit case covers the quantiser bound
+# over the link (test_eight_bits_at_40_db_within_the_quantiser_bound)
+@pytest.mark.slow
 def test_sixteen_bits_at_40_db_is_the_full_model(digits_cnn, digits_batch, key):
     images, _ = digits_batch
     clip = calibrate_clip(digits_cnn, "conv2", images, percentile=100)
