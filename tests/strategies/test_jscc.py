@@ -106,7 +106,7 @@ def test_unit_energy_gradient_is_finite_for_a_zero_row():
         return jnp.sum(jnp.abs(unit_energy_symbols(reals)[:, :3]) ** 2)
 
     reals = jnp.zeros((2, 8)).at[1].set(jnp.arange(8.0))
-    grad = jax.grad(total_power)(reals)
+    grad = jax.jit(jax.grad(total_power))(reals)  # one program, not one per operation
     assert np.all(np.isfinite(grad))
     np.testing.assert_array_equal(grad[0], 0.0)
     assert np.any(grad[1] != 0)
@@ -128,11 +128,16 @@ def test_encoder_meets_the_power_constraint_for_adversarial_features(side_info):
 
 # --------------------------------------------------------------------------- channel
 
+# The channel tests send symbols of one shape, so that the link's operations, run
+# eagerly, are compiled (and Sionna's traced) once per channel and backend.
+LINK_SHAPE = (4096, 4)
+
 
 @pytest.mark.parametrize("backend", ["jax", "sionna"])
 @pytest.mark.parametrize("channel", ["awgn", "rayleigh"])
 def test_noise_free_link_returns_the_symbols(channel, backend):
-    x = unit_energy_symbols(normal(2, (16, 2 * 32)))
+    batch, k = LINK_SHAPE
+    x = unit_energy_symbols(normal(2, (batch, 2 * k)))
     equalised, effective = analog_link(jax.random.key(3), x, jnp.inf, channel, backend=backend)
     # conj(h) h x / |h|^2 = x up to float rounding
     np.testing.assert_allclose(equalised, x, rtol=1e-5, atol=1e-5)
@@ -142,8 +147,8 @@ def test_noise_free_link_returns_the_symbols(channel, backend):
 @pytest.mark.parametrize("backend", ["jax", "sionna"])
 def test_awgn_noise_has_the_stated_power(backend):
     """(1 + no) x_hat - x = n ~ CN(0, no); E|n|^2 = no, and |n|^2 ~ Exp has std no."""
-    batch, k, snr_db = 64, 256, 10.0
-    samples = batch * k
+    (batch, k), snr_db = LINK_SHAPE, 10.0
+    samples = batch * k  # 16384
     tolerance = 5 / math.sqrt(samples)  # 5 sigma of the relative error of a mean of Exp(no)
     x = unit_energy_symbols(normal(4, (batch, 2 * k)))
     equalised, effective = analog_link(jax.random.key(5), x, snr_db, "awgn", backend=backend)
@@ -156,8 +161,8 @@ def test_awgn_noise_has_the_stated_power(backend):
 @pytest.mark.parametrize("backend", ["jax", "sionna"])
 def test_rayleigh_effective_snr_has_one_unit_mean_gain_per_block(backend):
     """The effective SNR is snr + 10 log10|h|^2; E|h|^2 = 1 (exponential |h|^2, one per sample)."""
-    batch, k, snr_db = 4000, 4, 5.0
-    tolerance = 5 / math.sqrt(batch)  # 5 sigma of a mean of Exp(1)
+    (batch, k), snr_db = LINK_SHAPE, 5.0
+    tolerance = 5 / math.sqrt(batch)  # 5 sigma of a mean of Exp(1): 0.078
     x = jnp.ones((batch, k), jnp.complex64)
     _, effective = analog_link(jax.random.key(6), x, snr_db, "rayleigh", backend=backend)
     gain = 10 ** ((np.asarray(effective) - snr_db) / 10)
@@ -253,10 +258,15 @@ def _assert_gradient_matches_finite_differences(loss, state, seed=0):
     and along a random direction with step 3e-3: float32 rounding of a loss
     near 2 gives about 1e-4 of absolute error; larger steps cross ReLU kinks.
     """
-    grad = jax.jit(jax.grad(loss))(state)
+    # one compiled program gives the gradient and, at the shifted points, the loss
+    value_and_grad = jax.jit(jax.value_and_grad(loss))
+    _, grad = value_and_grad(state)
     assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grad))
     random = jax.tree.map(lambda leaf: normal((seed, leaf.size), leaf.shape), state)
-    loss = jax.jit(loss)
+
+    def loss(state):
+        return value_and_grad(state)[0]
+
     for direction, step, rtol, atol in ((grad, 1e-3, 0.01, 1e-3), (random, 3e-3, 0.1, 2e-4)):
         direction = _unit(direction)
         projected = float(
