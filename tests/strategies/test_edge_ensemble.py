@@ -60,7 +60,9 @@ def test_cost_hand_computed(group):
     assert alone.channel_uses == 0
 
 
-@pytest.mark.parametrize("backend", ["jax", "sionna"])
+# Sionna is slow: another compilation of the whole strategy; Sionna's flat fading
+# against its twin is tests/phy/test_channels.py (test_twins_agree_...)
+@pytest.mark.parametrize("backend", ["jax", pytest.param("sionna", marks=pytest.mark.slow)])
 def test_high_snr_full_connectivity_is_the_noiseless_ensemble(group, images, backend):
     strategy = EdgeEnsembleStrategy(group)
     outcome = jax.jit(strategy)(
