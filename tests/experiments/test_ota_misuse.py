@@ -27,6 +27,7 @@ from airinfer.experiments import (
 )
 from airinfer.experiments.config import ConfigError, apply_overrides, check_config
 from airinfer.experiments.members import EnsembleSpec
+from tests.experiments.older_results import read_rows, without_column
 from tests.experiments.test_ota_experiments import NUM_MEMBERS, NUM_TEST, fake_members  # noqa: F401
 
 TINY = ota_snr.OtaSnrConfig(
@@ -187,19 +188,12 @@ def test_a_folder_written_before_the_column_resumes(fake_members, tmp_path, capl
     config = dataclasses.replace(TINY, schemes=("noiseless",), backend="sionna")
     runner.run(ota_snr.EXPERIMENT, config, tmp_path, progress=False)
     results = tmp_path / "results.csv"
-    with open(results, encoding="utf-8", newline="") as file:
-        header, *rows = list(csv.reader(file))
-    column = header.index("undecided")
-    old_header = header[:column] + header[column + 1 :]
-    old_rows = [row[:column] + row[column + 1 :] for row in rows[:-1]]  # the last one unfinished
-    with open(results, "w", encoding="utf-8", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows([old_header, *old_rows])
+    old_header, old_rows, num_rows = without_column(results, "undecided")
     ota_snr._curve.cache_clear()
     with caplog.at_level(logging.WARNING):
         result = runner.run(ota_snr.EXPERIMENT, config, tmp_path, progress=False)
-    assert result.computed == 1 and result.resumed == len(rows) - 1
-    with open(results, encoding="utf-8", newline="") as file:
-        new_header, *new_rows = list(csv.reader(file))
+    assert result.computed == 1 and result.resumed == num_rows - 1
+    new_header, new_rows = read_rows(results)
     assert new_header == [*old_header, "undecided"]
     assert [row[:-1] for row in new_rows[:-1]] == old_rows
     assert [row[-1] for row in new_rows] == [""] * len(old_rows) + ["0"]

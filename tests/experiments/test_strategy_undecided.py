@@ -4,7 +4,6 @@ are never counted correct, and the strategy sweeps count them in ``undecided``.
 No training: a fake strategy reads its answer from the image itself.
 """
 
-import csv
 import dataclasses
 import logging
 import types
@@ -25,6 +24,7 @@ from airinfer.experiments import (
 )
 from airinfer.strategies.base import Link, Outcome
 from airinfer.strategies.cost import Cost
+from tests.experiments.older_results import read_rows, without_column
 
 NUM_CLASSES = 10
 # pixel [0, 0] holds the label, [1, 0] whether the answer is wrong, [0, 1] the poison
@@ -131,17 +131,10 @@ def test_strategies_snr_rows_count_the_undecided_and_an_older_folder_resumes(fak
     assert by_snr[10.0]["accuracy"] == CORRECT / len(LABELS)
 
     results = tmp_path / "results.csv"
-    with open(results, encoding="utf-8", newline="") as file:
-        header, *rows = list(csv.reader(file))
-    column = header.index("undecided")
-    old_header = header[:column] + header[column + 1 :]
-    old_rows = [row[:column] + row[column + 1 :] for row in rows[:-1]]  # the last one unfinished
-    with open(results, "w", encoding="utf-8", newline="") as file:
-        csv.writer(file, lineterminator="\n").writerows([old_header, *old_rows])
+    old_header, old_rows, num_rows = without_column(results, "undecided")
     result = runner.run(strategies_snr.EXPERIMENT, config, tmp_path, progress=False)
-    assert result.computed == 1 and result.resumed == len(rows) - 1
-    with open(results, encoding="utf-8", newline="") as file:
-        new_header, *new_rows = list(csv.reader(file))
+    assert result.computed == 1 and result.resumed == num_rows - 1
+    new_header, new_rows = read_rows(results)
     assert new_header == [*old_header, "undecided"]
     assert [row[:-1] for row in new_rows[:-1]] == old_rows
     assert [row[-1] for row in new_rows] == [""] * len(old_rows) + [str(UNDECIDED)]
