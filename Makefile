@@ -38,7 +38,7 @@ lint: setup
 
 # The documentation site (mkdocs.yml) into site/, every warning an error; the docs
 # extra is installed on first use. The banner about MkDocs 2 is not a warning of ours.
-DOCS_RESULTS := strategies_snr_full table1_full oac_table1_full ota_privacy_full_dp \
+DOCS_RESULTS := strategies_snr_full_jax table1_full oac_table1_full ota_privacy_full_dp \
 	latency_bitrate_full link_ber_quick baseline_quick strategies_budget_fashion_mnist \
 	ota_connectivity_quick ota_snr_full_jax
 
