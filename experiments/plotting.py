@@ -290,12 +290,17 @@ def single_legend(figure: Figure, columns: int | None = None, fontsize="small") 
         return
     for legend in list(figure.legends):
         legend.remove()
-    columns = columns or min(len(labels), 3 if max(map(len, labels)) > 24 else 4)
-    # "outside": constrained layout makes room for it below the panels
-    figure.legend(
-        handles, labels, loc="outside lower center", ncols=columns, fontsize=fontsize,
-        frameon=False,
-    )  # fmt: skip
+    # "outside": constrained layout makes room for it below the panels, but does
+    # not shrink it; so as many columns as fit the figure's width, at most 4
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    for ncols in range(columns or min(len(labels), 4), 0, -1):
+        legend = figure.legend(
+            handles, labels, loc="outside lower center", ncols=ncols, fontsize=fontsize,
+            frameon=False,
+        )  # fmt: skip
+        if ncols == 1 or legend.get_window_extent(renderer).width <= figure.bbox.width:
+            break
+        legend.remove()
 
 
 def save_figure(figure: Figure, path, legend: bool = True) -> None:

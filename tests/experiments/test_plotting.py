@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from airinfer.experiments import plotting, registry, runner
@@ -70,6 +71,26 @@ def test_single_legend_gathers_panels_once_and_keeps_figures_without_labels():
     bare.add_subplot().plot([0, 1], [0, 1])
     plotting.single_legend(bare)
     assert bare.legends == []
+
+
+@pytest.mark.parametrize(("width", "curves"), [(6.0, 7), (15.0, 13)])
+def test_the_legend_fits_the_figure_and_fills_its_width(width, curves):
+    # ota_connectivity's single panel drew 3 columns of 57-character labels, wider than itself
+    figure = Figure(figsize=(width, 4.6), layout="constrained")
+    axes = figure.add_subplot()
+    for k in range(curves):
+        label = f"K = 16 devices × width 0.{k}, over the air, belief average"
+        axes.plot([0, 1], [k, k], label=label)
+    plotting.single_legend(figure)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    legend = figure.legends[0]
+    assert legend.get_window_extent(renderer).width <= figure.bbox.width
+    figure.draw_without_rendering()  # places the legend's texts
+    columns = len({round(t.get_window_extent(renderer).x0) for t in legend.get_texts()})
+    # no column too few: one more would not have fitted (or there are 4 already)
+    wider = figure.legend(*axes.get_legend_handles_labels(), ncols=columns + 1, fontsize="small")
+    assert columns == 4 or wider.get_window_extent(renderer).width > figure.bbox.width
+    assert columns == (1 if width < 10 else 3)
 
 
 def test_styles_names_and_dodges():
