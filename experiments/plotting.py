@@ -276,7 +276,8 @@ def single_legend(figure: Figure, columns: int | None = None, fontsize="small") 
     """Gather the legend entries of every panel into one legend below the figure.
 
     Entries with the same label are shown once; the panels' own legends are removed.
-    Does nothing when no panel has a labelled artist.
+    ``columns`` caps the legend's columns (default 4); fewer are used where that
+    many would be wider than the figure. Does nothing when no panel has a labelled artist.
     """
     handles, labels = [], []
     for axes in figure.axes:
