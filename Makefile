@@ -31,6 +31,7 @@ bench: setup
 	$(BIN)/python -m airinfer.benchmarks.ota
 	$(BIN)/python -m airinfer.benchmarks.jscc
 	$(BIN)/python -m airinfer.benchmarks.ldpc
+	$(BIN)/python -m airinfer.benchmarks.allocator
 
 lint: setup
 	$(BIN)/ruff check .
@@ -39,7 +40,7 @@ lint: setup
 # The documentation site (mkdocs.yml) into site/, every warning an error; the docs
 # extra is installed on first use. The banner about MkDocs 2 is not a warning of ours.
 DOCS_RESULTS := strategies_snr_full_jax table1_full oac_table1_full ota_privacy_full_dp \
-	latency_bitrate_full link_ber_quick baseline_quick strategies_budget_fashion_mnist \
+	latency_bitrate_full link_ber_quick baseline_fashion_mnist strategies_budget_fashion_mnist \
 	ota_connectivity_full_jax ota_snr_full_jax inversion_snr_full_jax
 
 $(BIN)/mkdocs: | $(BIN)/airinfer

@@ -11,7 +11,7 @@ Each kind is handled as follows:
 - ``python -m airinfer...``: executed (slow);
 - ``make TARGET``: the target is checked with ``make -n`` (it runs the commands
   above, or the test suite itself);
-- commands that set up a machine (``pip install``, ``export``) or need a
+- commands that set up a machine (``pip install``, ``apt-get``, ``export``) or need a
   cluster's scheduler (``srun``) are listed in :data:`NOT_RUN` with the reason;
   the ``airinfer`` command inside ``srun`` is still resolved.
 
@@ -41,6 +41,7 @@ DOC_FILES = sorted([ROOT / "README.md", *(ROOT / "docs").rglob("*.md")], key=lam
 # Kinds of command that are not executed here, with the reason.
 NOT_RUN = {
     "pip": "installs packages (GPU builds); needs the network",
+    "apt-get": "installs system packages; needs root and the network",
     "export": "sets a variable of the reader's shell",
     "srun": "needs a SLURM cluster; its airinfer command is resolved",
 }
