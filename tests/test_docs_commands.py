@@ -149,10 +149,11 @@ def reader_defined():
         ),  # the class, its registration
         (pages, _python_blocks(pages)[1]),  # last_member
     ]
+    namespaces = {}  # a page's blocks share one namespace, as in a reader's session
     try:
         for path, block in blocks:
             code = compile(block, str(path), "exec", dont_inherit=True)
-            exec(code, {"__name__": f"docs_{path.stem}"})
+            exec(code, namespaces.setdefault(path, {"__name__": f"docs_{path.stem}"}))
         yield
     finally:
         registry.REGISTERED.pop("my_sweep", None)
