@@ -43,13 +43,17 @@ COMMENTARY_DIR = "commentary"
 _ROLE = re.compile(r":(?:func|class|meth|mod|attr|data|obj|exc):`~?([^`]+)`")
 # "text::" before an indented literal block; the indented block is Markdown's code block
 _LITERAL = re.compile(r"(?m)(?<=\S)::$")
+# a paragraph of "::" alone only announces the literal block: RST drops it
+_BARE_LITERAL = re.compile(r"(?m)^::\n\n")
 
 
 def _rst_to_markdown(text: str) -> str:
     """Sphinx roles as code spans (``:func:`~a.b` `` → `` `a.b` ``), ``text::`` as ``text:``.
 
-    ``code`` is Markdown already, and so is an indented literal block.
+    A ``::`` paragraph alone is dropped, as RST does. ``code`` is Markdown already, and
+    so is an indented literal block.
     """
+    text = _BARE_LITERAL.sub("", text)
     return _LITERAL.sub(":", _ROLE.sub(lambda match: f"`{match.group(1)}`", text))
 
 

@@ -123,6 +123,11 @@ def test_docstring_rst_becomes_markdown():
     assert report._rst_to_markdown(text) == (
         "Uses `airinfer.phy.theory.ber` and `Link`, like this:\n\n    x = 1\n"
     )
+    # a "::" paragraph alone announces the block and is dropped, as RST does
+    text = "Train it.\n\n::\n\n    airinfer run train\n\ntrains K members::\n"
+    assert report._rst_to_markdown(text) == (
+        "Train it.\n\n    airinfer run train\n\ntrains K members:\n"
+    )
 
 
 def test_commentary_is_included_not_copied(tmp_path):
