@@ -148,12 +148,12 @@ def run_point(key, config, point):
     )  # fmt: skip
     correct, reached, undecided = evaluate(hybrid, key, images, labels, link, config.batch_size)
     n = len(labels)
-    row = {"server_reached": reached / n, "undecided": undecided}
+    row = {}  # the hybrid's accuracy first: a point's status line shows it
     for scheme in SCHEMES:
         low, high = wilson_interval(correct[scheme], n)
         row[scheme] = correct[scheme] / n
         row[f"{scheme}_ci"] = (high - low) / 2
-    return row
+    return {**row, "server_reached": reached / n, "undecided": undecided}
 
 
 def plot(rows, config, path):

@@ -205,3 +205,16 @@ def test_hybrid_snr_counts_the_images_its_fused_decision_leaves_undecided():
     assert undecided == UNDECIDED
     assert correct == {"hybrid": CORRECT, "ensemble": len(LABELS), "server": 0}
     assert reached == 0
+
+
+def test_a_hybrid_snr_point_leads_with_the_hybrid_accuracy(monkeypatch):
+    # the row's first measured column is what the point's status line shows
+    monkeypatch.setattr(strategies_snr, "setup", lambda config: (None, None, None, IMAGES, LABELS))
+    monkeypatch.setattr(strategies_snr, "strategy", lambda *args: PoisonedHybrid())
+    config = hybrid_snr.HybridSnrConfig(batch_size=BATCH)
+    point = {"channel": "awgn", "server_connectivity": 0.5, "snr_db": 10.0}
+    row = hybrid_snr.run_point(jax.random.key(0), config, point)
+    assert next(iter(row)) == "hybrid"
+    assert row["hybrid"] == CORRECT / len(LABELS) and row["undecided"] == UNDECIDED
+    cells = {name: str(value) for name, value in row.items()}
+    assert runner._headline(cells, point).startswith(f"hybrid={CORRECT / len(LABELS):.4g} +/- ")
