@@ -41,7 +41,8 @@ lint: setup
 # extra is installed on first use. The banner about MkDocs 2 is not a warning of ours.
 DOCS_RESULTS := strategies_snr_full_jax table1_full oac_table1_full ota_privacy_full_dp \
 	latency_bitrate_full link_ber_quick baseline_fashion_mnist strategies_budget_fashion_mnist \
-	ota_connectivity_full_jax ota_snr_full_jax inversion_snr_full_jax
+	ota_connectivity_full_jax ota_snr_full_jax inversion_snr_full_jax train_digits \
+	train_encoder_digits hybrid_snr_full_jax
 
 $(BIN)/mkdocs: | $(BIN)/airinfer
 	$(BIN)/pip install -e '.[docs]'
