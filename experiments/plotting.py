@@ -137,7 +137,7 @@ STYLES = {
     "edge_ensemble": ("#009E73", "^", "-"),
     "edge_ensemble_direct": ("#117733", "d", "-"),
     "edge_ensemble_encoder": ("#56B4E9", "D", "-"),
-    "hybrid": ("#44AA99", "*", "--"),
+    "hybrid": ("#CC79A7", "*", "--"),
     "ensemble": ("#009E73", "^", ":"),
     "server": ("black", "s", "--"),
     "mean_softmax": ("#009E73", "^", "-"),

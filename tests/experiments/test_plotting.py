@@ -7,7 +7,8 @@ import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from airinfer.experiments import plotting, registry, runner
+from airinfer.experiments import hybrid_snr, plotting, registry, runner
+from airinfer.strategies import registry as strategy_registry
 
 # Code names that must not reach a legend: every name the figures translate, and
 # the lower-case channel and link names.
@@ -104,6 +105,11 @@ def test_styles_names_and_dodges():
         if name in ("noiseless", "ota_belief", "ota_vote", "ota_sign", "orthogonal", "best_single")
     }
     assert len(looks) == 6
+    # curves drawn in one figure each have a colour of their own
+    train_rules = ("mean_softmax", "majority_vote")
+    for together in (strategy_registry.names(), hybrid_snr.SCHEMES, train_rules):
+        colours = [plotting.style(name)["color"] for name in together]
+        assert len(set(colours)) == len(colours), together
     assert plotting.style("ota_belief")["marker"] == "o"
     assert plotting.style("a_user_curve", 2) == {**plotting.curve_style(2), "linestyle": "-"}
     assert plotting.display_name("best_single") == "best single device"
