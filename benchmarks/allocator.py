@@ -18,7 +18,8 @@ one JSON line::
 
     {"steps": 100, "batch_size": 128, "glibc_samples_per_s": ...,
      "glibc_faults_per_step": ..., "jemalloc_samples_per_s": ..., ...,
-     "jemalloc_speedup": jemalloc / glibc, "tcmalloc_speedup": ...}
+     "jemalloc_speedup": jemalloc / glibc, "tcmalloc_speedup": ...,
+     "jax_backend": ..., "devices": [...], "cpu_count": ..., "machine": ...}
 """
 
 import argparse
@@ -30,6 +31,8 @@ import subprocess
 import sys
 import time
 
+from airinfer.benchmarks.timing import where_it_ran
+
 __all__ = ["ALLOCATORS", "preload_environment"]
 
 #: allocator -> (library name for ctypes.util.find_library, settings in its environment)
@@ -39,6 +42,8 @@ ALLOCATORS = {
     "jemalloc": ("jemalloc", {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}),
     "tcmalloc": ("tcmalloc_minimal", {}),
 }
+#: the variables that choose and tune an allocator
+SETTINGS = ("LD_PRELOAD", "MALLOC_CONF")
 
 
 def preload_environment(allocator: str) -> dict[str, str] | None:
@@ -51,6 +56,17 @@ def preload_environment(allocator: str) -> dict[str, str] | None:
         return {}
     found = ctypes.util.find_library(library)  # a soname, which LD_PRELOAD looks up
     return None if found is None else {"LD_PRELOAD": found, **settings}
+
+
+def _child_environment(allocator: str, environ) -> dict[str, str] | None:
+    """``environ`` with ``allocator``'s settings in place of those it was started with.
+
+    None when the allocator is not installed.
+    """
+    settings = preload_environment(allocator)
+    if settings is None:
+        return None
+    return {k: v for k, v in environ.items() if k not in SETTINGS} | settings
 
 
 def _child(steps: int, batch_size: int, repeats: int) -> dict:
@@ -103,12 +119,9 @@ def main(argv=None) -> None:
         return
     result = {"steps": args.steps, "batch_size": args.batch_size}
     for allocator in ALLOCATORS:
-        settings = preload_environment(allocator)
+        environment = _child_environment(allocator, os.environ)
         measured = {"samples_per_s": None, "faults_per_step": None}
-        if settings is not None:
-            environment = {**os.environ, **settings}
-            if allocator == "glibc":
-                environment.pop("LD_PRELOAD", None)
+        if environment is not None:
             done = subprocess.run(
                 [sys.executable, "-m", __spec__.name, "--child", *(argv or sys.argv[1:])],
                 env=environment, capture_output=True, text=True, check=True,
@@ -119,7 +132,7 @@ def main(argv=None) -> None:
     for allocator in ("jemalloc", "tcmalloc"):
         rate = result[f"{allocator}_samples_per_s"]
         result[f"{allocator}_speedup"] = rate and round(rate / result["glibc_samples_per_s"], 3)
-    print(json.dumps(result), flush=True)
+    print(json.dumps(result | where_it_ran()), flush=True)
 
 
 if __name__ == "__main__":

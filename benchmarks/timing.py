@@ -7,7 +7,7 @@ import time
 
 import jax
 
-__all__ = ["parse_args", "median_ms", "result_line"]
+__all__ = ["parse_args", "median_ms", "result_line", "where_it_ran"]
 
 VARIANTS = ("bridge", "jax", "tf")
 TARGETS = {"bridge_over_jax": "<= 1.5", "tf_over_bridge": ">= 1.0"}
@@ -90,6 +90,13 @@ def result_line(benchmark, workload, ms, *, digits=2, extra=None, targets=None):
     return result | {
         "targets": dict(TARGETS if targets is None else targets),
         **(extra or {}),
+        **where_it_ran(),
+    }
+
+
+def where_it_ran() -> dict:
+    """``jax_backend``, ``devices``, ``cpu_count`` and ``machine``: the end of a result line."""
+    return {
         "jax_backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "cpu_count": os.cpu_count(),
